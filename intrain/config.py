@@ -1,0 +1,450 @@
+"""The one configuration object from which the golden model, the RTL and the simulations are built.
+
+A :class:`Config` holds everything that defines a trainer: layer sizes, per-layer bit widths
+W-A-G-E, the power-of-two learning-rate schedule, batch size, weight clip variant, random-number
+lanes and seeds, accumulator width and the systolic array shape. It is immutable and validated on
+construction: an invalid value raises :class:`~intrain.errors.ConfigError` naming the field and
+the allowed range. :meth:`Config.plan` derives the per-layer constants of ``shared/SPEC.md``
+(scale shifts, clip limits, accumulator widths) exactly, with integer arithmetic only.
+
+This module imports nothing else of intrain but its errors and the LFSR specification.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
+from pathlib import Path
+
+from intrain.errors import ConfigError
+from intrain.lfsr_spec import LfsrSpec
+
+__all__ = ["Bits", "Config", "LayerPlan", "ConfigError", "DEFAULT_LAYERS"]
+
+DEFAULT_LAYERS = (64, 256, 10)
+
+
+def _check_int(name, value, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Bits:
+    """Bit widths of one layer: weights (forward view), activations, gradients, errors."""
+
+    w: int = 2
+    a: int = 8
+    g: int = 8
+    e: int = 8
+
+    def __post_init__(self):
+        _check_int("bits.w", self.w, 2, 8)
+        _check_int("bits.a", self.a, 2, 16)
+        _check_int("bits.g", self.g, self.w, 16)
+        _check_int("bits.e", self.e, 2, 16)
+
+    @classmethod
+    def parse(cls, text) -> Bits:
+        """Parse ``"W-A-G-E"`` such as ``"2-8-8-8"``."""
+        if isinstance(text, Bits):
+            return text
+        if isinstance(text, dict):
+            return cls(**text)
+        parts = str(text).split("-")
+        if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):
+            raise ConfigError(f"bits must look like W-A-G-E, for example 2-8-8-8, not {text!r}")
+        return cls(*(int(p) for p in parts))
+
+    def __str__(self):
+        return f"{self.w}-{self.a}-{self.g}-{self.e}"
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """Constants of one fully connected layer, derived from a :class:`Config`.
+
+    All quantities are integers; the real value of a forward accumulator is
+    ``acc * 2 ** -out_shift``.
+
+    Attributes
+    ----------
+    index : int
+        Layer number, 1-based as in SPEC.md.
+    n_in, n_out : int
+        Fan-in and fan-out.
+    bits : Bits
+        This layer's widths; ``bits.a`` is the width of its output activations.
+    in_bits : int
+        Width of its input activations.
+    last : bool
+        The output layer: no ReLU, no QA.
+    alpha_log2 : int
+        ``log2(alpha_l)``, the layer scale.
+    out_shift : int
+        ``(w - 1) + (in_bits - 1) + alpha_log2``.
+    qa_shift : int
+        QA divides the accumulator by ``2 ** qa_shift`` (negative: multiplies).
+    a_max : int
+        ``2 ** (bits.a - 1) - 1``, QA's saturation value.
+    e_max : int
+        ``2 ** (bits.e - 1) - 1``.
+    t_max : int
+        ``2 ** (bits.w - 1) - 1``, the largest forward weight.
+    t_shift : int
+        Stored weights are in units of ``2 ** (1 - g)``; ``T = clip(round(W / 2 ** t_shift))``.
+    w_max : int
+        Stored weights are clipped to ``[-w_max, w_max]``.
+    label : int
+        The value 1.0 in output-accumulator units (``2 ** out_shift``), for the output error.
+    init_limit : float
+        Weights start uniform in ``[-init_limit, init_limit]`` (real units).
+    acc_bits_forward, acc_bits_backward, acc_bits_gradient : int
+        Signed widths that hold every forward accumulator, every backward product
+        ``T^T . E`` and every batch-summed gradient, from fan-in, fan-out and batch.
+    """
+
+    index: int
+    n_in: int
+    n_out: int
+    bits: Bits
+    in_bits: int
+    last: bool
+    alpha_log2: int
+    out_shift: int
+    qa_shift: int
+    a_max: int
+    e_max: int
+    t_max: int
+    t_shift: int
+    w_max: int
+    label: int
+    init_limit: float
+    acc_bits_forward: int
+    acc_bits_backward: int
+    acc_bits_gradient: int
+
+    @property
+    def in_max(self) -> int:
+        return (1 << (self.in_bits - 1)) - 1
+
+
+def _signed_bits(bound: int) -> int:
+    """Width of a signed integer that holds every value in ``[-bound, bound]``."""
+    return bound.bit_length() + 1
+
+
+def _alpha_log2(n_in: int, kw: int) -> int:
+    """``log2 max(Shift(L_min / L_init), 1)`` with ``L_min = 1.5 * 2 ** (1 - kw)`` and
+    ``L_init = sqrt(3 / n_in)``, exactly: ``(L_min / L_init) ** 2 = 3 * n_in / 4 ** kw``.
+
+    ``round(log2 r)`` is the ``k`` with ``2 ** (2k - 1) <= r ** 2 < 2 ** (2k + 1)`` (``r ** 2`` is
+    never a power of two times 2, since ``3 * n_in`` is not a power of two: no ties).
+    """
+    num, den = 3 * n_in, 4**kw
+    # q = floor(log2(num / den)), exactly.
+    q = num.bit_length() - den.bit_length()
+    if (num << max(0, -q)) < (den << max(0, q)):
+        q -= 1
+    k = -((-q) // 2)
+    return max(k, 0)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that defines an integer trainer. Immutable; validated on construction.
+
+    Parameters
+    ----------
+    layers : tuple of int
+        Layer sizes from input to output, e.g. ``(64, 256, 10)``.
+    bits : tuple of Bits
+        W-A-G-E widths, one per weight layer (a single value is repeated for every layer).
+    input_bits : int
+        Width of the quantized input ``A_0`` (data mapped to [-1, 1]).
+    batch_size : int
+        Samples per training step.
+    epochs : int
+        Passes over the training set.
+    lr_schedule : tuple of (int, int)
+        ``(first_epoch, lam)`` pairs: from ``first_epoch`` on, the learning rate is ``2 ** lam``.
+        The first pair starts at epoch 0.
+    weight_clip : str
+        ``"code"``: stored weights clipped to ``+-(1 - sigma(kW))`` (reference code);
+        ``"paper"``: ``+-(1 - sigma(kG))``.
+    seed : int
+        Seeds weight initialisation, data shuffling and (unless given) the random lanes.
+    rng_lanes : int
+        Independent LFSR lanes of the stochastic rounder.
+    rng_seeds : tuple of int or None
+        One non-zero seed per lane; derived from ``seed`` when omitted (lanes evenly spaced around
+        the LFSR cycle).
+    lfsr : LfsrSpec
+        Generator polynomial and draw width.
+    acc_bits : int
+        Width of the hardware accumulators; must hold every accumulator of every layer.
+    array_rows, array_cols : int
+        Shape of the systolic MAC array.
+    """
+
+    layers: tuple[int, ...] = DEFAULT_LAYERS
+    bits: tuple[Bits, ...] = (Bits(),)
+    input_bits: int = 8
+    batch_size: int = 16
+    epochs: int = 30
+    lr_schedule: tuple[tuple[int, int], ...] = ((0, 0),)
+    weight_clip: str = "code"
+    seed: int = 0
+    rng_lanes: int = 8
+    rng_seeds: tuple[int, ...] | None = None
+    lfsr: LfsrSpec = field(default_factory=LfsrSpec)
+    acc_bits: int = 32
+    array_rows: int = 8
+    array_cols: int = 8
+
+    def __post_init__(self):
+        s = object.__setattr__
+        layers = self.layers
+        if isinstance(layers, str):
+            layers = _parse_int_list("layers", layers)
+        if not isinstance(layers, (tuple, list)) or len(layers) < 2:
+            raise ConfigError(
+                f"layers must list at least two sizes (input and output), not {self.layers!r}")
+        layers = tuple(_check_int(f"layers[{i}]", n, 1, 65536) for i, n in enumerate(layers))
+        s(self, "layers", layers)
+        n_weight_layers = len(layers) - 1
+
+        bits = self.bits
+        if isinstance(bits, (str, Bits, dict)):
+            bits = (bits,)
+        bits = tuple(Bits.parse(b) for b in bits)
+        if len(bits) == 1:
+            bits = bits * n_weight_layers
+        if len(bits) != n_weight_layers:
+            raise ConfigError(
+                f"bits must give one W-A-G-E per weight layer ({n_weight_layers}) or one for all, "
+                f"not {len(bits)}")
+        s(self, "bits", bits)
+
+        _check_int("input_bits", self.input_bits, 2, 16)
+        _check_int("batch_size", self.batch_size, 1, 4096)
+        _check_int("epochs", self.epochs, 1, 100000)
+        sched = self.lr_schedule
+        if isinstance(sched, str):
+            sched = _parse_schedule(sched)
+        try:
+            sched = tuple((int(e), int(lam)) for e, lam in sched)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"lr_schedule must be (first_epoch, lam) pairs, not {self.lr_schedule!r}") from None
+        if not sched or sched[0][0] != 0:
+            raise ConfigError(f"lr_schedule must start at epoch 0, not {self.lr_schedule!r}")
+        for i, (e, lam) in enumerate(sched):
+            _check_int(f"lr_schedule[{i}].lam", lam, -16, 16)
+            if i and e <= sched[i - 1][0]:
+                raise ConfigError(
+                    f"lr_schedule epochs must increase, not {[p[0] for p in sched]!r}")
+        s(self, "lr_schedule", sched)
+        if self.weight_clip not in ("code", "paper"):
+            raise ConfigError(f"weight_clip must be 'code' or 'paper', not {self.weight_clip!r}")
+        _check_int("seed", self.seed, 0, 2**63 - 1)
+        _check_int("rng_lanes", self.rng_lanes, 1, 4096)
+        lfsr = self.lfsr
+        if isinstance(lfsr, dict):
+            lfsr = LfsrSpec(**{k: tuple(v) if k == "taps" else v for k, v in lfsr.items()})
+            s(self, "lfsr", lfsr)
+        if self.rng_seeds is None:
+            s(self, "rng_seeds", lfsr.lane_seeds(self.seed, self.rng_lanes))
+        seeds = tuple(self.rng_seeds)
+        if len(seeds) != self.rng_lanes:
+            raise ConfigError(
+                f"rng_seeds must give one seed per lane ({self.rng_lanes}), not {len(seeds)}")
+        for i, v in enumerate(seeds):
+            _check_int(f"rng_seeds[{i}]", v, 1, lfsr.mask)
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError("rng_seeds must be distinct: lanes may not share one sequence")
+        s(self, "rng_seeds", seeds)
+        _check_int("acc_bits", self.acc_bits, 8, 64)
+        _check_int("array_rows", self.array_rows, 1, 256)
+        _check_int("array_cols", self.array_cols, 1, 256)
+        for p in self.plan:
+            need = max(p.acc_bits_forward, p.acc_bits_backward, p.acc_bits_gradient)
+            if need > self.acc_bits:
+                raise ConfigError(
+                    f"acc_bits must be at least {need} for layer {p.index} "
+                    f"({p.n_in}->{p.n_out}, batch {self.batch_size}), not {self.acc_bits}")
+
+    # ----------------------------------------------------------------------------------------
+    @cached_property
+    def plan(self) -> tuple[LayerPlan, ...]:
+        """Per-layer constants, computed once."""
+        plans = []
+        n = len(self.layers) - 1
+        for i in range(n):
+            b = self.bits[i]
+            in_bits = self.input_bits if i == 0 else self.bits[i - 1].a
+            n_in, n_out = self.layers[i], self.layers[i + 1]
+            alpha = _alpha_log2(n_in, b.w)
+            out_shift = (b.w - 1) + (in_bits - 1) + alpha
+            t_max = (1 << (b.w - 1)) - 1
+            in_max = (1 << (in_bits - 1)) - 1
+            e_max = (1 << (b.e - 1)) - 1
+            w_max = ((1 << (b.g - 1)) - (1 << (b.g - b.w)) if self.weight_clip == "code"
+                     else (1 << (b.g - 1)) - 1)
+            l_min = 1.5 * 2.0 ** (1 - b.w)
+            l_init = (3.0 / n_in) ** 0.5
+            # The error entering this layer is kE wide, as is the error it sends back.
+            plans.append(LayerPlan(
+                index=i + 1, n_in=n_in, n_out=n_out, bits=b, in_bits=in_bits, last=i == n - 1,
+                alpha_log2=alpha, out_shift=out_shift, qa_shift=out_shift - (b.a - 1),
+                a_max=(1 << (b.a - 1)) - 1, e_max=e_max, t_max=t_max, t_shift=b.g - b.w,
+                w_max=w_max, label=1 << out_shift, init_limit=max(l_min, l_init),
+                acc_bits_forward=_signed_bits(n_in * t_max * in_max),
+                acc_bits_backward=_signed_bits(n_out * t_max * e_max),
+                acc_bits_gradient=_signed_bits(self.batch_size * e_max * in_max),
+            ))
+        return tuple(plans)
+
+    def lam_at(self, epoch: int) -> int:
+        """``log2`` of the learning rate in force during ``epoch`` (0-based)."""
+        lam = self.lr_schedule[0][1]
+        for e, v in self.lr_schedule:
+            if epoch >= e:
+                lam = v
+        return lam
+
+    @property
+    def n_weights(self) -> int:
+        return sum(p.n_in * p.n_out for p in self.plan)
+
+    # ----------------------------------------------------------------------------------------
+    def replace(self, **changes) -> Config:
+        """A copy with some fields changed (derived seeds are derived again if ``seed`` or
+        ``rng_lanes`` changes and ``rng_seeds`` is not given)."""
+        if ("seed" in changes or "rng_lanes" in changes) and "rng_seeds" not in changes:
+            changes["rng_seeds"] = None
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """Plain data (ints, strings, lists) that :meth:`from_dict` turns back into this config."""
+        return {
+            "layers": list(self.layers),
+            "bits": [str(b) for b in self.bits],
+            "input_bits": self.input_bits,
+            "batch_size": self.batch_size,
+            "epochs": self.epochs,
+            "lr_schedule": [list(p) for p in self.lr_schedule],
+            "weight_clip": self.weight_clip,
+            "seed": self.seed,
+            "rng_lanes": self.rng_lanes,
+            "rng_seeds": list(self.rng_seeds),
+            "lfsr": {"width": self.lfsr.width, "taps": list(self.lfsr.taps),
+                     "draw_bits": self.lfsr.draw_bits},
+            "acc_bits": self.acc_bits,
+            "array_rows": self.array_rows,
+            "array_cols": self.array_cols,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Config:
+        if not isinstance(data, dict):
+            raise ConfigError(f"a configuration must be a table of fields, not {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown configuration field(s) {', '.join(unknown)}; "
+                f"known fields: {', '.join(sorted(known))}")
+        data = dict(data)
+        for key in ("layers", "rng_seeds"):
+            if isinstance(data.get(key), list):
+                data[key] = tuple(data[key])
+        if isinstance(data.get("bits"), list):
+            data["bits"] = tuple(data["bits"])
+        if isinstance(data.get("lr_schedule"), list):
+            data["lr_schedule"] = tuple(tuple(p) if isinstance(p, list) else p
+                                        for p in data["lr_schedule"])
+        return cls(**data)
+
+    def save(self, path) -> None:
+        """Write to ``.json`` or ``.toml`` (by the file's suffix)."""
+        path = Path(path)
+        data = self.to_dict()
+        if path.suffix == ".toml":
+            path.write_text(_to_toml(data))
+        elif path.suffix == ".json":
+            path.write_text(json.dumps(data, indent=2) + "\n")
+        else:
+            raise ConfigError(f"config file {path} must end in .toml or .json")
+
+    @classmethod
+    def load(cls, path) -> Config:
+        """Read a ``.json`` or ``.toml`` file written by :meth:`save` (or by hand)."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
+        try:
+            if path.suffix == ".toml":
+                data = tomllib.loads(text)
+            elif path.suffix == ".json":
+                data = json.loads(text)
+            else:
+                raise ConfigError(f"config file {path} must end in .toml or .json")
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+            raise ConfigError(f"config file {path} is not valid {path.suffix[1:].upper()}: {e}") \
+                from None
+        try:
+            return cls.from_dict(data)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+        except TypeError as e:
+            raise ConfigError(f"{path}: {e}") from None
+
+
+def _parse_int_list(name, text):
+    try:
+        return tuple(int(v) for v in str(text).replace(" ", "").split(",") if v != "")
+    except ValueError:
+        raise ConfigError(f"{name} must be integers separated by commas, not {text!r}") from None
+
+
+def _parse_schedule(text):
+    """``"0:0,20:-1"`` (first_epoch:lam) or a single ``"lam"``."""
+    text = str(text).replace(" ", "")
+    try:
+        if ":" not in text:
+            return ((0, int(text)),)
+        return tuple((int(a), int(b)) for a, b in (p.split(":") for p in text.split(",")))
+    except ValueError:
+        raise ConfigError(
+            f"lr schedule must look like 0:0,20:-1 (first_epoch:log2_lr), not {text!r}") from None
+
+
+def _toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def _to_toml(data: dict) -> str:
+    lines, tables = [], []
+    for k, v in data.items():
+        if isinstance(v, dict):
+            tables.append((k, v))
+        else:
+            lines.append(f"{k} = {_toml_value(v)}")
+    for name, table in tables:
+        lines.append(f"\n[{name}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
+    return "\n".join(lines) + "\n"
