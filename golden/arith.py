@@ -1,8 +1,10 @@
 """Integer arithmetic of SPEC.md, written once: the software twins of the hdl/ blocks.
 
-Every function takes and returns NumPy integer arrays (int64) and never uses floating point for a
-result. Shifts are powers of two; a positive shift divides (round half to even), a negative or
-zero shift multiplies (exact).
+Every function takes and returns NumPy integer arrays and never uses floating point. Results keep
+the integer dtype of the input (int64 for Python integers and lists): the caller picks a dtype
+wide enough for the values (the golden model sizes them from the configuration's accumulator
+bounds; int32 runs much faster than int64 here). Shifts are powers of two; a positive shift
+divides (round half to even), a negative or zero shift multiplies (exact).
 """
 
 from __future__ import annotations
@@ -15,22 +17,41 @@ __all__ = [
 ]
 
 
+def _int(x):
+    """``x`` as an integer array, keeping an integer array's dtype."""
+    x = np.asarray(x)
+    if x.dtype.kind == "b":
+        return x.astype(np.int64)
+    if x.dtype.kind not in "iu":
+        if x.size and not np.all(np.mod(x, 1) == 0):
+            raise TypeError(f"integer arithmetic needs integers, not {x.dtype} values")
+        return x.astype(np.int64)
+    return x
+
+
 def round_shift(x, s: int):
     """``round(x / 2 ** s)`` with ties to even for ``s > 0``; ``x * 2 ** -s`` for ``s <= 0``.
 
     For ``s > 0`` this is the one-adder form ``(x + 2 ** (s - 1) - 1 + bit_s(x)) >> s`` with an
     arithmetic (flooring) shift, as the hardware computes it.
     """
-    x = np.asarray(x, dtype=np.int64)
+    x = _int(x)
     s = int(s)
     if s <= 0:
         return x << -s
-    return (x + ((1 << (s - 1)) - 1) + ((x >> s) & 1)) >> s
+    y = x >> s
+    y &= 1
+    y += x
+    y += (1 << (s - 1)) - 1
+    y >>= s
+    return y
 
 
 def saturate(x, limit: int):
     """Clip to ``[-limit, limit]`` (symmetric: the most negative code is never produced)."""
-    return np.clip(np.asarray(x, dtype=np.int64), -limit, limit)
+    x = _int(x)
+    t = x.dtype.type
+    return np.clip(x, t(-limit), t(limit))
 
 
 def rl2(m: int) -> int:
@@ -48,8 +69,8 @@ def rl2(m: int) -> int:
 
 def max_abs(x) -> int:
     """``max |x|`` over a whole tensor (0 for an empty one)."""
-    x = np.asarray(x, dtype=np.int64)
-    return int(np.abs(x).max()) if x.size else 0
+    x = np.asarray(x)
+    return max(int(x.max()), -int(x.min())) if x.size else 0
 
 
 def qa(acc, shift: int, a_max: int):
@@ -58,7 +79,7 @@ def qa(acc, shift: int, a_max: int):
     Returns ``(A, clipmask)``; ``clipmask`` is the straight-through mask of the clip,
     ``max(acc, 0) <= a_max * 2 ** shift`` (inclusive), computed exactly for any shift sign.
     """
-    acc = np.asarray(acc, dtype=np.int64)
+    acc = _int(acc)
     h = np.maximum(acc, 0)
     a = np.minimum(round_shift(h, shift), a_max)
     if shift >= 0:
@@ -71,7 +92,7 @@ def qa(acc, shift: int, a_max: int):
 def qe(x, e_max: int):
     """QE over a whole tensor: 0 if all of ``x`` is 0; else with ``k = RL2(max|x|)``,
     ``clip(round(x * 2 ** (kE - 1 - k)))`` where ``e_max = 2 ** (kE - 1) - 1``."""
-    x = np.asarray(x, dtype=np.int64)
+    x = _int(x)
     m = max_abs(x)
     if m == 0:
         return np.zeros_like(x)
@@ -91,33 +112,47 @@ def qg_scale(g, lam: int) -> int | None:
 
 def stochastic_round(g, shift: int, draws, draw_bits: int = 16):
     """``sign(g) * (floor|g / 2 ** shift| + [frac > u])`` where ``frac`` is the fraction of
-    ``|g| / 2 ** shift`` truncated to ``draw_bits`` bits and ``u`` the draw of each element."""
-    g = np.asarray(g, dtype=np.int64)
+    ``|g| / 2 ** shift`` truncated to ``draw_bits`` bits and ``u`` the draw of each element.
+
+    Computed as ``(m + (2 ** draw_bits - 1 - u)) >> draw_bits`` with ``m = |g|`` aligned so that
+    its ``draw_bits`` low bits are the truncated fraction: the carry out of the fraction is
+    exactly ``[frac > u]``.
+    """
+    g = _int(g)
     mag = np.abs(g)
     if shift <= 0:
         q = mag << -shift
     else:
-        q = mag >> shift
-        rem = mag & ((1 << shift) - 1)
-        frac = rem >> (shift - draw_bits) if shift >= draw_bits else rem << (draw_bits - shift)
-        q = q + (frac > np.asarray(draws, dtype=np.int64))
-    return np.where(g < 0, -q, q)
+        d = int(draw_bits)
+        m = mag >> (shift - d) if shift >= d else mag << (d - shift)
+        m += (1 << d) - 1
+        m -= _int(draws).astype(m.dtype, copy=False)
+        q = m >> d
+    q *= np.sign(g)
+    return q
 
 
 def qg(g, lam: int, draws, draw_bits: int = 16):
     """QG with learning rate ``2 ** lam``: the integer update ``dW`` (0 where G is all 0)."""
     shift = qg_scale(g, lam)
     if shift is None:
-        return np.zeros(np.shape(g), dtype=np.int64)
+        return np.zeros_like(_int(g))
     return stochastic_round(g, shift, draws, draw_bits)
 
 
 def forward_weights(w, t_shift: int, t_max: int):
     """The forward/backward view of stored weights: ``clip(round(W / 2 ** t_shift), t_max)``.
     For ternary weights (kW = 2, kG = 8) this is ``sign(W)`` where ``|W| > 32`` else 0."""
+    w = _int(w)
+    if t_max == 1 and t_shift > 0:
+        # round(W / 2**s) clipped to 1: |W| > 2**(s-1) (a tie rounds to the even 0).
+        h = 1 << (t_shift - 1)
+        t = (w > h).astype(w.dtype)
+        t -= w < -h
+        return t
     return saturate(round_shift(w, t_shift), t_max)
 
 
 def update_weights(w, dw, w_max: int):
     """``clip(W - dW, -w_max, w_max)``."""
-    return saturate(np.asarray(w, dtype=np.int64) - dw, w_max)
+    return saturate(_int(w) - _int(dw), w_max)

@@ -42,26 +42,64 @@ def _tables(columns, width):
 class LfsrBank:
     """``lanes`` independent generators, advanced together (one draw per lane per group).
 
+    Two exact ways to produce the words, chosen automatically:
+
+    - *table doubling* (any spec): ``n`` consecutive states from ``log2 n`` applications of the
+      maps ``leap ** 2 ** j``, each through byte-indexed tables;
+    - *word recurrence* (``draw_bits`` a power of two, the common case): the output bits obey
+      ``x[n] = XOR_t x[n - t]`` over the taps ``t``, hence (squaring over GF(2)) also
+      ``x[n] = XOR_t x[n - d * t]`` for ``d = draw_bits * block``; so the words obey
+      ``w[u] = XOR_t w[u - block * t]`` and ``block`` words per lane come from four slices of the
+      history at once. The first ``block * width`` words come from table doubling.
+
     Parameters
     ----------
     spec : LfsrSpec
         The generator.
     seeds : sequence of int
         One non-zero seed per lane.
+    block : int
+        Words per lane computed per vector operation on the recurrence path (a power of two).
     """
 
-    def __init__(self, spec: LfsrSpec, seeds):
+    def __init__(self, spec: LfsrSpec, seeds, block: int = 1024):
         self.spec = spec
-        self.state = np.array([int(s) for s in seeds], dtype=np.uint64)
-        if np.any(self.state == 0):
-            raise ValueError("LFSR seeds must be non-zero")
+        seeds = np.array([int(s) for s in seeds], dtype=np.uint64)
+        if seeds.ndim != 1 or len(seeds) == 0 or np.any(seeds == 0):
+            raise ValueError("LFSR seeds must be a non-empty list of non-zero states")
         self._pow_tables = []  # tables of leap ** (2 ** j)
         self._pow_maps = [spec.leap_map]
         self._top_shift = np.uint64(spec.width - spec.draw_bits)
+        d = spec.draw_bits
+        self._recurrence = d & (d - 1) == 0 and spec.width % d == 0 and d <= 32
+        self._block = block
+        self._lanes = len(seeds)
+        self._taps = spec.taps
+        if self._recurrence:
+            first = block * spec.width + 2
+            self._words = self._states(seeds, first + 1)
+            self._next_state = None
+            self._words = (self._words >> self._top_shift).astype(np.uint32)
+            self._len = len(self._words)
+            self._pos = 0
+        else:
+            self._state = seeds
 
     @property
     def lanes(self) -> int:
-        return len(self.state)
+        return self._lanes
+
+    @property
+    def state(self) -> np.ndarray:
+        """The current state of every lane (the next draw is its top ``draw_bits`` bits)."""
+        if not self._recurrence:
+            return self._state.copy()
+        self._ensure(self.spec.width // self.spec.draw_bits)
+        d = self.spec.draw_bits
+        st = np.zeros(self._lanes, dtype=np.uint64)
+        for k in range(self.spec.width // d):
+            st = (st << np.uint64(d)) | self._words[self._pos + k].astype(np.uint64)
+        return st
 
     def _table(self, j):
         while len(self._pow_tables) <= j:
@@ -79,18 +117,56 @@ class LfsrBank:
             out ^= tables[b][(x >> np.uint64(8 * b)) & np.uint64(255)]
         return out
 
-    def draw(self, count: int) -> np.ndarray:
-        """The next ``count`` draws of every lane: an array ``(count, lanes)`` of words, in order.
-        The lanes advance by ``count`` draws."""
-        if count <= 0:
-            return np.zeros((0, self.lanes), dtype=np.int64)
-        states = np.empty((count, self.lanes), dtype=np.uint64)
-        states[0] = self.state
+    def _states(self, start, count):
+        """``count`` consecutive states ``(count, lanes)`` beginning with ``start``."""
+        states = np.empty((count, len(start)), dtype=np.uint64)
+        states[0] = start
         have, j = 1, 0
         while have < count:
             n = min(have, count - have)
             states[have:have + n] = self._apply(self._table(j), states[:n])
             have += n
             j += 1
-        self.state = self._apply(self._table(0), states[-1])
-        return (states >> self._top_shift).astype(np.int64)
+        return states
+
+    def _ensure(self, count):
+        """Make ``count`` words past the read position available (recurrence path).
+
+        ``_words[:_len]`` holds the words made so far (at least the history the recurrence needs
+        before ``_pos``); the buffer has room to grow and is compacted only when full.
+        """
+        need = self._pos + count
+        if need <= self._len:
+            return
+        b = self._block
+        hist = b * self.spec.width
+        blocks = -(-(need - self._len) // b)
+        if self._len + blocks * b > len(self._words):
+            drop = max(0, min(self._pos, self._len - hist))
+            keep = self._len - drop
+            grown = np.empty((max(keep + blocks * b, 4 * hist), self._lanes), dtype=np.uint32)
+            grown[:keep] = self._words[drop:self._len]
+            self._words, self._len, self._pos = grown, keep, self._pos - drop
+        w, u = self._words, self._len
+        for _ in range(blocks):
+            t0 = self._taps[0]
+            acc = w[u - b * t0:u - b * t0 + b].copy()
+            for t in self._taps[1:]:
+                acc ^= w[u - b * t:u - b * t + b]
+            w[u:u + b] = acc
+            u += b
+        self._len = u
+
+    def draw(self, count: int) -> np.ndarray:
+        """The next ``count`` draws of every lane: an array ``(count, lanes)`` of words, in order.
+        The lanes advance by ``count`` draws."""
+        if count <= 0:
+            return np.zeros((0, self.lanes), dtype=np.int64)
+        if self._recurrence:
+            self._ensure(count)
+            out = self._words[self._pos:self._pos + count].astype(np.int32)
+            self._pos += count
+            return out
+        states = self._states(self._state, count + 1)
+        self._state = states[-1]
+        return (states[:-1] >> self._top_shift).astype(np.int64)

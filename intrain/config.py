@@ -316,6 +316,18 @@ class Config:
                 lam = v
         return lam
 
+    def draws_per_update(self, plan: LayerPlan) -> int:
+        """Draws each random lane makes while updating one layer (the lane layout).
+
+        Weight ``(o, i)`` of a layer (``o`` its output, ``i`` its input) is rounded with the word
+        of lane ``i % rng_lanes``. An update visits rows ``o = 0 .. n_out - 1`` in order and, in
+        each row, chunks of ``rng_lanes`` consecutive columns; every lane draws once per chunk,
+        also where the chunk runs past the row's end (the word is then unused). Layers are
+        updated from the last to the first, and every update draws, even when its gradient is
+        all zero.
+        """
+        return plan.n_out * -(-plan.n_in // self.rng_lanes)
+
     @property
     def n_weights(self) -> int:
         return sum(p.n_in * p.n_out for p in self.plan)

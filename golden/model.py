@@ -1,0 +1,227 @@
+"""The integer golden model: a fully connected network trained as SPEC.md section 4 says.
+
+Integers only: every tensor is an int64 array. Matrix products run through float64 BLAS, which
+is exact while every partial sum stays below 2**53; :class:`intrain.config.LayerPlan` bounds every
+accumulator, and a layer whose bound could reach 2**53 falls back to NumPy's integer product.
+
+Tensors are laid out as the hardware sees them: activations and errors ``(batch, features)``,
+stored weights ``(n_out, n_in)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from intrain.config import Config
+from intrain.golden.arith import forward_weights, qa, qe, qg, update_weights
+from intrain.golden.lfsr import LfsrBank
+
+__all__ = ["GoldenModel", "StepResult", "init_weights", "int_dtype"]
+
+def int_dtype(bits: int):
+    """The NumPy integer type for signed values of ``bits`` bits, with a bit of headroom for the
+    rounding adder: int32 is several times faster than int64 for shifts."""
+    return np.int32 if bits <= 30 else np.int64
+
+
+def _matmul(a, b, bound_bits: int):
+    """Exact integer product ``a @ b`` of integer arrays whose products and partial sums all fit
+    a signed ``bound_bits``-bit integer: float32 BLAS below 2**24, float64 below 2**53 (every
+    intermediate value is then an exactly representable integer, whatever the summation order),
+    else NumPy's integer product. The result has type :func:`int_dtype` of ``bound_bits``."""
+    out = int_dtype(bound_bits)
+    if bound_bits <= 25:
+        return (a.astype(np.float32, copy=False) @ b.astype(np.float32, copy=False)).astype(out)
+    if bound_bits <= 54:
+        return (a.astype(np.float64, copy=False) @ b.astype(np.float64, copy=False)).astype(out)
+    return (a.astype(np.int64) @ b.astype(np.int64)).astype(out)
+
+
+def init_weights(config: Config) -> list[np.ndarray]:
+    """Stored weights at the start: ``U(-L, L)`` with ``L = max(L_min, L_init)``, quantized to the
+    kW grid (``Q(C(W, kW), kW)``) and expressed in units of ``2 ** (1 - kG)``."""
+    rng = np.random.default_rng(config.seed)
+    weights = []
+    for p in config.plan:
+        w = rng.uniform(-p.init_limit, p.init_limit, size=(p.n_out, p.n_in))
+        scale = 1 << (p.bits.w - 1)
+        t = np.clip(np.rint(w * scale), -p.t_max, p.t_max).astype(np.int64)
+        weights.append(np.clip(t << p.t_shift, -p.w_max, p.w_max))
+    return weights
+
+
+@dataclass
+class StepResult:
+    """What one training step produced.
+
+    Attributes
+    ----------
+    out : ndarray
+        Output accumulators ``(batch, n_classes)`` of the forward pass (before the update).
+    loss : float
+        SSE ``0.5 * sum((out_real - onehot) ** 2)`` over the batch (for reporting only).
+    correct : int
+        Samples whose ``argmax(out)`` equals the label.
+    trace : dict
+        Every intermediate tensor when the step was recorded (else empty); keys are listed in
+        :meth:`GoldenModel.train_step`.
+    """
+
+    out: np.ndarray
+    loss: float
+    correct: int
+    trace: dict = field(default_factory=dict)
+
+
+class GoldenModel:
+    """Bit-exact integer trainer built from a :class:`~intrain.config.Config`.
+
+    Parameters
+    ----------
+    config : Config
+        The trainer's definition.
+    weights : list of ndarray, optional
+        Stored weights per layer ``(n_out, n_in)``; by default :func:`init_weights`.
+    """
+
+    def __init__(self, config: Config, weights=None):
+        self.config = config
+        self.plan = config.plan
+        if weights is None:
+            weights = init_weights(config)
+        self.weights = [np.array(w, dtype=int_dtype(p.bits.g + 1))
+                        for p, w in zip(config.plan, weights, strict=True)]
+        for p, w in zip(self.plan, self.weights, strict=True):
+            if w.shape != (p.n_out, p.n_in):
+                raise ValueError(f"layer {p.index} weights must be {(p.n_out, p.n_in)}, "
+                                 f"not {w.shape}")
+        self.rng = LfsrBank(config.lfsr, config.rng_seeds)
+        self.steps = 0
+
+    # ------------------------------------------------------------------------------------------
+    def forward_weights(self) -> list[np.ndarray]:
+        """The forward/backward view ``T`` of every layer."""
+        return [forward_weights(w, p.t_shift, p.t_max) for p, w in zip(self.plan, self.weights)]
+
+    def _forward(self, a0, ts, keep: bool):
+        a = np.asarray(a0, dtype=np.int32)
+        acts, clipmasks, relumasks, accs = [a], [], [], []
+        for p, t in zip(self.plan, ts):
+            acc = _matmul(a, t.T, p.acc_bits_forward)
+            if keep:
+                accs.append(acc)
+            if p.last:
+                return acc, acts, clipmasks, relumasks, accs
+            a, clipmask = qa(acc, p.qa_shift, p.a_max)
+            acts.append(a)
+            clipmasks.append(clipmask)
+            relumasks.append(acc > 0)
+        raise AssertionError("unreachable: the last layer returns")
+
+    def forward(self, a0) -> np.ndarray:
+        """Output accumulators ``OUT`` for inputs ``A_0`` ``(batch, n_in)``."""
+        return self._forward(a0, self.forward_weights(), keep=False)[0]
+
+    def predict(self, a0) -> np.ndarray:
+        """``argmax(OUT)`` per sample (first index on ties)."""
+        return np.argmax(self.forward(a0), axis=1)
+
+    def output_error(self, out, labels):
+        """``OUT - label * onehot``, before QE."""
+        p = self.plan[-1]
+        x = out.copy()
+        x[np.arange(len(labels)), labels] -= p.label
+        return x
+
+    def loss(self, out, labels) -> float:
+        """SSE of the batch in real units (float64; reporting only)."""
+        return 0.5 * float(np.sum(self.output_error(out, labels).astype(np.float64) ** 2)) \
+            / float(self.plan[-1].label) ** 2
+
+    def train_step(self, a0, labels, lam: int, record: bool = False) -> StepResult:
+        """One complete training step: forward, output error, backward, gradient, update.
+
+        Parameters
+        ----------
+        a0 : ndarray
+            Quantized inputs ``(batch, n_in)``, at most ``config.batch_size`` rows.
+        labels : ndarray
+            Class of each sample.
+        lam : int
+            Learning rate ``2 ** lam``.
+        record : bool
+            Keep every intermediate tensor in ``StepResult.trace``: ``A0`` and, per layer ``l``
+            (1-based), ``T{l}`` (forward weights used), ``acc{l}``, ``A{l}``/``clipmask{l}``/
+            ``relumask{l}`` (hidden layers), ``E{l}`` (the quantized error at the layer's
+            output), ``R{l}`` (``E{l} . T{l}``, for ``l > 1``), ``G{l}``, ``draws{l}``, ``dW{l}``,
+            ``W{l}`` (stored weights after the update); ``out``, ``qe_scale{l}`` and
+            ``qg_shift{l}`` (``None`` where the tensor was all zero).
+        """
+        labels = np.asarray(labels, dtype=np.int64)
+        a0 = np.asarray(a0, dtype=np.int32)
+        if a0.ndim != 2 or len(a0) != len(labels) or not 1 <= len(a0) <= self.config.batch_size:
+            raise ValueError(f"a batch must be (1..{self.config.batch_size}, n_in) inputs with one "
+                             f"label each, not {a0.shape} and {labels.shape}")
+        ts = [t.astype(np.float32) for t in self.forward_weights()]
+        out, acts, clipmasks, relumasks, accs = self._forward(a0, ts, keep=record)
+        err = self.output_error(out, labels)
+        loss = 0.5 * float(np.sum(np.square(err, dtype=np.float64))) / float(self.plan[-1].label) ** 2
+        result = StepResult(out=out, loss=loss,
+                            correct=int(np.sum(np.argmax(out, axis=1) == labels)))
+        trace = result.trace
+        n = len(self.plan)
+        e = qe(err, self.plan[-1].e_max)
+        # All draws of the step at once: layers are updated from the last to the first.
+        counts = [self.config.draws_per_update(p) for p in reversed(self.plan)]
+        words = self.rng.draw(sum(counts))
+        offsets = dict(zip(reversed(range(n)), np.cumsum([0] + counts[:-1]), strict=True))
+        if record:
+            trace["A0"] = a0
+            trace["out"] = out
+            for i in range(n):
+                trace[f"T{i + 1}"] = ts[i].astype(np.int64)
+                trace[f"acc{i + 1}"] = accs[i]
+                if i < n - 1:
+                    trace[f"A{i + 1}"] = acts[i + 1]
+                    trace[f"clipmask{i + 1}"] = clipmasks[i]
+                    trace[f"relumask{i + 1}"] = relumasks[i]
+        for i in reversed(range(n)):
+            p = self.plan[i]
+            a_in = acts[i]
+            if record:
+                trace[f"E{i + 1}"] = e
+            g = _matmul(e.T, a_in, p.acc_bits_gradient)
+            e_prev = None
+            if i > 0:
+                r = _matmul(e, ts[i], p.acc_bits_backward)
+                e_prev = qe(r * clipmasks[i - 1], self.plan[i - 1].e_max) * relumasks[i - 1]
+                if record:
+                    trace[f"R{i + 1}"] = r
+            # (n_out * chunks, lanes) words in visiting order -> one word per weight.
+            o = offsets[i]
+            draws = words[o:o + self.config.draws_per_update(p)].reshape(p.n_out, -1)[:, :p.n_in]
+            if g.dtype == np.int32 and lam > 12:
+                g = g.astype(np.int64)  # the aligned magnitude in QG could pass 2**31
+            dw = qg(g, lam, draws, self.config.lfsr.draw_bits)
+            self.weights[i] = update_weights(self.weights[i], dw, p.w_max).astype(
+                self.weights[i].dtype, copy=False)
+            if record:
+                trace[f"G{i + 1}"] = g
+                trace[f"draws{i + 1}"] = draws
+                trace[f"dW{i + 1}"] = dw
+                trace[f"W{i + 1}"] = self.weights[i].copy()
+            e = e_prev
+        self.steps += 1
+        return result
+
+    def evaluate(self, a0, labels, batch: int = 1024) -> tuple[float, float]:
+        """``(accuracy, mean SSE loss per sample)`` over a data set, without training."""
+        labels = np.asarray(labels)
+        correct, loss = 0, 0.0
+        for s in range(0, len(labels), batch):
+            out = self.forward(a0[s:s + batch])
+            correct += int(np.sum(np.argmax(out, axis=1) == labels[s:s + batch]))
+            loss += self.loss(out, labels[s:s + batch])
+        return correct / max(1, len(labels)), loss / max(1, len(labels))

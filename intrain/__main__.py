@@ -1,0 +1,5 @@
+import sys
+
+from intrain.cli import main
+
+sys.exit(main())

@@ -1,0 +1,185 @@
+"""The ``intrain`` command line: ``intrain train``, ``intrain generate``.
+
+Every user mistake (a bad option value, an unreadable file) ends in one line
+``intrain: error: ...`` and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from intrain.errors import ConfigError, IntrainError
+
+__all__ = ["main", "build_parser"]
+
+BACKENDS = ("golden",)
+
+
+def _add_train(sub):
+    p = sub.add_parser(
+        "train", help="train a network with integers only and compare with float32",
+        description="Train a fully connected network with integer-only WAGE arithmetic (the "
+                    "golden model, bit-exact with the RTL) and, in the same run, a float32 "
+                    "baseline of the same network on the same split. With no options: the "
+                    "built-in 8x8 digits, network 64-256-10, W-A-G-E 2-8-8-8.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", default="digits", metavar="SPEC",
+                   help="'digits' (built in), a directory of MNIST IDX files, or a .npz file "
+                        "with arrays x and y")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="start from a saved configuration (.toml or .json); options given here "
+                        "override it")
+    p.add_argument("--layers", metavar="N,N,...",
+                   help="layer sizes from input to output (default: data features, 256, classes)")
+    p.add_argument("--bits", metavar="W-A-G-E[,...]",
+                   help="bit widths, one for all layers or one per layer (default 2-8-8-8)")
+    p.add_argument("--epochs", type=int, metavar="N")
+    p.add_argument("--batch-size", type=int, metavar="N")
+    p.add_argument("--lr", metavar="SCHEDULE",
+                   help="learning rate 2**lam from an epoch on: 'EPOCH:LAM,...' (e.g. "
+                        "'0:0,30:-1,45:-2') or a single LAM")
+    p.add_argument("--weight-clip", choices=("code", "paper"),
+                   help="stored weight range: reference code +-(1 - sigma(kW)) or paper "
+                        "+-(1 - sigma(kG))")
+    p.add_argument("--seed", type=int, metavar="N", help="seeds initial weights, data order and "
+                   "the random lanes")
+    p.add_argument("--lanes", type=int, metavar="N", help="random-number lanes of the rounder")
+    p.add_argument("--backend", choices=BACKENDS, default="golden",
+                   help="where the integer training runs")
+    p.add_argument("--no-float", action="store_true", help="skip the float32 baseline")
+    p.add_argument("--report", type=Path, metavar="FILE.json", help="write the measured results")
+    p.add_argument("--plot", type=Path, metavar="FILE.png",
+                   help="draw loss and accuracy per epoch, integer and float side by side")
+    p.add_argument("--save-config", type=Path, metavar="FILE",
+                   help="write the full configuration (.toml or .json) to repeat the run exactly")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_train)
+
+
+def _add_generate(sub):
+    from intrain import generate
+    p = sub.add_parser("generate", help="write the Verilog of a hardware block",
+                       description="Write the Verilog of a block built from a configuration.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    generate.add_arguments(p)
+    p.set_defaults(func=generate.run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="intrain",
+        description="Integer-only neural-network training: golden model, RTL and FPGA flow.")
+    from intrain import __version__
+    parser.add_argument("--version", action="version", version=f"intrain {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    _add_train(sub)
+    try:
+        _add_generate(sub)
+    except ImportError:  # pragma: no cover - generate not available in this build
+        pass
+    return parser
+
+
+def config_from_args(args, n_features: int, n_classes: int):
+    """The run's configuration: defaults, then ``--config``, then the options given."""
+    from intrain.config import DEFAULT_LAYERS, Config
+
+    base = Config.load(args.config).to_dict() if args.config else {}
+    if args.config and "rng_seeds" in base and (args.seed is not None or args.lanes is not None):
+        del base["rng_seeds"]
+    if args.layers is not None:
+        base["layers"] = args.layers
+    elif not args.config:
+        base["layers"] = (n_features, *DEFAULT_LAYERS[1:-1], n_classes)
+    for opt, key in (("bits", "bits"), ("epochs", "epochs"), ("batch_size", "batch_size"),
+                     ("lr", "lr_schedule"), ("weight_clip", "weight_clip"), ("seed", "seed"),
+                     ("lanes", "rng_lanes")):
+        v = getattr(args, opt)
+        if v is not None:
+            if key == "bits":
+                v = tuple(b for b in v.split(","))
+            base[key] = v
+    if isinstance(base.get("layers"), list):
+        base["layers"] = tuple(base["layers"])
+    try:
+        return Config.from_dict(base)
+    except TypeError as e:  # a field of the wrong kind
+        raise ConfigError(str(e)) from None
+
+
+def _run_train(args) -> int:
+    from intrain.data import load_dataset
+    from intrain.train import train
+
+    for path, suffixes, opt in ((args.report, (".json",), "--report"),
+                                (args.plot, (".png", ".pdf", ".svg"), "--plot"),
+                                (args.save_config, (".toml", ".json"), "--save-config")):
+        if path is not None and path.suffix not in suffixes:
+            raise ConfigError(f"{opt} file must end in {' or '.join(suffixes)}, not {path}")
+    data = load_dataset(args.data)
+    config = config_from_args(args, data.n_features, data.n_classes)
+    if args.save_config:
+        config.save(args.save_config)
+    if not args.quiet:
+        print(f"intrain: {data.name}: {data.n_train} train / {data.n_test} test samples, "
+              f"network {'-'.join(map(str, config.layers))}, "
+              f"W-A-G-E {','.join(sorted(set(map(str, config.bits))))}, "
+              f"{config.epochs} epochs, batch {config.batch_size}", file=sys.stderr)
+    report = train(config, data, float_baseline=not args.no_float, progress=not args.quiet,
+                   backend=args.backend)
+    _print_summary(report)
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    if args.plot:
+        from intrain.plot import plot_history
+        plot_history(report, args.plot)
+    return 0
+
+
+def _print_summary(report) -> None:
+    rows = [("", "integer " + "-".join(sorted(set(map(str, report.config.bits)))), "float32")]
+    f = report.float_test_accuracy is not None
+
+    def pct(v):
+        return f"{v:.2%}" if v is not None else "-"
+
+    rows.append(("test accuracy", pct(report.test_accuracy),
+                 pct(report.float_test_accuracy) if f else "-"))
+    last = report.history[-1]
+    rows.append(("train accuracy (last epoch)", pct(last.train_accuracy),
+                 pct(last.float_train_accuracy) if f else "-"))
+    rows.append(("train time (s)", f"{report.train_seconds:.2f}",
+                 f"{report.float_train_seconds:.2f}" if f else "-"))
+    rows.append(("samples / s", f"{report.samples_per_second:,.0f}",
+                 f"{report.float_samples_per_second:,.0f}" if f else "-"))
+    w = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [f"{r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}" for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    print("\n".join(lines))
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except IntrainError as e:
+        print(f"intrain: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("intrain: interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:  # a file the user named could not be written
+        if e.filename is None:
+            raise
+        print(f"intrain: error: {e.filename}: {e.strerror}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
