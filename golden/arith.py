@@ -19,6 +19,8 @@ __all__ = [
 
 def _int(x):
     """``x`` as an integer array, keeping an integer array's dtype."""
+    if type(x) is np.ndarray and x.dtype.kind in "iu":
+        return x
     x = np.asarray(x)
     if x.dtype.kind == "b":
         return x.astype(np.int64)
@@ -140,17 +142,20 @@ def qg(g, lam: int, draws, draw_bits: int = 16):
     return stochastic_round(g, shift, draws, draw_bits)
 
 
-def forward_weights(w, t_shift: int, t_max: int):
+def forward_weights(w, t_shift: int, t_max: int, dtype=None):
     """The forward/backward view of stored weights: ``clip(round(W / 2 ** t_shift), t_max)``.
-    For ternary weights (kW = 2, kG = 8) this is ``sign(W)`` where ``|W| > 32`` else 0."""
+    For ternary weights (kW = 2, kG = 8) this is ``sign(W)`` where ``|W| > 32`` else 0.
+
+    ``dtype`` chooses the result's type (the golden model asks for float32 to feed its exact
+    products); by default the input's integer type.
+    """
     w = _int(w)
+    dtype = w.dtype if dtype is None else dtype
     if t_max == 1 and t_shift > 0:
         # round(W / 2**s) clipped to 1: |W| > 2**(s-1) (a tie rounds to the even 0).
         h = 1 << (t_shift - 1)
-        t = (w > h).astype(w.dtype)
-        t -= w < -h
-        return t
-    return saturate(round_shift(w, t_shift), t_max)
+        return np.subtract(w > h, w < -h, dtype=dtype)
+    return saturate(round_shift(w, t_shift), t_max).astype(dtype, copy=False)
 
 
 def update_weights(w, dw, w_max: int):

@@ -71,6 +71,8 @@ class LfsrBank:
         self._pow_maps = [spec.leap_map]
         self._top_shift = np.uint64(spec.width - spec.draw_bits)
         d = spec.draw_bits
+        # Words are returned as int32 when they fit (faster downstream), else int64.
+        self._dtype = np.int32 if d <= 30 else np.int64
         self._recurrence = d & (d - 1) == 0 and spec.width % d == 0 and d <= 32
         self._block = block
         self._lanes = len(seeds)
@@ -79,7 +81,7 @@ class LfsrBank:
             first = block * spec.width + 2
             self._words = self._states(seeds, first + 1)
             self._next_state = None
-            self._words = (self._words >> self._top_shift).astype(np.uint32)
+            self._words = (self._words >> self._top_shift).astype(self._dtype)
             self._len = len(self._words)
             self._pos = 0
         else:
@@ -144,7 +146,7 @@ class LfsrBank:
         if self._len + blocks * b > len(self._words):
             drop = max(0, min(self._pos, self._len - hist))
             keep = self._len - drop
-            grown = np.empty((max(keep + blocks * b, 4 * hist), self._lanes), dtype=np.uint32)
+            grown = np.empty((max(keep + blocks * b, 4 * hist), self._lanes), dtype=self._dtype)
             grown[:keep] = self._words[drop:self._len]
             self._words, self._len, self._pos = grown, keep, self._pos - drop
         w, u = self._words, self._len
@@ -158,15 +160,16 @@ class LfsrBank:
         self._len = u
 
     def draw(self, count: int) -> np.ndarray:
-        """The next ``count`` draws of every lane: an array ``(count, lanes)`` of words, in order.
-        The lanes advance by ``count`` draws."""
+        """The next ``count`` draws of every lane: an array ``(count, lanes)`` of words, in order
+        (read-only; integer type). The lanes advance by ``count`` draws."""
         if count <= 0:
-            return np.zeros((0, self.lanes), dtype=np.int64)
+            return np.zeros((0, self.lanes), dtype=self._dtype)
         if self._recurrence:
             self._ensure(count)
-            out = self._words[self._pos:self._pos + count].astype(np.int32)
+            out = self._words[self._pos:self._pos + count]  # a read-only view: no copy
+            out.flags.writeable = False
             self._pos += count
             return out
         states = self._states(self._state, count + 1)
         self._state = states[-1]
-        return (states[:-1] >> self._top_shift).astype(np.int64)
+        return (states[:-1] >> self._top_shift).astype(self._dtype)

@@ -99,6 +99,13 @@ class GoldenModel:
                                  f"not {w.shape}")
         self.rng = LfsrBank(config.lfsr, config.rng_seeds)
         self.steps = 0
+        # Draws per layer update, and where each layer's draws start in a step's draws.
+        self._draw_counts = [config.draws_per_update(p) for p in self.plan]
+        offsets, o = [0] * len(self.plan), 0
+        for i in reversed(range(len(self.plan))):
+            offsets[i], o = o, o + self._draw_counts[i]
+        self._draw_offsets = offsets
+        self._draws_per_step = o
 
     # ------------------------------------------------------------------------------------------
     def forward_weights(self) -> list[np.ndarray]:
@@ -107,15 +114,19 @@ class GoldenModel:
 
     def _forward(self, a0, ts, keep: bool):
         a = np.asarray(a0, dtype=np.int32)
-        acts, clipmasks, relumasks, accs = [a], [], [], []
+        # Activations as integers (for the trace) and as float32 for the products (exact: every
+        # activation is far below 2**24), converted once per step.
+        acts, facts, clipmasks, relumasks, accs = [a], [a.astype(np.float32)], [], [], []
+        self._facts = facts
         for p, t in zip(self.plan, ts):
-            acc = _matmul(a, t.T, p.acc_bits_forward)
+            acc = _matmul(facts[-1], t.T, p.acc_bits_forward)
             if keep:
                 accs.append(acc)
             if p.last:
                 return acc, acts, clipmasks, relumasks, accs
             a, clipmask = qa(acc, p.qa_shift, p.a_max)
             acts.append(a)
+            facts.append(a.astype(np.float32))
             clipmasks.append(clipmask)
             relumasks.append(acc > 0)
         raise AssertionError("unreachable: the last layer returns")
@@ -164,19 +175,19 @@ class GoldenModel:
         if a0.ndim != 2 or len(a0) != len(labels) or not 1 <= len(a0) <= self.config.batch_size:
             raise ValueError(f"a batch must be (1..{self.config.batch_size}, n_in) inputs with one "
                              f"label each, not {a0.shape} and {labels.shape}")
-        ts = [t.astype(np.float32) for t in self.forward_weights()]
+        ts = [forward_weights(w, p.t_shift, p.t_max, np.float32)
+              for p, w in zip(self.plan, self.weights)]
         out, acts, clipmasks, relumasks, accs = self._forward(a0, ts, keep=record)
         err = self.output_error(out, labels)
-        loss = 0.5 * float(np.sum(np.square(err, dtype=np.float64))) / float(self.plan[-1].label) ** 2
+        label = float(self.plan[-1].label)
+        loss = 0.5 * float(np.sum(np.square(err, dtype=np.float64))) / label**2
         result = StepResult(out=out, loss=loss,
                             correct=int(np.sum(np.argmax(out, axis=1) == labels)))
         trace = result.trace
         n = len(self.plan)
         e = qe(err, self.plan[-1].e_max)
         # All draws of the step at once: layers are updated from the last to the first.
-        counts = [self.config.draws_per_update(p) for p in reversed(self.plan)]
-        words = self.rng.draw(sum(counts))
-        offsets = dict(zip(reversed(range(n)), np.cumsum([0] + counts[:-1]), strict=True))
+        words = self.rng.draw(self._draws_per_step)
         if record:
             trace["A0"] = a0
             trace["out"] = out
@@ -189,19 +200,22 @@ class GoldenModel:
                     trace[f"relumask{i + 1}"] = relumasks[i]
         for i in reversed(range(n)):
             p = self.plan[i]
-            a_in = acts[i]
+            a_in = self._facts[i]
             if record:
                 trace[f"E{i + 1}"] = e
-            g = _matmul(e.T, a_in, p.acc_bits_gradient)
+            fe = e.astype(np.float32)
+            g = _matmul(fe.T, a_in, p.acc_bits_gradient)
             e_prev = None
             if i > 0:
-                r = _matmul(e, ts[i], p.acc_bits_backward)
-                e_prev = qe(r * clipmasks[i - 1], self.plan[i - 1].e_max) * relumasks[i - 1]
+                r = _matmul(fe, ts[i], p.acc_bits_backward)
+                masked = r * clipmasks[i - 1] if record else np.multiply(r, clipmasks[i - 1], out=r)
+                e_prev = qe(masked, self.plan[i - 1].e_max)
+                e_prev *= relumasks[i - 1]
                 if record:
                     trace[f"R{i + 1}"] = r
             # (n_out * chunks, lanes) words in visiting order -> one word per weight.
-            o = offsets[i]
-            draws = words[o:o + self.config.draws_per_update(p)].reshape(p.n_out, -1)[:, :p.n_in]
+            o = self._draw_offsets[i]
+            draws = words[o:o + self._draw_counts[i]].reshape(p.n_out, -1)[:, :p.n_in]
             if g.dtype == np.int32 and lam > 12:
                 g = g.astype(np.int64)  # the aligned magnitude in QG could pass 2**31
             dw = qg(g, lam, draws, self.config.lfsr.draw_bits)

@@ -13,6 +13,7 @@ This module imports nothing else of intrain but its errors and the LFSR specific
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
@@ -193,9 +194,9 @@ class Config:
     layers: tuple[int, ...] = DEFAULT_LAYERS
     bits: tuple[Bits, ...] = (Bits(),)
     input_bits: int = 8
-    batch_size: int = 16
-    epochs: int = 30
-    lr_schedule: tuple[tuple[int, int], ...] = ((0, 0),)
+    batch_size: int = 64
+    epochs: int = 80
+    lr_schedule: tuple[tuple[int, int], ...] = ((0, 2), (30, 1), (50, 0), (65, -1))
     weight_clip: str = "code"
     seed: int = 0
     rng_lanes: int = 8
@@ -295,7 +296,7 @@ class Config:
             w_max = ((1 << (b.g - 1)) - (1 << (b.g - b.w)) if self.weight_clip == "code"
                      else (1 << (b.g - 1)) - 1)
             l_min = 1.5 * 2.0 ** (1 - b.w)
-            l_init = (3.0 / n_in) ** 0.5
+            l_init = math.sqrt(3.0 / n_in)
             # The error entering this layer is kE wide, as is the error it sends back.
             plans.append(LayerPlan(
                 index=i + 1, n_in=n_in, n_out=n_out, bits=b, in_bits=in_bits, last=i == n - 1,
@@ -363,7 +364,8 @@ class Config:
     @classmethod
     def from_dict(cls, data: dict) -> Config:
         if not isinstance(data, dict):
-            raise ConfigError(f"a configuration must be a table of fields, not {type(data).__name__}")
+            raise ConfigError(
+                f"a configuration must be a table of fields, not {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

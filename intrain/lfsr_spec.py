@@ -17,8 +17,10 @@ A linear map on ``width``-bit states is stored as a tuple of ``width`` column im
 
 from __future__ import annotations
 
+import math
+import random
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from intrain.errors import ConfigError
 
@@ -56,6 +58,69 @@ def power_map(columns: tuple[int, ...], n: int) -> tuple[int, ...]:
     return result
 
 
+def _is_prime(n: int) -> bool:
+    """Deterministic Miller-Rabin for n < 3.3 * 10**24 (enough for 2**64 - 1)."""
+    if n < 2:
+        return False
+    small = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41)
+    for p in small:
+        if n % p == 0:
+            return n == p
+    d, r = n - 1, 0
+    while d % 2 == 0:
+        d, r = d // 2, r + 1
+    for a in small:
+        x = pow(a, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(r - 1):
+            x = x * x % n
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+def _prime_factors(n: int) -> set[int]:
+    """Distinct prime factors (Pollard's rho; fast for numbers of 64 bits)."""
+    if n == 1:
+        return set()
+    if _is_prime(n):
+        return {n}
+    for p in (2, 3, 5, 7, 11, 13):
+        if n % p == 0:
+            while n % p == 0:
+                n //= p
+            return {p} | _prime_factors(n)
+    rng = random.Random(n)
+    while True:
+        c = rng.randrange(1, n)
+        x = y = rng.randrange(2, n)
+        d = 1
+        while d == 1:
+            x = (x * x + c) % n
+            y = (y * y + c) % n
+            y = (y * y + c) % n
+            d = math.gcd(abs(x - y), n)
+        if d != n:
+            return _prime_factors(d) | _prime_factors(n // d)
+
+
+@lru_cache(maxsize=64)
+def _maximal(width: int, taps: tuple[int, ...]) -> bool:
+    """The step map has order exactly ``2**width - 1``: one cycle through every non-zero state."""
+    spec_map = tuple(
+        ((1 << (j + 1)) & ((1 << width) - 1))
+        | (1 if (j + 1) in taps else 0)
+        for j in range(width))
+    n = (1 << width) - 1
+    identity = tuple(1 << j for j in range(width))
+    if power_map(spec_map, n) != identity:
+        return False
+    return all(power_map(spec_map, n // p) != identity for p in _prime_factors(n))
+
+
 @dataclass(frozen=True)
 class LfsrSpec:
     """A maximal-length Fibonacci LFSR drawing ``draw_bits`` bits per draw.
@@ -63,7 +128,7 @@ class LfsrSpec:
     Parameters
     ----------
     width : int
-        State width in bits (at least 16).
+        State width in bits (4 to 64).
     taps : tuple of int
         Feedback taps in XAPP052 numbering (1..width); ``width`` must be one of them.
     draw_bits : int
@@ -84,6 +149,10 @@ class LfsrSpec:
             raise ConfigError(
                 f"lfsr.taps must be distinct integers from 1 to {self.width} including "
                 f"{self.width}, not {taps!r}")
+        if not _maximal(self.width, taps):
+            raise ConfigError(
+                f"lfsr.taps {taps!r} are not maximal-length for width {self.width}: the "
+                f"generator would not visit every non-zero state (see XAPP052 for tap sets)")
         if not isinstance(self.draw_bits, int) or not 1 <= self.draw_bits <= self.width:
             raise ConfigError(
                 f"lfsr.draw_bits must be an integer from 1 to {self.width}, not {self.draw_bits!r}")

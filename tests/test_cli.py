@@ -1,0 +1,65 @@
+"""The `intrain` command: a short training run end to end, repeatability, and user errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from intrain.cli import main
+
+QUICK = ["train", "-q", "--epochs", "2", "--layers", "64,32,10", "--batch-size", "16", "--lr", "1"]
+
+
+def test_train_writes_report_plot_and_config(tmp_path, capsys):
+    report, plot, cfg = tmp_path / "r.json", tmp_path / "p.png", tmp_path / "c.toml"
+    assert main([*QUICK, "--report", str(report), "--plot", str(plot),
+                 "--save-config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "float32" in out
+    r = json.loads(report.read_text())
+    for key in ("test_accuracy", "float_test_accuracy", "train_seconds", "samples_per_second",
+                "epochs", "config", "history"):
+        assert key in r, key
+    assert r["epochs"] == 2 and len(r["history"]) == 2
+    assert r["config"]["layers"] == [64, 32, 10]
+    assert 0.5 < r["test_accuracy"] <= 1 and 0.5 < r["float_test_accuracy"] <= 1
+    assert r["samples_per_second"] > 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "layers = [64, 32, 10]" in cfg.read_text()
+
+
+def test_a_saved_config_repeats_the_run_exactly(tmp_path):
+    cfg, r1, r2 = tmp_path / "c.json", tmp_path / "1.json", tmp_path / "2.json"
+    assert main([*QUICK, "--no-float", "--seed", "5", "--save-config", str(cfg),
+                 "--report", str(r1)]) == 0
+    assert main(["train", "-q", "--no-float", "--config", str(cfg), "--report", str(r2)]) == 0
+    h1 = json.loads(r1.read_text())["history"]
+    h2 = json.loads(r2.read_text())["history"]
+    assert [h["test_accuracy"] for h in h1] == [h["test_accuracy"] for h in h2]
+    assert [h["train_loss"] for h in h1] == [h["train_loss"] for h in h2]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--layers", "64,abc,10"], "layers must be integers separated by commas"),
+    (["--layers", "32,10"], "first layer must have 64 inputs"),
+    (["--layers", "64,16,5"], "last layer must have at least 10 outputs"),
+    (["--bits", "2-8-8"], "bits must look like W-A-G-E"),
+    (["--batch-size", "0"], "batch_size must be an integer from 1 to 4096"),
+    (["--lr", "0:x"], "lr schedule must look like"),
+    (["--data", "nowhere/at/all"], "nowhere/at/all"),
+    (["--report", "r.txt"], "--report file must end in .json"),
+    (["--config", "missing.toml"], "cannot read config file"),
+])
+def test_user_mistakes_end_in_one_error_line(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "-q", "--epochs", "1", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("intrain: error:") and message in err
+    assert "Traceback" not in err
+
+
+def test_module_entry_point_prints_help():
+    out = subprocess.run([sys.executable, "-m", "intrain", "train", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "--layers" in out and "--report" in out and "--backend" in out

@@ -1,0 +1,123 @@
+"""The configuration object: defaults, derived constants, validation messages, files."""
+
+import json
+
+import pytest
+
+from intrain.config import Bits, Config
+from intrain.errors import ConfigError
+
+
+def test_default_plan_matches_the_spec_constants():
+    c = Config()
+    p1, p2 = c.plan
+    # alpha = Shift(0.75 / sqrt(3/64)) = 2**round(log2 3.46) = 4; for n_in = 256: 8.
+    assert (p1.alpha_log2, p2.alpha_log2) == (2, 3)
+    # s_l = (kW - 1) + log2(alpha) for ternary weights; real acc value = acc * 2**-(7 + s_l).
+    assert (p1.qa_shift, p2.qa_shift) == (3, 4)
+    assert (p1.out_shift, p2.out_shift) == (10, 11)
+    assert p2.label == 2**11
+    assert (p1.w_max, p1.t_max, p1.t_shift, p1.a_max, p1.e_max) == (64, 1, 6, 127, 127)
+    assert p2.last and not p1.last
+    assert p1.init_limit == 0.75
+
+
+def test_full_int8_and_paper_clip():
+    c = Config(bits="8-8-8-8")
+    p = c.plan[0]
+    assert (p.t_shift, p.t_max, p.w_max, p.alpha_log2, p.qa_shift) == (0, 127, 127, 0, 7)
+    assert Config(weight_clip="paper").plan[0].w_max == 127
+
+
+def test_per_layer_bits_and_parsing():
+    c = Config(layers=(8, 4, 2), bits=("2-8-8-8", "8-8-8-8"))
+    assert [str(b) for b in c.bits] == ["2-8-8-8", "8-8-8-8"]
+    assert c.plan[1].in_bits == 8
+    assert Bits.parse("3-6-10-5") == Bits(3, 6, 10, 5)
+
+
+def test_accumulator_widths_grow_with_fan_in_and_batch():
+    small = Config(layers=(64, 10), batch_size=1).plan[0]
+    big = Config(layers=(4096, 10), batch_size=512).plan[0]
+    assert big.acc_bits_forward > small.acc_bits_forward
+    assert big.acc_bits_gradient > small.acc_bits_gradient
+    # 127 * 127 * 512 = 8,258,048 < 2**23: 23 bits of magnitude plus a sign.
+    assert big.acc_bits_gradient == 24
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(layers=(64,)), "layers must list at least two"),
+    (dict(layers=(64, 0, 10)), r"layers\[1\] must be an integer from 1 to 65536, not 0"),
+    (dict(bits="2-8-8"), "bits must look like W-A-G-E"),
+    (dict(bits="1-8-8-8"), "bits.w must be an integer from 2 to 8, not 1"),
+    (dict(bits="4-8-3-8"), "bits.g must be an integer from 4 to 16, not 3"),
+    (dict(bits=("2-8-8-8",) * 3), "one W-A-G-E per weight layer"),
+    (dict(batch_size=0), "batch_size must be an integer from 1 to 4096, not 0"),
+    (dict(epochs=-1), "epochs must be an integer from 1 to 100000"),
+    (dict(lr_schedule=((1, 0),)), "lr_schedule must start at epoch 0"),
+    (dict(lr_schedule=((0, 0), (5, -1), (5, -2))), "lr_schedule epochs must increase"),
+    (dict(lr_schedule=((0, 40),)), r"lr_schedule\[0\].lam must be an integer from -16 to 16"),
+    (dict(lr_schedule="abc"), "lr schedule must look like"),
+    (dict(weight_clip="both"), "weight_clip must be 'code' or 'paper'"),
+    (dict(rng_lanes=0), "rng_lanes must be an integer from 1 to 4096"),
+    (dict(rng_lanes=2, rng_seeds=(1, 0)), r"rng_seeds\[1\] must be an integer from 1 to"),
+    (dict(rng_lanes=2, rng_seeds=(5, 5)), "rng_seeds must be distinct"),
+    (dict(rng_lanes=2, rng_seeds=(5,)), "one seed per lane"),
+    (dict(layers=(4096, 4096, 10), batch_size=4096, acc_bits=24), "acc_bits must be at least"),
+    (dict(array_rows=0), "array_rows must be an integer from 1 to 256"),
+    (dict(seed=-1), "seed must be an integer from 0"),
+])
+def test_invalid_values_name_the_field_and_the_range(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        Config(**kwargs)
+
+
+def test_string_forms_of_layers_and_schedule():
+    c = Config(layers="64,32,10", lr_schedule="0:1,10:0")
+    assert c.layers == (64, 32, 10) and c.lr_schedule == ((0, 1), (10, 0))
+    assert [c.lam_at(e) for e in (0, 9, 10, 99)] == [1, 1, 0, 0]
+    assert Config(lr_schedule="-2").lr_schedule == ((0, -2),)
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_save_and_load_give_the_same_config(tmp_path, suffix):
+    c = Config(layers=(10, 7, 3), bits=("8-8-8-8", "2-8-8-8"), batch_size=5, seed=11,
+               lr_schedule=((0, 1), (3, -1)), weight_clip="paper", rng_lanes=3)
+    path = tmp_path / f"c{suffix}"
+    c.save(path)
+    back = Config.load(path)
+    assert back == c
+    assert back.to_dict() == c.to_dict()
+
+
+def test_derived_seeds_are_saved_and_a_new_seed_derives_new_ones():
+    c = Config(seed=3)
+    assert c.to_dict()["rng_seeds"] == list(c.rng_seeds)
+    assert c.replace(seed=4).rng_seeds != c.rng_seeds
+    assert c.replace(epochs=2).rng_seeds == c.rng_seeds
+
+
+def test_bad_config_files_give_clear_errors(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("layers = [64, 10\n")
+    with pytest.raises(ConfigError, match="bad.toml is not valid TOML"):
+        Config.load(bad)
+    unknown = tmp_path / "u.json"
+    unknown.write_text(json.dumps({"layers": [4, 2], "speed": 3}))
+    with pytest.raises(ConfigError, match="unknown configuration field.*speed"):
+        Config.load(unknown)
+    wrong = tmp_path / "w.json"
+    wrong.write_text(json.dumps({"batch_size": "many"}))
+    with pytest.raises(ConfigError, match="w.json: batch_size must be an integer"):
+        Config.load(wrong)
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        Config.load(tmp_path / "missing.toml")
+    with pytest.raises(ConfigError, match="must end in .toml or .json"):
+        Config().save(tmp_path / "c.yaml")
+
+
+def test_lane_layout_counts_draws_per_row_chunk():
+    c = Config(layers=(10, 4, 3), rng_lanes=4)
+    # 10 inputs in chunks of 4 lanes: 3 chunks per row, 4 rows.
+    assert c.draws_per_update(c.plan[0]) == 12
+    assert c.draws_per_update(c.plan[1]) == 3
