@@ -117,13 +117,12 @@ class GoldenModel:
         # Activations as integers (for the trace) and as float32 for the products (exact: every
         # activation is far below 2**24), converted once per step.
         acts, facts, clipmasks, relumasks, accs = [a], [a.astype(np.float32)], [], [], []
-        self._facts = facts
         for p, t in zip(self.plan, ts):
             acc = _matmul(facts[-1], t.T, p.acc_bits_forward)
             if keep:
                 accs.append(acc)
             if p.last:
-                return acc, acts, clipmasks, relumasks, accs
+                return acc, acts, facts, clipmasks, relumasks, accs
             a, clipmask = qa(acc, p.qa_shift, p.a_max)
             acts.append(a)
             facts.append(a.astype(np.float32))
@@ -177,7 +176,7 @@ class GoldenModel:
                              f"label each, not {a0.shape} and {labels.shape}")
         ts = [forward_weights(w, p.t_shift, p.t_max, np.float32)
               for p, w in zip(self.plan, self.weights)]
-        out, acts, clipmasks, relumasks, accs = self._forward(a0, ts, keep=record)
+        out, acts, facts, clipmasks, relumasks, accs = self._forward(a0, ts, keep=record)
         err = self.output_error(out, labels)
         label = float(self.plan[-1].label)
         loss = 0.5 * float(np.sum(np.square(err, dtype=np.float64))) / label**2
@@ -200,7 +199,7 @@ class GoldenModel:
                     trace[f"relumask{i + 1}"] = relumasks[i]
         for i in reversed(range(n)):
             p = self.plan[i]
-            a_in = self._facts[i]
+            a_in = facts[i]
             if record:
                 trace[f"E{i + 1}"] = e
             fe = e.astype(np.float32)
