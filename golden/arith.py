@@ -128,7 +128,7 @@ def stochastic_round(g, shift: int, draws, draw_bits: int = 16):
         d = int(draw_bits)
         m = mag >> (shift - d) if shift >= d else mag << (d - shift)
         m += (1 << d) - 1
-        m -= _int(draws).astype(m.dtype, copy=False)
+        m -= _int(draws)
         q = m >> d
     q *= np.sign(g)
     return q

@@ -71,8 +71,8 @@ class LfsrBank:
         self._pow_maps = [spec.leap_map]
         self._top_shift = np.uint64(spec.width - spec.draw_bits)
         d = spec.draw_bits
-        # Words are returned as int32 when they fit (faster downstream), else int64.
-        self._dtype = np.int32 if d <= 30 else np.int64
+        # The narrowest type that holds a word: less memory traffic in the recurrence.
+        self._dtype = np.uint16 if d <= 16 else np.int32 if d <= 30 else np.int64
         self._recurrence = d & (d - 1) == 0 and spec.width % d == 0 and d <= 32
         self._block = block
         self._lanes = len(seeds)
@@ -161,7 +161,7 @@ class LfsrBank:
 
     def draw(self, count: int) -> np.ndarray:
         """The next ``count`` draws of every lane: an array ``(count, lanes)`` of words, in order
-        (read-only; integer type). The lanes advance by ``count`` draws."""
+        (read-only; the narrowest integer type that holds a word). The lanes advance by ``count`` draws."""
         if count <= 0:
             return np.zeros((0, self.lanes), dtype=self._dtype)
         if self._recurrence:
