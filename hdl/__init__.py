@@ -10,6 +10,7 @@ from .log2round import Log2Round
 from .max_abs import MaxAbs
 from .shift_quantizer import ShiftQuantizer
 from .stochastic_rounder import StochasticRounder
+from .systolic_array import SystolicArray
 from .weight_updater import WeightUpdater
 
 __all__ = [
@@ -18,5 +19,6 @@ __all__ = [
     "MaxAbs",
     "ShiftQuantizer",
     "StochasticRounder",
+    "SystolicArray",
     "WeightUpdater",
 ]

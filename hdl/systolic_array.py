@@ -1,0 +1,336 @@
+"""Output-stationary systolic MAC array: the hardware twin of ``intrain.golden.matmul``."""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Shape, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["SystolicArray"]
+
+
+def _check_int(what, value, minimum):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{what} must be an integer, not {value!r}")
+    if value < minimum:
+        raise ValueError(f"{what} must be at least {minimum}, not {value!r}")
+    return value
+
+
+def _check_shape(what, value):
+    if not isinstance(value, (Shape, int, range)) or isinstance(value, bool):
+        raise TypeError(f"{what} must be a signed or unsigned integer shape, not {value!r}")
+    shape = Shape.cast(value)
+    if shape.width < 1:
+        raise ValueError(f"{what} must be at least 1 bit wide, not {value!r}")
+    return shape
+
+
+_INT8 = signed(8)
+_flags_layout = data.StructLayout({"valid": 1, "first": 1, "last": 1})
+
+
+class SystolicArray(wiring.Component):
+    """A ``rows`` x ``cols`` grid of multiply-accumulate processing elements (PEs) that computes
+    tile matrix products ``OUT[r][c] = sum_k A[r][k] * B[k][c]``.
+
+    The array is output-stationary: PE ``(r, c)`` accumulates ``OUT[r][c]``. Each input beat
+    carries one reduction index ``k``: column ``k`` of the A tile (``a[r] = A[r][k]``) and row
+    ``k`` of the B tile (``b[c] = B[k][c]``), unskewed. Inside, row ``r``'s operand and the beat's
+    flags are delayed ``r`` cycles and column ``c``'s operand ``c`` cycles; every PE passes ``a``
+    to its east neighbour and ``b`` to its south neighbour through registers (``a`` takes the
+    flags along), so beat ``k`` reaches PE ``(r, c)`` ``r + c`` cycles after it is accepted. Which
+    matrices of a training step are A and B (``T . A``, ``T^T . E``, ``E . A^T``) is up to the
+    caller's address generation.
+
+    Each PE registers the product ``a * b`` (a multiplier followed by a pipeline register, as in
+    a DSP block), then adds it to its accumulator (``first``: start from the product). With
+    ``last``, the sum also goes into the PE's output register, so the PE starts the next tile on
+    the very next beat (double buffering). Accumulators and output registers are
+    ``signed(acc_width)`` and wrap: a result is ``OUT[r][c]`` modulo ``2 ** acc_width`` as a two's
+    complement value. No wrap occurs when ``acc_width`` is sized from the configuration
+    (``Config.acc_bits`` holds every accumulator of every layer; see :meth:`for_config`).
+
+    A finished tile comes out one row per beat, rows ``0`` to ``rows - 1`` in order, while the
+    next tile computes. Latency: :attr:`latency` ``= PIPELINE_CYCLES + cols - 1`` cycles from
+    accepting the beat with ``last`` to presenting row 0 (no stalls); row ``r`` follows ``r``
+    cycles later.
+
+    Throughput: one beat per cycle (every PE busy every cycle) for back-to-back tiles with
+    ``K >= max(rows, cols)`` beats and the output always ready. The input stalls (``i.ready``
+    low) only to keep every result:
+
+    - a beat with ``last`` waits until ``cols`` cycles have passed since the previous beat with
+      ``last`` (row ``r`` of the previous tile must be complete, all ``cols`` PEs, before the new
+      tile's first sum reaches it), and until the tile before the previous one has drained: at
+      most two tiles lie between input and output, one accumulating and one in the output
+      registers. Other beats are never held back by this rule;
+    - the whole array (skew registers and PEs) stops while a new sum would reach a row of output
+      registers that has not been read yet (output back-pressure, or tiles shorter than
+      ``rows``); the rows already complete keep draining meanwhile.
+
+    Otherwise the array advances every cycle, carrying invalid beats (bubbles) when no input is
+    offered, so a tile flushes through without further input. ``i.ready`` depends on
+    ``i.payload.last`` and, combinationally, on ``o.ready``; ``o.valid`` and ``o.payload`` come
+    from registers (the payload through a ``rows``-to-1 multiplexer).
+
+    Resources per PE: ``len(a)`` + ``len(b)`` bits of operand registers passed on (none to the
+    east of the last column, none to the south of the last row), 3 flag bits, the product
+    (``len(a) + len(b)`` bits, in a DSP block's output register), the accumulator and the output
+    register (``acc_width`` bits each): 99 flip-flops for 8-bit operands and 32-bit accumulators.
+    Skew registers: ``rows * (rows - 1) / 2`` A operands, ``cols * (cols - 1) / 2`` B operands,
+    ``rows - 1`` flag sets.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Shape of the array: ``rows`` rows of A and of OUT, ``cols`` columns of B and of OUT.
+    a_shape, b_shape : shape-like
+        Shapes of the A and B operands (signed or unsigned integers).
+    acc_width : int
+        Width of the signed accumulators and results.
+    src_loc_at : int
+        Stack frames to skip when recording where the component was created.
+
+    Members
+    -------
+    i : ``In(stream.Signature(data.StructLayout({...})))``
+        Fields ``"a": data.ArrayLayout(a_shape, rows)``, ``"b": data.ArrayLayout(b_shape, cols)``,
+        ``"first": 1``, ``"last": 1``. One beat per reduction index: ``a`` is a column of the A
+        tile, ``b`` a row of the B tile; ``first`` marks the first beat of a tile (the
+        accumulators restart from its products), ``last`` the final one. A tile of one beat sets
+        both. Every tile must start with ``first``; without it, sums continue from the previous
+        tile's.
+    o : ``Out(stream.Signature(data.StructLayout({...})))``
+        Fields ``"row": range(rows)``, ``"values": data.ArrayLayout(signed(acc_width), cols)``,
+        ``"last": 1``. One row of a finished tile per beat: ``values[c] = OUT[row][c]``; ``last``
+        on row ``rows - 1``.
+    busy : ``Out(1)``
+        Some PE multiplies operands of a valid beat in this cycle.
+    mac_count : ``Out(range(rows * cols + 1))``
+        How many PEs multiply operands of a valid beat in this cycle (summed over a tile:
+        ``K * rows * cols``). The PEs on one anti-diagonal ``r + c = d`` hold the same beat, so
+        this is a constant-weighted sum of ``rows + cols - 1`` valid bits.
+    """
+
+    PIPELINE_CYCLES = 2
+    """Cycles from a PE's operands to its sum in the output register (product register, then
+    accumulator)."""
+
+    def __init__(self, rows, cols, *, a_shape=_INT8, b_shape=_INT8, acc_width=32,
+                 src_loc_at=0):
+        self._rows = _check_int("Number of rows", rows, 1)
+        self._cols = _check_int("Number of columns", cols, 1)
+        self._a_shape = _check_shape("A operand shape", a_shape)
+        self._b_shape = _check_shape("B operand shape", b_shape)
+        self._acc_width = _check_int("Accumulator width", acc_width, 1)
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "a": data.ArrayLayout(self._a_shape, rows),
+                "b": data.ArrayLayout(self._b_shape, cols),
+                "first": 1,
+                "last": 1,
+            }))),
+            "o": Out(stream.Signature(data.StructLayout({
+                "row": range(rows),
+                "values": data.ArrayLayout(signed(acc_width), cols),
+                "last": 1,
+            }))),
+            "busy": Out(1),
+            "mac_count": Out(range(rows * cols + 1)),
+        }, src_loc_at=src_loc_at + 1)
+
+    # -- configuration ------------------------------------------------------------------------
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    @property
+    def cols(self) -> int:
+        return self._cols
+
+    @property
+    def a_shape(self) -> Shape:
+        return self._a_shape
+
+    @property
+    def b_shape(self) -> Shape:
+        return self._b_shape
+
+    @property
+    def acc_width(self) -> int:
+        return self._acc_width
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulate units: ``rows * cols``."""
+        return self._rows * self._cols
+
+    @property
+    def latency(self) -> int:
+        """Cycles from accepting the beat with ``last`` to presenting row 0 of its tile, without
+        stalls: ``PIPELINE_CYCLES + cols - 1``."""
+        return self.PIPELINE_CYCLES + self._cols - 1
+
+    @classmethod
+    def for_config(cls, config) -> SystolicArray:
+        """The array of a :class:`~intrain.config.Config`: ``array_rows`` x ``array_cols``,
+        ``acc_bits`` wide (enough for every product of every layer, so nothing wraps), both
+        operands signed and as wide as the widest of the weights, activations and errors."""
+        width = max([config.input_bits] + [w for b in config.bits for w in (b.w, b.a, b.e)])
+        return cls(config.array_rows, config.array_cols, a_shape=signed(width),
+                   b_shape=signed(width), acc_width=config.acc_bits, src_loc_at=1)
+
+    # -- hardware ------------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        rows, cols, width = self._rows, self._cols, self._acc_width
+        prod_shape = (Const(0, self._a_shape) * Const(0, self._b_shape)).shape()
+
+        # The array advances (``en``) unless a sum would overwrite an unread output row.
+        en = Signal(name="en")
+        accepted = Signal(name="accepted")
+        drain = Signal(name="drain")
+        m.d.comb += [
+            accepted.eq(self.i.valid & self.i.ready),
+            drain.eq(self.o.valid & self.o.ready),
+        ]
+
+        # The beat entering the array: a bubble unless accepted.
+        entry = Signal(_flags_layout, name="entry")
+        m.d.comb += [
+            entry.valid.eq(accepted),
+            entry.first.eq(self.i.payload.first),
+            entry.last.eq(self.i.payload.last),
+        ]
+
+        # Skew: row r's operand and the flags are delayed r cycles, column c's operand c cycles.
+        west_a, west_flags, north_b = [], [], []
+        flags = entry
+        flag_taps = [entry]
+        for j in range(1, rows):
+            reg = Signal(_flags_layout, name=f"skew_flags_{j}")
+            with m.If(en):
+                m.d.sync += reg.eq(flags)
+            flags = reg
+            flag_taps.append(reg)
+        for r in range(rows):
+            a = self.i.payload.a[r]
+            for j in range(r):
+                reg = Signal(self._a_shape, name=f"skew_a_{r}_{j}")
+                with m.If(en):
+                    m.d.sync += reg.eq(a)
+                a = reg
+            west_a.append(a)
+            west_flags.append(flag_taps[r])
+        for c in range(cols):
+            b = self.i.payload.b[c]
+            for j in range(c):
+                reg = Signal(self._b_shape, name=f"skew_b_{c}_{j}")
+                with m.If(en):
+                    m.d.sync += reg.eq(b)
+                b = reg
+            north_b.append(b)
+
+        # Processing elements.
+        a_out = [[None] * cols for _ in range(rows)]
+        b_out = [[None] * cols for _ in range(rows)]
+        flags_out = [[None] * cols for _ in range(rows)]
+        out = [[None] * cols for _ in range(rows)]
+        valid_in = [[None] * cols for _ in range(rows)]
+        for r in range(rows):
+            for c in range(cols):
+                a_in = west_a[r] if c == 0 else a_out[r][c - 1]
+                f_in = west_flags[r] if c == 0 else flags_out[r][c - 1]
+                b_in = north_b[c] if r == 0 else b_out[r - 1][c]
+                valid_in[r][c] = f_in.valid
+
+                f_reg = Signal(_flags_layout, name=f"flags_{r}_{c}")
+                prod = Signal(prod_shape, name=f"prod_{r}_{c}")
+                acc = Signal(signed(width), name=f"acc_{r}_{c}")
+                total = Signal(signed(width), name=f"sum_{r}_{c}")
+                res = Signal(signed(width), name=f"out_{r}_{c}")
+                # The assignment truncates to acc_width bits: sums wrap modulo 2 ** acc_width.
+                m.d.comb += total.eq(Mux(f_reg.first, prod, acc + prod))
+                with m.If(en):
+                    m.d.sync += [f_reg.eq(f_in), prod.eq(a_in * b_in)]
+                    if c < cols - 1:
+                        a_reg = Signal(self._a_shape, name=f"a_{r}_{c}")
+                        m.d.sync += a_reg.eq(a_in)
+                        a_out[r][c] = a_reg
+                    if r < rows - 1:
+                        b_reg = Signal(self._b_shape, name=f"b_{r}_{c}")
+                        m.d.sync += b_reg.eq(b_in)
+                        b_out[r][c] = b_reg
+                    with m.If(f_reg.valid):
+                        m.d.sync += acc.eq(total)
+                        with m.If(f_reg.last):
+                            m.d.sync += res.eq(total)
+                flags_out[r][c] = f_reg
+                out[r][c] = res
+
+        # Output registers: row r is complete when PE (r, cols - 1) has written its sum, and is
+        # read in order. A sum reaching PE (r, 0)'s output register while row r still holds an
+        # unread result stops the array; the spacing of ``last`` beats below guarantees that the
+        # unread row is complete then, so it drains and the array moves on.
+        row_full = Signal(rows, name="row_full")
+        drain_row = Signal(range(rows), name="drain_row")
+        m.d.comb += [
+            self.o.valid.eq(row_full.bit_select(drain_row, 1)),
+            self.o.payload.row.eq(drain_row),
+            self.o.payload.last.eq(drain_row == rows - 1),
+        ]
+        with m.Switch(drain_row):
+            for r in range(rows):
+                with m.Case(r):
+                    m.d.comb += [self.o.payload.values[c].eq(out[r][c]) for c in range(cols)]
+        with m.If(drain):
+            m.d.sync += row_full.bit_select(drain_row, 1).eq(0)
+            with m.If(drain_row == rows - 1):
+                m.d.sync += drain_row.eq(0)
+            with m.Else():
+                m.d.sync += drain_row.eq(drain_row + 1)
+        conflicts = []
+        for r in range(rows):
+            start, done = flags_out[r][0], flags_out[r][cols - 1]
+            conflict = Signal(name=f"conflict_{r}")
+            m.d.comb += conflict.eq(start.valid & start.last & row_full[r]
+                                    & ~(drain & (drain_row == r)))
+            conflicts.append(conflict)
+            with m.If(en & done.valid & done.last):
+                m.d.sync += row_full[r].eq(1)
+        m.d.comb += en.eq(~Cat(*conflicts).any())
+
+        # Admission of ``last`` beats: ``cols`` array cycles after the previous one, and at most
+        # two tiles between the input and the end of their drain.
+        pending = Signal(range(3), name="pending")
+        final_drain = Signal(name="final_drain")
+        m.d.comb += final_drain.eq(drain & self.o.payload.last)
+        last_ok = Signal(name="last_ok")
+        if cols > 1:
+            since_last = Signal(range(cols + 1), init=cols, name="since_last")
+            with m.If(en):
+                with m.If(accepted & self.i.payload.last):
+                    m.d.sync += since_last.eq(1)
+                with m.Elif(since_last != cols):
+                    m.d.sync += since_last.eq(since_last + 1)
+            m.d.comb += last_ok.eq((since_last == cols) & ((pending != 2) | final_drain))
+        else:
+            m.d.comb += last_ok.eq((pending != 2) | final_drain)
+        m.d.comb += self.i.ready.eq(en & (~self.i.payload.last | last_ok))
+        m.d.sync += pending.eq(pending + (accepted & self.i.payload.last) - final_drain)
+
+        # Activity: the PEs on anti-diagonal d hold the same beat.
+        terms, valids = [], []
+        for d in range(rows + cols - 1):
+            r = min(d, rows - 1)
+            n = sum(1 for rr in range(rows) if 0 <= d - rr < cols)
+            v = Signal(name=f"diag_valid_{d}")
+            m.d.comb += v.eq(en & valid_in[r][d - r])
+            valids.append(v)
+            terms.append(Mux(v, n, 0))
+        m.d.comb += [
+            self.busy.eq(Cat(*valids).any()),
+            self.mac_count.eq(sum(terms)),
+        ]
+        return m
