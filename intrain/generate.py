@@ -144,6 +144,9 @@ BLOCKS: dict[str, Block] = {
     "weight_updater": Block(
         "intrain.generate:_weight_updater",
         "W' = clip(W - dW) and its forward view T (--layer)", "config_layer"),
+    "systolic_array": Block(
+        "intrain.hdl.systolic_array:SystolicArray.for_config",
+        "the array_rows x array_cols MAC array (acc_bits accumulators)"),
 }
 
 
