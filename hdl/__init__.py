@@ -11,6 +11,7 @@ from .max_abs import MaxAbs
 from .shift_quantizer import ShiftQuantizer
 from .stochastic_rounder import StochasticRounder
 from .systolic_array import SystolicArray
+from .transpose_memory import SliceMode, TransposeMemory
 from .weight_updater import WeightUpdater
 
 __all__ = [
@@ -19,6 +20,8 @@ __all__ = [
     "MaxAbs",
     "ShiftQuantizer",
     "StochasticRounder",
+    "SliceMode",
     "SystolicArray",
+    "TransposeMemory",
     "WeightUpdater",
 ]

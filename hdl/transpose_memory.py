@@ -1,0 +1,349 @@
+"""A diagonally banked matrix memory that reads and writes both row and column slices.
+
+The systolic array needs, from one stored matrix (weights ``W[o][i]``, activations ``A[b][i]``,
+errors ``E[b][o]``), a run of ``lanes`` consecutive elements of a row in one cycle for one
+product and a run of ``lanes`` consecutive elements of a column for another. Skewing the matrix
+across ``lanes`` memory banks lets both come out of the same storage at full rate, so a transpose
+is only a different address sequence, never a copy.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Shape, Signal, unsigned
+from amaranth.hdl import Value
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["SliceMode", "TransposeMemory"]
+
+
+class SliceMode(enum.Enum, shape=1):
+    """Which way a slice runs: along a row (fixed row, consecutive columns) or down a column
+    (fixed column, consecutive rows)."""
+
+    ROW = 0
+    COLUMN = 1
+
+
+def _check_int(what, value, minimum):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{what} must be an integer, not {value!r}")
+    if value < minimum:
+        raise ValueError(f"{what} must be at least {minimum}, not {value!r}")
+    return value
+
+
+def _check_shape(what, value):
+    if not isinstance(value, (Shape, int, range)) or isinstance(value, bool):
+        raise TypeError(f"{what} must be a signed or unsigned integer shape, not {value!r}")
+    shape = Shape.cast(value)
+    if shape.width < 1:
+        raise ValueError(f"{what} must be at least 1 bit wide, not {value!r}")
+    return shape
+
+
+def divmod_const(x, d: int) -> tuple[Value, Value]:
+    """``(x // d, x % d)`` of an unsigned value ``x`` and a constant ``d >= 1``, without a divider.
+
+    A power of two is a bit slice. Any other ``d`` uses the reciprocal: with ``N = len(x)`` and
+    ``l = ceil(log2(d))``, ``x // d == (x * ceil(2 ** (N + l) / d)) >> (N + l)`` for every
+    ``0 <= x < 2 ** N`` (the rounding error of the reciprocal stays below ``1 / d``), and
+    ``x % d == x - (x // d) * d``: one constant multiplication each.
+    """
+    x = Value.cast(x)
+    if x.shape().signed:
+        raise TypeError(f"Dividend must be unsigned, not {x.shape()!r}")
+    _check_int("Divisor", d, 1)
+    width = len(x)
+    if d & (d - 1) == 0:
+        log = d.bit_length() - 1
+        return x >> log, x[:log]
+    k = width + (d - 1).bit_length()
+    quotient = ((x * (-(-(1 << k) // d))) >> k)[:width]
+    return quotient, (x - quotient * d)[:(d - 1).bit_length()]
+
+
+def _rotate(values, amount, lanes, *, left):
+    """Barrel rotation of ``lanes`` values by ``amount`` (a value below ``lanes``).
+
+    Left: ``out[k] = values[(k + amount) % lanes]``; right: ``out[k] = values[(k - amount) %
+    lanes]``. One stage of 2:1 multiplexers per bit of ``amount``: stage ``j`` rotates by
+    ``2 ** j % lanes``, and the stages add up to ``amount`` modulo ``lanes``.
+    """
+    values = list(values)
+    for j in range(len(amount)):
+        step = (1 << j) % lanes
+        if not left:
+            step = -step
+        values = [Mux(amount[j], values[(k + step) % lanes], values[k]) for k in range(lanes)]
+    return values
+
+
+class TransposeMemory(wiring.Component):
+    """A ``rows`` x ``cols`` matrix in ``lanes`` memory banks, read and written a row slice or a
+    column slice of ``lanes`` elements per cycle.
+
+    Mapping (diagonal banking): element ``(r, c)`` lives in bank ``(r + c) % lanes`` at address
+    ``(r // lanes) * cols + c``. Each bank is a :class:`~amaranth.lib.memory.Memory` of
+    :attr:`bank_depth` ``= ceil(rows / lanes) * cols`` words of ``shape``. Example for
+    ``rows=6, cols=5, lanes=4`` (each entry is ``bank:address``)::
+
+                c=0    c=1    c=2    c=3    c=4
+        r=0     0:0    1:1    2:2    3:3    0:4
+        r=1     1:0    2:1    3:2    0:3    1:4
+        r=2     2:0    3:1    0:2    1:3    2:4
+        r=3     3:0    0:1    1:2    2:3    3:4
+        r=4     0:5    1:6    2:7    3:8    0:9
+        r=5     1:5    2:6    3:7    0:8    1:9
+
+    A slice is ``lanes`` consecutive elements from its first element ``(row, col)``: a row slice
+    is ``(row, col + k)``, a column slice ``(row + k, col)``, for lanes ``k = 0 .. lanes - 1``.
+    Either way the ``lanes`` elements fall in ``lanes`` different banks, lane ``k`` in bank
+    ``(s + k) % lanes`` with ``s = (row + col) % lanes``, so a slice is one access to every bank.
+    Any first element is supported (neither ``row`` nor ``col`` has to be a multiple of
+    ``lanes``). The bank addresses of a slice, with ``q, p = divmod(row, lanes)`` and lane
+    ``k = (b - s) % lanes`` in bank ``b``:
+
+    ========  =============================================================
+    slice     address in bank ``b``
+    ========  =============================================================
+    row       ``q * cols + col + k``
+    column    ``q * cols + col + (cols if p + k >= lanes else 0)``
+    ========  =============================================================
+
+    The words are rotated by ``s`` between lane order and bank order (a barrel rotator of
+    ``ceil(log2(lanes))`` stages of 2:1 multiplexers, on the write data and on the read data).
+    The divisions by ``lanes`` are bit slices for a power of two and constant multiplications
+    by a reciprocal otherwise (see :func:`divmod_const`).
+
+    Edges: ``rows`` and ``cols`` need not be multiples of ``lanes``. A lane whose element lies
+    outside the matrix (``r >= rows`` or ``c >= cols``, including a first element outside it,
+    which the port widths allow) reads as 0, and writing it does nothing. The banks hold
+    ``ceil(rows / lanes) * lanes`` rows, so up to ``(lanes - 1) * cols`` words are never used.
+
+    Reading: a request on ``read`` comes back on ``read_data`` as the slice in lane order.
+    Fully pipelined (one request per cycle): the banks' synchronous read ports form stage 1 and
+    the rotation and the edge mask feed the output register, stage 2. Latency: 2 cycles (a
+    request accepted at clock edge ``t`` is presented after edge ``t + 1`` and can be taken at
+    edge ``t + 2``). A stage advances when the next one is empty or advancing, the last when
+    ``read_data`` is empty or read; nothing is lost or duplicated under back-pressure.
+
+    Writing: ``write.ready`` is always high; a write accepted at clock edge ``t`` updates every
+    lane whose ``mask`` bit is set (and whose element is inside the matrix) at that edge.
+
+    Read-after-write: a read returns the contents at the edge it is accepted. A read accepted at
+    the same edge as a write returns the old contents; a read accepted at any later edge sees
+    the write. (A write accepted at edge ``t`` is visible to reads accepted at ``t + 1`` on.)
+
+    Host access: row slices are enough to load or dump a matrix; :meth:`slice_starts` lists the
+    first elements of the slices that cover it.
+
+    Parameters
+    ----------
+    shape : Shape, int or range
+        The element shape, such as ``signed(8)`` (an int is that many unsigned bits).
+    rows, cols : int
+        The size of the largest matrix held.
+    lanes : int
+        Elements per access (and banks).
+    src_loc_at : int
+        Stack frames to skip when recording where the component was created.
+
+    Members
+    -------
+    read : ``In(stream.Signature(data.StructLayout({"mode": SliceMode, "row": range(rows),
+    "col": range(cols)})))``
+        Read requests: the slice's direction and first element.
+    read_data : ``Out(stream.Signature(data.ArrayLayout(shape, lanes)))``
+        The slices read, in request order; lane ``k`` is element ``k`` of the slice.
+    write : ``In(stream.Signature(data.StructLayout({"mode": SliceMode, "row": range(rows),
+    "col": range(cols), "data": data.ArrayLayout(shape, lanes), "mask": lanes})))``
+        Slice writes: lane ``k`` of ``data`` goes to element ``k`` of the slice if bit ``k`` of
+        ``mask`` is set.
+    """
+
+    def __init__(self, shape, rows, cols, lanes, *, src_loc_at=0):
+        self._shape = _check_shape("Element shape", shape)
+        self._rows = _check_int("Number of rows", rows, 1)
+        self._cols = _check_int("Number of columns", cols, 1)
+        self._lanes = _check_int("Number of lanes", lanes, 1)
+        request = {"mode": SliceMode, "row": range(rows), "col": range(cols)}
+        self._request_layout = data.StructLayout(request)
+        self._data_layout = data.ArrayLayout(self._shape, lanes)
+        self._write_layout = data.StructLayout(
+            {**request, "data": self._data_layout, "mask": unsigned(lanes)})
+        super().__init__({
+            "read": In(stream.Signature(self._request_layout)),
+            "read_data": Out(stream.Signature(self._data_layout)),
+            "write": In(stream.Signature(self._write_layout)),
+        }, src_loc_at=src_loc_at + 1)
+
+    # -- configuration ------------------------------------------------------------------------
+    @property
+    def shape(self) -> Shape:
+        return self._shape
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    @property
+    def cols(self) -> int:
+        return self._cols
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def request_layout(self) -> data.StructLayout:
+        """The payload layout of ``read``."""
+        return self._request_layout
+
+    @property
+    def write_layout(self) -> data.StructLayout:
+        """The payload layout of ``write``."""
+        return self._write_layout
+
+    @property
+    def data_layout(self) -> data.ArrayLayout:
+        """The payload layout of ``read_data`` (and of the ``data`` field of ``write``)."""
+        return self._data_layout
+
+    @property
+    def bank_depth(self) -> int:
+        """Words per bank: ``ceil(rows / lanes) * cols``."""
+        return -(-self._rows // self._lanes) * self._cols
+
+    @property
+    def size_bits(self) -> int:
+        """Bits of memory in all banks: ``lanes * bank_depth * shape.width``."""
+        return self._lanes * self.bank_depth * self._shape.width
+
+    @property
+    def latency(self) -> int:
+        """Clock edges from accepting a read request to presenting its slice: 2 (the registered
+        bank read, then the rotation into the output register)."""
+        return 2
+
+    def location(self, row: int, col: int) -> tuple[int, int]:
+        """``(bank, address)`` of element ``(row, col)``:
+        ``((row + col) % lanes, (row // lanes) * cols + col)``."""
+        if not 0 <= row < self._rows or not 0 <= col < self._cols:
+            raise ValueError(
+                f"Element ({row}, {col}) is outside the {self._rows}x{self._cols} matrix")
+        return (row + col) % self._lanes, (row // self._lanes) * self._cols + col
+
+    def slice_starts(self, mode=SliceMode.ROW, rows=None, cols=None) -> list[tuple[int, int]]:
+        """First elements ``(row, col)`` of the slices that cover the top left ``rows`` x
+        ``cols`` of the matrix (all of it by default), row by row for row slices and column by
+        column for column slices. The last slice of a row (column) may run past the edge."""
+        rows = self._rows if rows is None else rows
+        cols = self._cols if cols is None else cols
+        if not 1 <= rows <= self._rows or not 1 <= cols <= self._cols:
+            raise ValueError(f"A {rows}x{cols} matrix does not fit {self._rows}x{self._cols}")
+        step = self._lanes
+        if SliceMode(mode) is SliceMode.ROW:
+            return [(r, c) for r in range(rows) for c in range(0, cols, step)]
+        return [(r, c) for c in range(cols) for r in range(0, rows, step)]
+
+    # -- hardware -----------------------------------------------------------------------------
+    def _slice(self, m, prefix, request):
+        """The rotation, the per-bank addresses and the per-lane in-matrix flags of a slice."""
+        lanes, rows, cols = self._lanes, self._rows, self._cols
+        row, col = request.row, request.col
+        column = Signal(name=f"{prefix}_column")
+        quotient = Signal(range(-(-rows // lanes) + 1), name=f"{prefix}_row_block")
+        phase = Signal(range(lanes), name=f"{prefix}_row_phase")
+        col_phase = Signal(range(lanes), name=f"{prefix}_col_phase")
+        shift = Signal(range(lanes), name=f"{prefix}_shift")
+        base = Signal(range(self.bank_depth + cols + lanes), name=f"{prefix}_base")
+        inside = Signal(lanes, name=f"{prefix}_inside")
+        q, p = divmod_const(row, lanes)
+        _, cp = divmod_const(col, lanes)
+        phase_sum = Signal(range(2 * lanes), name=f"{prefix}_phase_sum")
+        m.d.comb += [
+            column.eq(request.mode == SliceMode.COLUMN),
+            quotient.eq(q),
+            phase.eq(p),
+            col_phase.eq(cp),
+            phase_sum.eq(phase + col_phase),
+            shift.eq(Mux(phase_sum >= lanes, phase_sum - lanes, phase_sum)),
+            base.eq(quotient * cols + col),
+        ]
+        for k in range(lanes):
+            m.d.comb += inside[k].eq(Mux(column, (row + k < rows) & (col < cols),
+                                         (row < rows) & (col + k < cols)))
+        addrs = []
+        for b in range(lanes):
+            lane = Signal(range(lanes), name=f"{prefix}_lane_{b}")
+            addr = Signal(range(self.bank_depth), name=f"{prefix}_addr_{b}")
+            m.d.comb += [
+                lane.eq(Mux(shift > b, b + lanes - shift, b - shift)),
+                addr.eq(base + Mux(column, Mux(phase + lane >= lanes, cols, 0), lane)),
+            ]
+            addrs.append(addr)
+        return shift, addrs, inside
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes = self._lanes
+
+        banks = []
+        for b in range(lanes):
+            bank = Memory(shape=self._shape, depth=self.bank_depth, init=[])
+            m.submodules[f"bank_{b}"] = bank
+            banks.append(bank)
+
+        # -- write: rotate lane k into bank (s + k) % lanes, in the accepting cycle ------------
+        wr = self.write.payload
+        w_shift, w_addrs, w_inside = self._slice(m, "wr", wr)
+        w_en = Signal(lanes, name="wr_lane_en")
+        m.d.comb += [
+            self.write.ready.eq(1),
+            w_en.eq(Mux(self.write.valid, wr.mask & w_inside, 0)),
+        ]
+        w_data = _rotate([wr.data[k] for k in range(lanes)], w_shift, lanes, left=False)
+        w_bank_en = _rotate([w_en[k] for k in range(lanes)], w_shift, lanes, left=False)
+        for b, bank in enumerate(banks):
+            port = bank.write_port()
+            m.d.comb += [
+                port.addr.eq(w_addrs[b]),
+                port.data.eq(w_data[b]),
+                port.en.eq(w_bank_en[b]),
+            ]
+
+        # -- read: stage 1 is the banks' read registers, stage 2 the output register ---------
+        r_shift, r_addrs, r_inside = self._slice(m, "rd", self.read.payload)
+        s1_valid = Signal(name="rd_s1_valid")
+        s1_shift = Signal(range(lanes), name="rd_s1_shift")
+        s1_inside = Signal(lanes, name="rd_s1_inside")
+        advance2 = Signal(name="rd_advance2")
+        advance1 = Signal(name="rd_advance1")
+        m.d.comb += [
+            advance2.eq(~self.read_data.valid | self.read_data.ready),
+            advance1.eq(~s1_valid | advance2),
+            self.read.ready.eq(advance1),
+        ]
+        bank_words = []
+        for b, bank in enumerate(banks):
+            port = bank.read_port()
+            m.d.comb += [
+                port.addr.eq(r_addrs[b]),
+                port.en.eq(self.read.valid & advance1),
+            ]
+            bank_words.append(port.data)
+        with m.If(advance1):
+            m.d.sync += [
+                s1_valid.eq(self.read.valid),
+                s1_shift.eq(r_shift),
+                s1_inside.eq(r_inside),
+            ]
+        lane_words = _rotate(bank_words, s1_shift, lanes, left=True)
+        with m.If(advance2):
+            m.d.sync += self.read_data.valid.eq(s1_valid)
+            with m.If(s1_valid):
+                m.d.sync += [self.read_data.payload[k].eq(Mux(s1_inside[k], lane_words[k], 0))
+                             for k in range(lanes)]
+        return m
