@@ -134,7 +134,7 @@ class Bench:
 
 
 def _dw_width(config: Config) -> int:
-    return StochasticRounder.from_config(config).out_width
+    return StochasticRounder.config_out_width(config)
 
 
 BENCHES = (

@@ -161,7 +161,8 @@ class LfsrBank:
 
     def draw(self, count: int) -> np.ndarray:
         """The next ``count`` draws of every lane: an array ``(count, lanes)`` of words, in order
-        (read-only; the narrowest integer type that holds a word). The lanes advance by ``count`` draws."""
+        (read-only; the narrowest integer type that holds a word). The lanes advance by ``count``
+        draws."""
         if count <= 0:
             return np.zeros((0, self.lanes), dtype=self._dtype)
         if self._recurrence:

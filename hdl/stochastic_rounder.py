@@ -92,6 +92,11 @@ class StochasticRounder(wiring.Component):
         return cls(config.acc_bits, config.lfsr.draw_bits,
                    max_shift=config.acc_bits - 1 - min(lams), min_shift=-max(lams), src_loc_at=1)
 
+    @staticmethod
+    def config_out_width(config) -> int:
+        """``out_width`` of :meth:`from_config`'s rounder, without building it."""
+        return config.acc_bits + max(0, max(lam for _, lam in config.lr_schedule))
+
     @property
     def g_width(self) -> int:
         return self._g_width

@@ -105,7 +105,7 @@ def _weight_updater(config, layer):
     """The updater of one layer, for the updates that the stochastic rounder produces."""
     from intrain.hdl import StochasticRounder, WeightUpdater
 
-    dw_width = StochasticRounder.from_config(config).out_width
+    dw_width = StochasticRounder.config_out_width(config)
     return WeightUpdater.for_layer(config.plan[layer - 1], dw_width)
 
 

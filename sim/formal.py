@@ -495,7 +495,7 @@ def _qe_with_mask(config: Config) -> ShiftQuantizer:
 
 
 def _dw_width(config: Config) -> int:
-    return StochasticRounder.from_config(config).out_width
+    return StochasticRounder.config_out_width(config)
 
 
 #: Properties of the hardware blocks at the widths of the default configuration; every one holds.

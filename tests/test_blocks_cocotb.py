@@ -31,9 +31,6 @@ from intrain.sim.runner import CocotbTestFailure, run_cocotb
 from intrain.sim.tb_blocks import block_args
 from intrain.sim.tools import available_simulators
 
-# `intrain generate` builds the weight updater from a stochastic rounder it only measures.
-pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
-
 TB = "intrain.sim.tb_blocks"
 NO_ICARUS = "Icarus Verilog is not installed (apt-get install iverilog)"
 HAVE_ICARUS = "icarus" in available_simulators()

@@ -151,3 +151,11 @@ def test_converts_to_verilog():
 def test_constructor_rejects_invalid_arguments(args, exc, match):
     with pytest.raises(exc, match=match):
         StochasticRounder(*args)
+
+
+@pytest.mark.parametrize("schedule", [((0, 2), (30, 1), (50, 0), (65, -1)), ((0, -3),),
+                                      ((0, 0), (5, 4))])
+def test_config_out_width_is_the_width_of_the_configured_rounder(schedule):
+    config = Config(lr_schedule=schedule)
+    assert StochasticRounder.config_out_width(config) \
+        == StochasticRounder.from_config(config).out_width
