@@ -82,13 +82,14 @@ def qa(acc, shift: int, a_max: int):
     ``max(acc, 0) <= a_max * 2 ** shift`` (inclusive), computed exactly for any shift sign.
     """
     acc = _int(acc)
-    h = np.maximum(acc, 0)
-    a = np.minimum(round_shift(h, shift), a_max)
     if shift >= 0:
-        clipmask = h <= (a_max << shift)
-    else:
-        clipmask = (h << -shift) <= a_max
-    return a, clipmask
+        # Clipping to a_max * 2 ** shift before the shift gives the same result (that bound
+        # shifts to a_max exactly) and saves a pass over the tensor.
+        limit = acc.dtype.type(min(a_max << shift, np.iinfo(acc.dtype).max))
+        clipmask = acc <= limit  # max(acc, 0) <= limit, as limit >= 0
+        return round_shift(np.clip(acc, acc.dtype.type(0), limit), shift), clipmask
+    h = np.maximum(acc, 0)
+    return np.minimum(round_shift(h, shift), a_max), (h << -shift) <= a_max
 
 
 def qe(x, e_max: int):
@@ -100,7 +101,9 @@ def qe(x, e_max: int):
         return np.zeros_like(x)
     k = rl2(m)
     ke1 = (e_max + 1).bit_length() - 1  # kE - 1
-    return saturate(round_shift(x, k - ke1), e_max)
+    y = round_shift(x, k - ke1)  # a new array: saturated in place
+    t = y.dtype.type
+    return np.clip(y, t(-e_max), t(e_max), out=y)
 
 
 def qg_scale(g, lam: int) -> int | None:

@@ -179,9 +179,10 @@ class GoldenModel:
         out, acts, facts, clipmasks, relumasks, accs = self._forward(a0, ts, keep=record)
         err = self.output_error(out, labels)
         label = float(self.plan[-1].label)
-        loss = 0.5 * float(np.sum(np.square(err, dtype=np.float64))) / label**2
+        flat = err.astype(np.float64).ravel()
+        loss = 0.5 * float(np.dot(flat, flat)) / label**2
         result = StepResult(out=out, loss=loss,
-                            correct=int(np.sum(np.argmax(out, axis=1) == labels)))
+                            correct=int(np.count_nonzero(out.argmax(axis=1) == labels)))
         trace = result.trace
         n = len(self.plan)
         e = qe(err, self.plan[-1].e_max)
