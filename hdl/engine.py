@@ -1,42 +1,85 @@
-"""The training engine: every layer's weights and activations in on-chip memories around one
-systolic array. This first stage runs the forward pass of a whole network (inference); the
-hardware twin of ``intrain.golden.model.GoldenModel.forward``."""
+"""The training engine: every layer's weights, activations and errors in on-chip memories around
+one systolic array. It runs the forward pass of a whole network (inference) or a complete training
+step; the hardware twin of ``intrain.golden.model.GoldenModel.forward`` and
+``GoldenModel.train_step``."""
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from intrain.config import Config
 
+from .lfsr_bank import LfsrBank
+from .log2round import Log2Round
+from .max_abs import MaxAbs
 from .shift_quantizer import ShiftQuantizer, round_shift, saturate
+from .stochastic_rounder import StochasticRounder
 from .systolic_array import SystolicArray
 from .transpose_memory import SliceMode, TransposeMemory
+from .weight_updater import WeightUpdater
 
-__all__ = ["Engine", "HostTarget"]
+__all__ = ["Engine", "HostTarget", "Phase"]
 
 
-class HostTarget(enum.Enum, shape=2):
+class HostTarget(enum.Enum, shape=3):
     """Which kind of matrix a host access addresses (with its ``layer`` field).
 
     - ``WEIGHTS``, layer ``l`` in ``1 .. L``: the stored weights ``W_l``, ``n_out x n_in``.
     - ``ACTIVATIONS``, layer ``l`` in ``0 .. L``: ``A_l``, ``batch_size x layers[l]``; ``A_0`` is
       the input, ``A_L`` the output accumulators ``OUT``.
     - ``PREDICTIONS`` (``layer`` ignored): ``argmax(OUT)`` per sample, ``batch_size x 1``.
+    - ``LABELS`` (``layer`` ignored): the class of every sample, ``batch_size x 1``.
+    - ``ERRORS``, layer ``l`` in ``1 .. L``: ``E_l``, the quantized error at layer ``l``'s output
+      of the last training step, ``batch_size x layers[l]``.
     """
 
     WEIGHTS = 0
     ACTIVATIONS = 1
     PREDICTIONS = 2
+    LABELS = 3
+    ERRORS = 4
+
+
+class Phase(enum.Enum, shape=2):
+    """The phases of a run that the per-phase counters tell apart.
+
+    - ``FORWARD``: the forward pass of every layer and the argmax pass.
+    - ``BACKWARD``: the output error and its QE, every ``R_l = E_l . T_l`` and the QE passes that
+      turn it into ``E_{l-1}``.
+    - ``GRADIENT``: every ``G_l = E_l^T . A_{l-1}``.
+    - ``UPDATE``: the weight update passes.
+    """
+
+    FORWARD = 0
+    BACKWARD = 1
+    GRADIENT = 2
+    UPDATE = 3
 
 
 class _State(enum.Enum, shape=2):
     IDLE = 0
     ISSUE = 1
     DRAIN = 2
+
+
+class _Job(enum.Enum, shape=3):
+    FORWARD = 0
+    GRADIENT = 1
+    BACKWARD = 2
     ARGMAX = 3
+    OUTPUT_ERROR = 4
+    ERROR = 5
+    UPDATE = 6
+
+
+_PHASE_OF_JOB = {
+    _Job.FORWARD: Phase.FORWARD, _Job.ARGMAX: Phase.FORWARD,
+    _Job.OUTPUT_ERROR: Phase.BACKWARD, _Job.BACKWARD: Phase.BACKWARD, _Job.ERROR: Phase.BACKWARD,
+    _Job.GRADIENT: Phase.GRADIENT, _Job.UPDATE: Phase.UPDATE,
+}
 
 
 def _const_mux(m, sel, values, name):
@@ -49,57 +92,124 @@ def _const_mux(m, sel, values, name):
     return sig
 
 
+def _delay(m, sig, cycles, name):
+    """``sig`` delayed by ``cycles`` clock edges (a chain of registers)."""
+    for n in range(cycles):
+        reg = Signal.like(sig, name=f"{name}_{n + 1}")
+        m.d.sync += reg.eq(sig)
+        sig = reg
+    return sig
+
+
+class _GlobalMaxLog2(wiring.Component):
+    """``RL2(max |x|)`` over a whole tensor streamed ``lanes`` elements per cycle.
+
+    One :class:`MaxAbs` per lane folds its lane (lanes outside the tensor carry 0); after the
+    element with ``last``, the lane maxima are combined (one register) and go through
+    :class:`Log2Round`. ``done`` rises 6 cycles after the ``last`` element and holds ``rl2``
+    until ``clear``. A tensor of zeros gives ``rl2 = 0``, the same as a maximum of 1; its QE or
+    QG is all zero either way.
+    """
+
+    def __init__(self, width, lanes):
+        self._width, self._lanes = width, lanes
+        super().__init__({
+            "valid": In(1),
+            "last": In(1),
+            "values": In(data.ArrayLayout(signed(width), lanes)),
+            "clear": In(1),
+            "done": Out(1),
+            "rl2": Out(range(width + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        folds = []
+        for k in range(self._lanes):
+            fold = m.submodules[f"max_{k}"] = MaxAbs(self._width)
+            m.d.comb += [
+                fold.i.valid.eq(self.valid),
+                fold.i.payload.value.eq(self.values[k]),
+                fold.i.payload.last.eq(self.last),
+                fold.o.ready.eq(1),
+            ]
+            folds.append(fold)
+        best = folds[0].o.payload
+        for fold in folds[1:]:
+            best = Mux(fold.o.payload > best, fold.o.payload, best)
+        log2 = m.submodules.log2 = Log2Round(self._width)
+        m.d.sync += [log2.i.valid.eq(folds[0].o.valid), log2.i.payload.eq(best)]
+        m.d.comb += log2.o.ready.eq(1)
+        with m.If(log2.o.valid):
+            m.d.sync += [self.done.eq(1), self.rl2.eq(log2.o.payload)]
+        with m.If(self.clear):
+            m.d.sync += self.done.eq(0)
+        return m
+
+
 class Engine(wiring.Component):
-    """The forward pass of a fully connected network on one :class:`SystolicArray`, with every
-    matrix in on-chip memory.
+    """The forward pass and the complete training step of a fully connected network on one
+    :class:`SystolicArray`, with every matrix in on-chip memory.
 
-    Storage (one :class:`TransposeMemory` each, ``lanes = max(array_rows, array_cols)``):
+    Storage (one :class:`TransposeMemory` each, ``lanes = max(array_rows, array_cols)``; names as
+    in :meth:`memory_bits`):
 
-    - ``W_l`` (``l = 1 .. L``): the stored weights, ``n_out x n_in`` of
+    - ``W{l}`` (``l = 1 .. L``): the stored weights, ``n_out x n_in`` of
       ``signed(w_max.bit_length() + 1)``, the width of :class:`WeightUpdater`'s ``w``.
-    - ``A_0``: the input, ``batch_size x layers[0]`` of ``signed(input_bits)``.
-    - ``A_l`` (hidden, ``l = 1 .. L - 1``): ``batch_size x layers[l]`` of ``unsigned(a - 1)``
+    - ``A0``: the input, ``batch_size x layers[0]`` of ``signed(input_bits)``.
+    - ``A{l}`` (hidden, ``l = 1 .. L - 1``): ``batch_size x layers[l]`` of ``unsigned(a - 1)``
       (QA's results lie in ``[0, 2 ** (a - 1) - 1]``).
     - ``OUT`` (``A_L``): ``batch_size x layers[L]`` of ``signed(acc_bits)``, the raw accumulators.
-    - ``P``: ``argmax(OUT)`` of every sample, ``batch_size x 1``.
+    - ``P``: ``argmax(OUT)`` of every sample, ``batch_size x 1``; ``LABELS`` the same shape.
+    - ``E{l}``: the quantized errors, ``batch_size x layers[l]`` of ``signed(e)``.
+    - ``M{l}`` (hidden): the ReLU mask (bit 0, ``acc > 0``) and QA's clip mask (bit 1).
+    - ``G{l}``: the gradient ``n_out x n_in`` of ``signed(acc_bits_gradient)``.
+    - ``R``: ``batch_size x max(layers[1 .. L - 1])``, the clip-masked ``R_l`` of the layer
+      being trained, ``signed(max acc_bits_backward)``.
 
-    Arithmetic (SPEC.md section 4), for ``l = 1 .. L``: ``acc_l = T_l . A_{l-1}`` exactly, with
-    ``T_l = clip(round(W_l / 2 ** t_shift), t_max)`` computed on the way from the weight memory
-    to the array (``sign(W)`` where ``|W| > 32`` for ternary weights); hidden layers store
-    ``A_l = QA(acc_l)`` (:meth:`ShiftQuantizer.for_qa`: ReLU, round half to even, saturate), the
-    last one stores ``OUT = acc_L``. Then ``P[b] = argmax_o OUT[b][o]``, the first index on ties.
+    Arithmetic (SPEC.md section 4). Forward, ``l = 1 .. L``: ``acc_l = T_l . A_{l-1}`` exactly,
+    with ``T_l = clip(round(W_l / 2 ** t_shift), t_max)`` computed on the way from the weight
+    memory to the array; hidden layers store ``A_l = QA(acc_l)`` (:meth:`ShiftQuantizer.for_qa`)
+    with its masks, the last one ``OUT = acc_L``. Then ``P[b] = argmax_o OUT[b][o]``.
 
-    Schedule. The layers run one after the other. Layer ``l`` is cut into tiles of ``R`` output
-    neurons by ``C`` samples (the array is ``R x C``): ``ceil(n_out / R) * ceil(batch / C)`` tiles,
-    output-neuron blocks outer, sample blocks inner. A tile ``(o0, b0)`` is ``K = n_in`` beats;
-    beat ``k`` feeds the column slice ``T[o0 .. o0 + R - 1][k]`` as the array's ``a`` and the
-    column slice ``A[b0 .. b0 + C - 1][k]`` of the activations (stored ``A[sample][feature]``) as
-    ``b``. Lanes past the matrix edge read as 0, so edge tiles compute zeros. Output row ``r`` of
-    a tile is neuron ``o0 + r`` for ``C`` samples: it is quantized (hidden layers: one
-    :class:`ShiftQuantizer` per array column and distinct QA) and written as the column slice of
-    ``A_l`` at ``(b0, o0 + r)``, lanes past ``batch`` masked, rows past ``n_out`` skipped.
+    A training step (``train``) goes on without the host: ``err = OUT - label * onehot`` (labels
+    from ``LABELS``); ``E_L = QE(err)`` (its ``max |err|`` found during the argmax pass, then a
+    second pass with a run-time-shift :class:`ShiftQuantizer`); then for ``l = L .. 1``:
+    ``G_l = E_l^T . A_{l-1}`` on the array (its ``max |G|`` tracked while it is written to
+    ``G{l}``), for ``l > 1`` ``R_l = E_l . T_l`` with the weights before this layer's update
+    (``max |R * clipmask|`` tracked while the masked values are written to ``R``), the QE pass
+    ``E_{l-1} = QE(R * clipmask) * relumask`` and the update pass ``W_l = clip(W_l - QG(G_l))``:
+    a :class:`StochasticRounder` per lane with the run-time shift ``RL2(max |G|) - lam`` and
+    draws from an :class:`LfsrBank` of ``config.lfsr`` and ``config.rng_seeds``, then a
+    :class:`WeightUpdater` per lane. The update visits rows in order and, in each row, chunks of
+    ``rng_lanes`` columns, ``min(lanes, rng_lanes)`` columns per cycle; every lane draws once per
+    chunk, as :meth:`Config.draws_per_update` lays out. Every update draws, even for an all-zero
+    gradient (then ``dW = 0``). Shifts past the range where the result changes are clamped,
+    which leaves every result exact for any ``lam``.
 
-    Reads are issued ahead, one beat (a read of both memories) per cycle: the memories' 2-cycle
-    read latency and the weight conversion feed a :attr:`FIFO_DEPTH`-entry FIFO in front of the
-    array, and a credit counter stops issuing only when that FIFO could overflow; no ``ready``
-    runs combinationally from the array back to the address counters. The array computes a tile
-    while the previous one drains, so it takes one beat per cycle when ``n_in >= max(R, C)``.
-    A layer starts one cycle after the previous layer's last result is written, so its reads see
-    every write. After the last layer, the argmax pass reads ``OUT`` in column slices, ``lanes``
-    samples at a time, classes in order, and writes ``P``.
+    Schedule of the array. A job of the array is a sequence of tiles of ``R`` rows by ``C``
+    columns; a tile takes ``K`` beats, one per cycle (reads are issued ahead of the array). All
+    transposes come from the slices read:
 
-    Cycles: :meth:`forward_cycles` is the number of cycles with ``busy`` high. Without stalls in
-    the array (``n_in >= max(R, C)`` in every layer) it is::
+    ======== ========== ========== ========= ============================= ====================
+    job      rows       columns    K         a (``R`` values)              b (``C`` values)
+    ======== ========== ========== ========= ============================= ====================
+    forward  n_out      batch      n_in      ``T`` column slice of ``W``   column slice of A
+    gradient n_out      n_in       batch     row slice of ``E_l``          row slice of A
+    backward batch      n_in       n_out     column slice of ``E_l``       ``T`` row of ``W``
+    ======== ========== ========== ========= ============================= ====================
 
-        sum_l (N_l + R + C + 3) + 2 * (L - 1) + ceil(batch / lanes) * n_classes + 2
+    Row blocks are outer, column blocks inner. The gradient and backward jobs of a layer run
+    back to back as one stream of tiles, so the array never drains between them. Reads are
+    issued one beat per cycle: the memories' 2-cycle read latency and the weight conversion feed
+    a :attr:`FIFO_DEPTH`-entry FIFO in front of the array, and a credit counter stops issuing
+    only when that FIFO could overflow. The array computes a tile while the previous one drains,
+    so it takes one beat per cycle when ``K >= max(R, C)``. Other passes (argmax, QE, update)
+    read ``lanes`` elements per cycle.
 
-    with ``N_l = ceil(n_out / R) * ceil(batch / C) * n_in`` beats in layer ``l``: 3 cycles from
-    issuing the first read to the array taking its beat, ``N_l - 1`` more beats, ``R + C`` from
-    the last beat to the last row out of the array (:attr:`SystolicArray.latency` ``+ R - 1``),
-    the cycle that writes it, 2 more for QA in hidden layers; then one read of ``OUT`` per class
-    and sample block and 2 cycles of read latency. In a layer with ``n_in < max(R, C)`` the array
-    stalls as its own schedule requires; :meth:`forward_cycles` computes that case too. The MACs
-    counted (``mac_cycles``) are ``R * C`` per beat, padding included: :meth:`forward_macs`.
+    Cycles: :meth:`forward_cycles` and :meth:`train_cycles` give the busy cycles of a run. The
+    MACs counted (``mac_cycles``) are ``R * C`` per beat, padding included: :meth:`forward_macs`
+    and :meth:`train_macs`.
 
     Host access, only while ``busy`` is low (``host_write.ready`` and ``host_read.ready`` are low
     while the engine runs): any slice, row or column, of any matrix, addressed by ``target`` and
@@ -113,25 +223,34 @@ class Engine(wiring.Component):
     Parameters
     ----------
     config : Config
-        The network, bit widths, batch size, array shape and accumulator width.
+        The network, bit widths, batch size, array shape, random lanes and accumulator width.
     src_loc_at : int
         Stack frames to skip when recording where the component was created.
 
     Members
     -------
     start : ``In(1)``
-        Pulse: run the forward pass of ``batch`` samples (ignored while ``busy``).
+        Pulse: run ``batch`` samples (ignored while ``busy``).
     batch : ``In(range(batch_size + 1))``
         Samples in the batch, sampled with ``start``; clamped to ``1 .. batch_size``.
+    train : ``In(1)``
+        Sampled with ``start``: 1 runs a whole training step, 0 the forward pass only.
+    lam : ``In(signed(8))``
+        Sampled with ``start``: the learning rate of the step is ``2 ** lam``.
     busy : ``Out(1)``
         The engine runs.
     done : ``Out(1)``
-        One-cycle pulse in the cycle after the last busy cycle; ``OUT``, ``P`` and every ``A_l``
-        hold the results then.
+        One-cycle pulse in the cycle after the last busy cycle; every result is in memory then.
     cycles : ``Out(32)``
         Busy cycles of the last (or current) run.
     mac_cycles : ``Out(32)``
         Sum of the array's ``mac_count`` over those cycles.
+    steps : ``Out(32)``
+        Training steps completed since reset.
+    phase_cycles, phase_mac_cycles : ``Out(data.ArrayLayout(32, 4))``
+        ``cycles`` and ``mac_cycles`` of the last run split by :class:`Phase` (indexed by its
+        value): every busy cycle counts in the phase of the job being issued (the array may still
+        finish the previous job's last tiles meanwhile).
     host_write : ``In(stream.Signature(host_write_layout))``
         Fields ``target``, ``layer``, ``mode``, ``row``, ``col``, ``data`` (``lanes`` values)
         and ``mask`` (lane ``k`` is written if bit ``k`` is set).
@@ -150,18 +269,40 @@ class Engine(wiring.Component):
         if not isinstance(config, Config):
             raise TypeError(f"Configuration must be a Config, not {config!r}")
         self._config = config
-        self._plan = config.plan
+        self._plan = plan = config.plan
         rows, cols = config.array_rows, config.array_cols
         self._lanes = max(rows, cols)
-        self._w_shapes = [signed(p.w_max.bit_length() + 1) for p in self._plan]
+        n_layers = len(plan)
+        self._w_shapes = [signed(p.w_max.bit_length() + 1) for p in plan]
         self._a_shapes = [signed(config.input_bits)]
-        self._a_shapes += [unsigned(p.bits.a - 1) for p in self._plan[:-1]]
+        self._a_shapes += [unsigned(p.bits.a - 1) for p in plan[:-1]]
         self._a_shapes += [signed(config.acc_bits)]
         self._p_shape = unsigned(max(1, (config.layers[-1] - 1).bit_length()))
+        self._e_shapes = [signed(p.bits.e) for p in plan]
+        last = plan[-1]
+        self._err_width = max(last.acc_bits_forward, last.out_shift + 2) + 1
+        self._r_width = max([p.acc_bits_backward for p in plan[1:]], default=0)
+        self._g_width = max(p.acc_bits_gradient for p in plan)
+        batch = config.batch_size
+        geometry = {}
+        for j, p in enumerate(plan):
+            geometry[f"W{j + 1}"] = (self._w_shapes[j], p.n_out, p.n_in)
+        for j, width in enumerate(config.layers):
+            geometry["OUT" if j == n_layers else f"A{j}"] = (self._a_shapes[j], batch, width)
+        geometry["P"] = (self._p_shape, batch, 1)
+        geometry["LABELS"] = (self._p_shape, batch, 1)
+        for j, p in enumerate(plan):
+            geometry[f"E{j + 1}"] = (self._e_shapes[j], batch, p.n_out)
+        for j, p in enumerate(plan[:-1]):
+            geometry[f"M{j + 1}"] = (unsigned(2), batch, p.n_out)
+        for j, p in enumerate(plan):
+            geometry[f"G{j + 1}"] = (signed(p.acc_bits_gradient), p.n_out, p.n_in)
+        if n_layers > 1:
+            geometry["R"] = (signed(self._r_width), batch, max(config.layers[1:-1]))
+        self._geometry = geometry
         self._host_width = max(s.width + (0 if s.signed else 1)
-                               for s in self._w_shapes + self._a_shapes)
-        n_layers = len(self._plan)
-        self._max_rows = max([config.batch_size] + [p.n_out for p in self._plan])
+                               for s in self._w_shapes + self._a_shapes + self._e_shapes)
+        self._max_rows = max([config.batch_size] + [p.n_out for p in plan])
         self._max_cols = max(config.layers)
         address = {
             "target": HostTarget,
@@ -174,18 +315,23 @@ class Engine(wiring.Component):
         self._host_data_layout = data.ArrayLayout(signed(self._host_width), self._lanes)
         self._host_write_layout = data.StructLayout({
             **address, "data": self._host_data_layout, "mask": unsigned(self._lanes)})
+        counters = data.ArrayLayout(unsigned(self.COUNTER_BITS), len(Phase))
         super().__init__({
             "start": In(1),
             "batch": In(range(config.batch_size + 1)),
+            "train": In(1),
+            "lam": In(signed(8)),
             "busy": Out(1),
             "done": Out(1),
             "cycles": Out(self.COUNTER_BITS),
             "mac_cycles": Out(self.COUNTER_BITS),
+            "steps": Out(self.COUNTER_BITS),
+            "phase_cycles": Out(counters),
+            "phase_mac_cycles": Out(counters),
             "host_write": In(stream.Signature(self._host_write_layout)),
             "host_read": In(stream.Signature(self._host_read_layout)),
             "host_read_data": Out(stream.Signature(self._host_data_layout)),
         }, src_loc_at=src_loc_at + 1)
-
     # -- configuration ------------------------------------------------------------------------
     @property
     def config(self) -> Config:
@@ -247,29 +393,85 @@ class Engine(wiring.Component):
         """MACs of the network itself: ``batch * sum_l n_in * n_out``."""
         return self._check_batch(batch) * sum(p.n_in * p.n_out for p in self._plan)
 
-    def forward_cycles(self, batch) -> int:
-        """Busy cycles of a forward pass of ``batch`` samples (the ``cycles`` counter)."""
+    def _stream_cycles(self, ks) -> int:
+        """Cycles of a stream of tiles of ``ks`` beats from its first read to the cycle that
+        writes its last row (the array's schedule with its input always valid, output always
+        ready): 3 cycles from a read to the array, the schedule, 1 to write the row."""
         rows, cols = self._config.array_rows, self._config.array_cols
         latency = SystolicArray.PIPELINE_CYCLES + cols - 1
+        cycle, lasts, outs, prev_out = 0, [], [], -1
+        for n, k in enumerate(ks):
+            cycle += k - 1
+            if n >= 1:
+                cycle = max(cycle, lasts[-1] + cols)
+            if n >= 2:
+                cycle = max(cycle, outs[n - 2])
+            lasts.append(cycle)
+            cycle += 1
+            prev_out = max(lasts[-1] + latency, prev_out + 1) + rows - 1
+            outs.append(prev_out)
+        return 3 + outs[-1] + 1
+
+    def forward_cycles(self, batch) -> int:
+        """Busy cycles of a forward pass of ``batch`` samples (the ``cycles`` counter)."""
         total = 0
         for n_tiles, p in zip(self.tiles(batch), self._plan):
-            # The array's input schedule: always valid, output always ready.
-            k = p.n_in
-            cycle, lasts, outs, prev_out = 0, [], [], -1
-            for n in range(n_tiles):
-                cycle += k - 1
-                if n >= 1:
-                    cycle = max(cycle, lasts[-1] + cols)
-                if n >= 2:
-                    cycle = max(cycle, outs[n - 2])
-                lasts.append(cycle)
-                cycle += 1
-                prev_out = max(lasts[-1] + latency, prev_out + 1) + rows - 1
-                outs.append(prev_out)
-            # Read issue to array input: 3 cycles; final row to written: 1, QA: 2 more.
-            total += 3 + outs[-1] + 1 + (0 if p.last else 2)
+            # Final row to written: 1 cycle; QA: 2 more in hidden layers.
+            total += self._stream_cycles([p.n_in] * n_tiles) + (0 if p.last else 2)
         # The argmax pass: one read per class and block of ``lanes`` samples, read latency 2.
         return total + -(-batch // self._lanes) * self._config.layers[-1] + 2
+
+    def train_cycles(self, batch) -> int:
+        """Busy cycles of a training step of ``batch`` samples (the ``cycles`` counter).
+
+        The forward pass (:meth:`forward_cycles`); the QE pass of the output error (5 cycles
+        waiting for ``RL2(max |err|)``, one read per class and block of ``lanes`` samples, 4 to
+        the last write); then per layer, last to first: the gradient and backward tiles as one
+        stream (2 more cycles for the clip mask of a backward row), the QE pass of ``R`` (5
+        cycles waiting for its maximum, ``batch * ceil(n_in / lanes)`` reads, 4 to the last
+        write) and the update pass (``n_out * ceil(n_in / rng_lanes) * ceil(rng_lanes / lanes)``
+        reads, 7 to the last write; layer 1 first waits 5 cycles for ``RL2(max |G|)``).
+        """
+        cfg, lanes = self._config, self._lanes
+        total = self.forward_cycles(batch) + -(-batch // lanes) * cfg.layers[-1] + 9
+        n_sub = -(-cfg.rng_lanes // lanes)
+        for p, job in zip(reversed(self._plan), self._array_jobs(batch)):
+            ks = [k for tiles, k in job for _ in range(tiles)]
+            total += self._stream_cycles(ks)
+            if p.index > 1:
+                total += 2 + 5 + batch * -(-p.n_in // lanes) + 4
+            else:
+                total += 5
+            total += p.n_out * -(-p.n_in // cfg.rng_lanes) * n_sub + 7
+        return total
+
+    def memory_bits(self) -> dict[str, int]:
+        """Bits of every on-chip memory by name (``W1``, ``A0``, ``OUT``, ``P``, ``LABELS``,
+        ``E1``, ``M1``, ``G1``, ``R``, ...): ``lanes * ceil(rows / lanes) * cols * width``, the
+        banks of its :class:`TransposeMemory`."""
+        lanes = self._lanes
+        return {name: lanes * -(-rows // lanes) * cols * shape.width
+                for name, (shape, rows, cols) in self._geometry.items()}
+
+    def _array_jobs(self, batch):
+        """Per job of the array in a training step: ``(tiles, K)`` runs, in order."""
+        rows, cols = self._config.array_rows, self._config.array_cols
+        jobs = []
+        for p in reversed(self._plan):
+            job = [(-(-p.n_out // rows) * -(-p.n_in // cols), batch)]
+            if p.index > 1:
+                job.append((-(-batch // rows) * -(-p.n_in // cols), p.n_out))
+            jobs.append(job)
+        return jobs
+
+    def train_macs(self, batch) -> int:
+        """MACs the array performs in a training step, padding included (what ``mac_cycles``
+        counts): the forward pass, every gradient (``ceil(n_out / R) * ceil(n_in / C)`` tiles of
+        ``K = batch``) and every backward product (``ceil(batch / R) * ceil(n_in / C)`` tiles of
+        ``K = n_out``)."""
+        macs = self._config.array_rows * self._config.array_cols
+        return self.forward_macs(batch) + sum(
+            t * k * macs for job in self._array_jobs(batch) for t, k in job)
 
     # -- hardware -----------------------------------------------------------------------------
     def elaborate(self, platform):
@@ -278,65 +480,111 @@ class Engine(wiring.Component):
         n_layers = len(plan)
         rows, cols, lanes = cfg.array_rows, cfg.array_cols, self._lanes
         last_layer = n_layers - 1
+        n_classes = cfg.layers[-1]
+        batch_size = cfg.batch_size
 
         # -- memories ------------------------------------------------------------------------
-        w_mems, a_mems = [], []
-        for j, p in enumerate(plan):
-            mem = TransposeMemory(self._w_shapes[j], p.n_out, p.n_in, lanes)
-            m.submodules[f"w_{j + 1}"] = mem
-            w_mems.append(mem)
-        for j, width in enumerate(cfg.layers):
-            mem = TransposeMemory(self._a_shapes[j], cfg.batch_size, width, lanes)
-            m.submodules["out" if j == n_layers else f"a_{j}"] = mem
-            a_mems.append(mem)
-        p_mem = m.submodules.predictions = TransposeMemory(self._p_shape, cfg.batch_size, 1,
-                                                           lanes)
-        out_mem = a_mems[-1]
-        mems = w_mems + a_mems + [p_mem]
+        mem = {}
+        for name, (shape, n_rows, n_cols) in self._geometry.items():
+            mem[name] = m.submodules[f"mem_{name.lower()}"] = TransposeMemory(
+                shape, n_rows, n_cols, lanes)
+        w_mems = [mem[f"W{j + 1}"] for j in range(n_layers)]
+        a_mems = [mem[f"A{j}"] for j in range(n_layers)] + [mem["OUT"]]
+        e_mems = [mem[f"E{j + 1}"] for j in range(n_layers)]
+        mask_mems = [mem[f"M{j + 1}"] for j in range(n_layers - 1)]
+        g_mems = [mem[f"G{j + 1}"] for j in range(n_layers)]
+        r_mem = mem.get("R")
+        p_mem, label_mem, out_mem = mem["P"], mem["LABELS"], mem["OUT"]
 
         array = m.submodules.array = SystolicArray.for_config(cfg)
 
         # -- control ---------------------------------------------------------------------------
         state = Signal(_State, name="state")
+        job = Signal(_Job, name="job")
         layer = Signal(range(n_layers), name="layer")
-        n_batch = Signal(range(cfg.batch_size + 1), name="n_batch")
+        n_batch = Signal(range(batch_size + 1), name="n_batch")
+        training = Signal(name="training")
+        lam = Signal(signed(8), name="lam_run")
         busy = Signal(name="busy_int")
         m.d.comb += [busy.eq(state != _State.IDLE), self.busy.eq(busy)]
         n_in = _const_mux(m, layer, [p.n_in for p in plan], "n_in")
         n_out = _const_mux(m, layer, [p.n_out for p in plan], "n_out")
+        finished = Signal(name="job_finished")   # the job's last result is written
 
-        # -- issue: one beat (a read of both memories) per cycle, while credits last --------------
-        iss_k = Signal(range(max(p.n_in for p in plan)), name="iss_k")
-        iss_o = Signal(range(max(p.n_out for p in plan) + rows), name="iss_o0")
-        iss_b = Signal(range(cfg.batch_size + cols), name="iss_b0")
+        # Every memory access of the engine: (condition, mode, row, col) for reads and
+        # (condition, mode, row, col, mask, data) for writes, per memory.
+        reads = {id(x): [] for x in mem.values()}
+        writes = {id(x): [] for x in mem.values()}
+
+        max_r = max([batch_size] + [p.n_out for p in plan])
+        max_c = max([batch_size] + [p.n_in for p in plan])
+        max_k = max([batch_size] + [p.n_in for p in plan] + [p.n_out for p in plan])
+
+        def limits(kind, prefix):
+            """Rows, columns and K of the tiles of an array job."""
+            nr = Signal(range(max_r + 1), name=f"{prefix}_rows")
+            nc = Signal(range(max_c + 1), name=f"{prefix}_cols")
+            nk = Signal(range(max_k + 1), name=f"{prefix}_k")
+            with m.Switch(kind):
+                with m.Case(_Job.FORWARD):
+                    m.d.comb += [nr.eq(n_out), nc.eq(n_batch), nk.eq(n_in)]
+                with m.Case(_Job.GRADIENT):
+                    m.d.comb += [nr.eq(n_out), nc.eq(n_in), nk.eq(n_batch)]
+                with m.Default():
+                    m.d.comb += [nr.eq(n_batch), nc.eq(n_in), nk.eq(n_out)]
+            return nr, nc, nk
+
+        # -- issue: one beat (a read of two memories) per cycle, while credits last -------------
+        i_nr, i_nc, i_nk = limits(job, "iss")
+        iss_k = Signal(range(max_k), name="iss_k")
+        iss_r = Signal(range(max_r + rows), name="iss_r0")
+        iss_c = Signal(range(max_c + cols), name="iss_c0")
         outstanding = Signal(range(self.FIFO_DEPTH + 1), name="outstanding")
         issue = Signal(name="issue")
         pop = Signal(name="pop")
-        m.d.comb += issue.eq((state == _State.ISSUE) & (outstanding < self.FIFO_DEPTH))
+        array_job = (job == _Job.FORWARD) | (job == _Job.GRADIENT) | (job == _Job.BACKWARD)
+        m.d.comb += issue.eq((state == _State.ISSUE) & array_job
+                             & (outstanding < self.FIFO_DEPTH))
         m.d.sync += outstanding.eq(outstanding + issue - pop)
         with m.If(issue):
-            with m.If(iss_k == n_in - 1):
+            with m.If(iss_k == i_nk - 1):
                 m.d.sync += iss_k.eq(0)
-                with m.If(iss_b + cols >= n_batch):
-                    m.d.sync += iss_b.eq(0)
-                    with m.If(iss_o + rows >= n_out):
-                        m.d.sync += [iss_o.eq(0), state.eq(_State.DRAIN)]
+                with m.If(iss_c + cols >= i_nc):
+                    m.d.sync += iss_c.eq(0)
+                    with m.If(iss_r + rows >= i_nr):
+                        m.d.sync += iss_r.eq(0)
+                        with m.If((job == _Job.GRADIENT) & (layer != 0)):
+                            m.d.sync += job.eq(_Job.BACKWARD)
+                        with m.Else():
+                            m.d.sync += state.eq(_State.DRAIN)
                     with m.Else():
-                        m.d.sync += iss_o.eq(iss_o + rows)
+                        m.d.sync += iss_r.eq(iss_r + rows)
                 with m.Else():
-                    m.d.sync += iss_b.eq(iss_b + cols)
+                    m.d.sync += iss_c.eq(iss_c + cols)
             with m.Else():
                 m.d.sync += iss_k.eq(iss_k + 1)
 
+        for j in range(n_layers):
+            on = issue & (layer == j)
+            reads[id(w_mems[j])] += [
+                (on & (job == _Job.FORWARD), SliceMode.COLUMN, iss_r, iss_k),
+                (on & (job == _Job.BACKWARD), SliceMode.ROW, iss_k, iss_c)]
+            reads[id(a_mems[j])] += [
+                (on & (job == _Job.FORWARD), SliceMode.COLUMN, iss_c, iss_k),
+                (on & (job == _Job.GRADIENT), SliceMode.ROW, iss_k, iss_c)]
+            reads[id(e_mems[j])] += [
+                (on & (job == _Job.GRADIENT), SliceMode.ROW, iss_k, iss_r),
+                (on & (job == _Job.BACKWARD), SliceMode.COLUMN, iss_r, iss_k)]
+
         # The beat's flags follow the reads through the memories' two read stages.
-        flags = data.StructLayout({"valid": 1, "first": 1, "last": 1})
+        flags = data.StructLayout({"valid": 1, "first": 1, "last": 1, "kind": _Job})
         s1, s2 = Signal(flags, name="rd_s1"), Signal(flags, name="rd_s2")
         m.d.sync += [
-            s1.valid.eq(issue), s1.first.eq(iss_k == 0), s1.last.eq(iss_k == n_in - 1),
-            s2.eq(s1),
+            s1.valid.eq(issue), s1.first.eq(iss_k == 0), s1.last.eq(iss_k == i_nk - 1),
+            s1.kind.eq(job), s2.eq(s1),
         ]
 
-        # Operands: T from W (per layer's constants) and the activations, into the FIFO.
+        # Operands of the beat, by job, into the FIFO.
         beat_layout = array.i.payload.shape()
         beat = Signal(beat_layout, name="beat")
         m.d.comb += [beat.first.eq(s2.first), beat.last.eq(s2.last)]
@@ -345,10 +593,21 @@ class Engine(wiring.Component):
                 with m.Case(j):
                     w_data = w_mems[j].read_data.payload
                     a_data = a_mems[j].read_data.payload
-                    m.d.comb += [
-                        beat.a[r].eq(saturate(round_shift(w_data[r], p.t_shift), p.t_max))
-                        for r in range(rows)]
-                    m.d.comb += [beat.b[c].eq(a_data[c]) for c in range(cols)]
+                    e_data = e_mems[j].read_data.payload
+
+                    def to_t(w, p=p):
+                        return saturate(round_shift(w, p.t_shift), p.t_max)
+
+                    with m.Switch(s2.kind):
+                        with m.Case(_Job.FORWARD):
+                            m.d.comb += [beat.a[r].eq(to_t(w_data[r])) for r in range(rows)]
+                            m.d.comb += [beat.b[c].eq(a_data[c]) for c in range(cols)]
+                        with m.Case(_Job.GRADIENT):
+                            m.d.comb += [beat.a[r].eq(e_data[r]) for r in range(rows)]
+                            m.d.comb += [beat.b[c].eq(a_data[c]) for c in range(cols)]
+                        with m.Case(_Job.BACKWARD):
+                            m.d.comb += [beat.a[r].eq(e_data[r]) for r in range(rows)]
+                            m.d.comb += [beat.b[c].eq(to_t(w_data[c])) for c in range(cols)]
         fifo = m.submodules.operand_fifo = SyncFIFO(width=beat_layout.size,
                                                     depth=self.FIFO_DEPTH)
         m.d.comb += [
@@ -360,39 +619,48 @@ class Engine(wiring.Component):
             pop.eq(fifo.r_rdy & array.i.ready),
         ]
 
-        # -- results: QA (hidden layers) and the write-back as column slices --------------------
+        # -- results of the array: one row of a tile per cycle ----------------------------------
         m.d.comb += array.o.ready.eq(1)
-        wr_o = Signal(range(max(p.n_out for p in plan) + rows), name="wr_o0")
-        wr_b = Signal(range(cfg.batch_size + cols), name="wr_b0")
+        wr_kind = Signal(_Job, name="wr_kind")
+        w_nr, w_nc, _ = limits(wr_kind, "wr")
+        wr_r = Signal(range(max_r + rows), name="wr_r0")
+        wr_c = Signal(range(max_c + cols), name="wr_c0")
         row_event = data.StructLayout({
-            "valid": 1, "col": range(max(p.n_out for p in plan) + rows),
-            "row": range(cfg.batch_size + cols), "mask": lanes, "final": 1})
+            "out": 1, "valid": 1, "r": range(max_r + rows), "c": range(max_c + cols),
+            "mask": lanes, "final": 1, "kind": _Job})
         ev = Signal(row_event, name="wr_ev")
         out = array.o.payload
-        end_b = Signal(name="wr_end_b")
-        end_o = Signal(name="wr_end_o")
+        end_c = Signal(name="wr_end_c")
+        end_r = Signal(name="wr_end_r")
         m.d.comb += [
-            end_b.eq(wr_b + cols >= n_batch),
-            end_o.eq(wr_o + rows >= n_out),
-            ev.col.eq(wr_o + out.row),
-            ev.valid.eq(array.o.valid & (wr_o + out.row < n_out)),
-            ev.row.eq(wr_b),
-            ev.final.eq(array.o.valid & out.last & end_b & end_o),
+            end_c.eq(wr_c + cols >= w_nc),
+            end_r.eq(wr_r + rows >= w_nr),
+            ev.out.eq(array.o.valid),
+            ev.r.eq(wr_r + out.row),
+            ev.valid.eq(array.o.valid & (wr_r + out.row < w_nr)),
+            ev.c.eq(wr_c),
+            ev.final.eq(array.o.valid & out.last & end_c & end_r),
+            ev.kind.eq(wr_kind),
         ]
-        m.d.comb += [ev.mask[c].eq(wr_b + c < n_batch) for c in range(cols)]
+        m.d.comb += [ev.mask[c].eq(wr_c + c < w_nc) for c in range(cols)]
         with m.If(array.o.valid & out.last):
-            with m.If(end_b):
-                m.d.sync += wr_b.eq(0)
-                with m.If(end_o):
-                    m.d.sync += wr_o.eq(0)
+            with m.If(end_c):
+                m.d.sync += wr_c.eq(0)
+                with m.If(end_r):
+                    m.d.sync += wr_r.eq(0)
+                    with m.If((wr_kind == _Job.GRADIENT) & (layer != 0)):
+                        m.d.sync += wr_kind.eq(_Job.BACKWARD)
                 with m.Else():
-                    m.d.sync += wr_o.eq(wr_o + rows)
+                    m.d.sync += wr_r.eq(wr_r + rows)
             with m.Else():
-                m.d.sync += wr_b.eq(wr_b + cols)
+                m.d.sync += wr_c.eq(wr_c + cols)
         d1, d2 = Signal(row_event, name="wr_d1"), Signal(row_event, name="wr_d2")
         m.d.sync += [d1.eq(ev), d2.eq(d1)]
+        relu = Signal(cols, name="relu")
+        m.d.comb += [relu[c].eq(out.values[c] > 0) for c in range(cols)]
+        relu2 = _delay(m, relu, 2, "relu")
 
-        # One set of ``cols`` quantizers per distinct QA of the hidden layers.
+        # Forward: QA, one set of ``cols`` quantizers per distinct QA of the hidden layers.
         groups = {}
         for p in plan[:-1]:
             key = (p.qa_shift, p.bits.a, p.acc_bits_forward)
@@ -409,103 +677,313 @@ class Engine(wiring.Component):
                     qs.append(q)
                 groups[key] = qs
         quantized = [groups[(p.qa_shift, p.bits.a, p.acc_bits_forward)] for p in plan[:-1]]
-
-        layer_finished = Signal(name="layer_finished")
-        m.d.comb += layer_finished.eq(
-            (state == _State.DRAIN)
-            & ((layer == last_layer) & ev.final | (layer != last_layer) & d2.final))
-
-        # Engine writes of A_1 .. A_L (A_L is OUT, written without QA).
-        engine_write = {}
         for j in range(n_layers):
-            mem = a_mems[j + 1]
+            fwd = layer == j
             if j == last_layer:
-                src, values = ev, [out.values[c] for c in range(cols)]
+                writes[id(out_mem)].append((
+                    fwd & ev.valid & (ev.kind == _Job.FORWARD), SliceMode.COLUMN, ev.c, ev.r,
+                    ev.mask, [out.values[c] for c in range(cols)]))
             else:
-                src, values = d2, [quantized[j][c].o.payload.value for c in range(cols)]
-            engine_write[mem] = [
-                mem.write.valid.eq((layer == j) & src.valid),
-                mem.write.payload.mode.eq(SliceMode.COLUMN),
-                mem.write.payload.row.eq(src.row),
-                mem.write.payload.col.eq(src.col),
-                mem.write.payload.mask.eq(src.mask),
-                *[mem.write.payload.data[c].eq(values[c]) for c in range(cols)],
-            ]
-        # Engine reads of W_1 .. W_L and A_0 .. A_{L-1}.
-        engine_read = {}
-        for j in range(n_layers):
-            for mem, row in ((w_mems[j], iss_o), (a_mems[j], iss_b)):
-                engine_read[mem] = [
-                    mem.read.valid.eq(issue & (layer == j)),
-                    mem.read.payload.mode.eq(SliceMode.COLUMN),
-                    mem.read.payload.row.eq(row),
-                    mem.read.payload.col.eq(iss_k),
-                ]
+                cond = fwd & d2.valid & (d2.kind == _Job.FORWARD)
+                qs = quantized[j]
+                writes[id(a_mems[j + 1])].append((
+                    cond, SliceMode.COLUMN, d2.c, d2.r, d2.mask,
+                    [q.o.payload.value for q in qs]))
+                writes[id(mask_mems[j])].append((
+                    cond, SliceMode.COLUMN, d2.c, d2.r, d2.mask,
+                    [Cat(relu2[c], qs[c].o.payload.mask) for c in range(cols)]))
 
-        # -- argmax pass: OUT in column slices (``lanes`` samples), classes in order ---------------
-        n_classes = cfg.layers[-1]
-        am_o = Signal(range(n_classes), name="am_class")
-        am_b = Signal(range(cfg.batch_size + lanes), name="am_b0")
-        am_issue = Signal(name="am_issue")
-        m.d.comb += am_issue.eq(state == _State.ARGMAX)
-        with m.If(am_issue):
-            with m.If(am_o == n_classes - 1):
-                m.d.sync += am_o.eq(0)
-                with m.If(am_b + lanes >= n_batch):
-                    m.d.sync += [am_b.eq(0), state.eq(_State.DRAIN)]
+        # Gradient: rows of G written as they leave the array; max |G| on the way.
+        g_max = m.submodules.g_max = _GlobalMaxLog2(self._g_width, lanes)
+        is_g = ev.kind == _Job.GRADIENT
+        m.d.comb += [
+            g_max.valid.eq(ev.out & is_g),
+            g_max.last.eq(ev.final & is_g),
+            *[g_max.values[c].eq(Mux(ev.valid & ev.mask[c], out.values[c], 0))
+              for c in range(cols)],
+        ]
+        for j in range(n_layers):
+            writes[id(g_mems[j])].append((
+                (layer == j) & ev.valid & is_g, SliceMode.ROW, ev.r, ev.c, ev.mask,
+                [out.values[c] for c in range(cols)]))
+
+        # Backward: R times the clip mask of the layer below, read while the row waits 2 cycles.
+        if n_layers > 1:
+            r_max = m.submodules.r_max = _GlobalMaxLog2(self._r_width, lanes)
+            values = Signal(data.ArrayLayout(signed(self._r_width), cols), name="r_values")
+            m.d.comb += [values[c].eq(out.values[c]) for c in range(cols)]
+            values2 = _delay(m, values, 2, "r_values")
+            is_r = d2.kind == _Job.BACKWARD
+            clip2 = Signal(cols, name="clip2")
+            with m.Switch(layer):
+                for j in range(1, n_layers):
+                    with m.Case(j):
+                        reads[id(mask_mems[j - 1])].append((
+                            (layer == j) & ev.valid & (ev.kind == _Job.BACKWARD),
+                            SliceMode.ROW, ev.r, ev.c))
+                        m.d.comb += [clip2[c].eq(mask_mems[j - 1].read_data.payload[c][1])
+                                     for c in range(cols)]
+            masked = [Mux(d2.valid & d2.mask[c] & clip2[c], values2[c], 0) for c in range(cols)]
+            m.d.comb += [
+                r_max.valid.eq(d2.out & is_r),
+                r_max.last.eq(d2.final & is_r),
+                *[r_max.values[c].eq(masked[c]) for c in range(cols)],
+            ]
+            writes[id(r_mem)].append((d2.valid & is_r, SliceMode.ROW, d2.r, d2.c, d2.mask,
+                                      masked))
+
+        # -- passes over OUT and R: argmax, QE of the output error, QE of R ----------------------
+        # OUT is read in column slices (``lanes`` samples of one class, classes inner), R in row
+        # slices (``lanes`` features of one sample, features inner).
+        ps_row = Signal(range(batch_size + lanes), name="ps_row")
+        ps_col = Signal(range(max(self._max_cols, n_classes) + lanes), name="ps_col")
+        on_out = (job == _Job.ARGMAX) | (job == _Job.OUTPUT_ERROR)
+        err_max = m.submodules.err_max = _GlobalMaxLog2(self._err_width, lanes)
+        gate = Signal(name="ps_gate")
+        with m.Switch(job):
+            with m.Case(_Job.ARGMAX):
+                m.d.comb += gate.eq(1)
+            with m.Case(_Job.OUTPUT_ERROR):
+                m.d.comb += gate.eq(err_max.done)
+            if n_layers > 1:
+                with m.Case(_Job.ERROR):
+                    m.d.comb += gate.eq(r_max.done)
+        ps_issue = Signal(name="ps_issue")
+        m.d.comb += ps_issue.eq((state == _State.ISSUE) & gate)
+        inner_end = Signal(name="ps_inner_end")
+        outer_end = Signal(name="ps_outer_end")
+        m.d.comb += [
+            inner_end.eq(Mux(on_out, ps_col + 1 >= n_classes, ps_col + lanes >= n_in)),
+            outer_end.eq(Mux(on_out, ps_row + lanes >= n_batch, ps_row + 1 >= n_batch)),
+        ]
+        with m.If(ps_issue):
+            with m.If(inner_end):
+                m.d.sync += ps_col.eq(0)
+                with m.If(outer_end):
+                    m.d.sync += [ps_row.eq(0), state.eq(_State.DRAIN)]
                 with m.Else():
-                    m.d.sync += am_b.eq(am_b + lanes)
+                    m.d.sync += ps_row.eq(ps_row + Mux(on_out, lanes, 1))
             with m.Else():
-                m.d.sync += am_o.eq(am_o + 1)
-        engine_read[out_mem] = [
-            out_mem.read.valid.eq(am_issue),
-            out_mem.read.payload.mode.eq(SliceMode.COLUMN),
-            out_mem.read.payload.row.eq(am_b),
-            out_mem.read.payload.col.eq(am_o),
+                m.d.sync += ps_col.eq(ps_col + Mux(on_out, 1, lanes))
+        reads[id(out_mem)].append((ps_issue & on_out, SliceMode.COLUMN, ps_row, ps_col))
+        reads[id(label_mem)].append((ps_issue & on_out, SliceMode.COLUMN, ps_row, 0))
+        if n_layers > 1:
+            on_r = ps_issue & (job == _Job.ERROR)
+            reads[id(r_mem)].append((on_r, SliceMode.ROW, ps_row, ps_col))
+            for j in range(1, n_layers):
+                reads[id(mask_mems[j - 1])].append(
+                    (on_r & (layer == j), SliceMode.ROW, ps_row, ps_col))
+        ps_flags = data.StructLayout({"valid": 1, "row": range(batch_size + lanes),
+                                      "col": ps_col.shape(), "final": 1})
+        ps = Signal(ps_flags, name="ps_0")
+        m.d.comb += [
+            ps.valid.eq(ps_issue & (on_out | (job == _Job.ERROR))),
+            ps.row.eq(ps_row), ps.col.eq(ps_col), ps.final.eq(ps.valid & inner_end & outer_end),
         ]
-        am_flags = data.StructLayout({"valid": 1, "index": range(n_classes),
-                                      "row": range(cfg.batch_size + lanes), "final": 1})
-        am1, am2 = Signal(am_flags, name="am_s1"), Signal(am_flags, name="am_s2")
-        m.d.sync += [
-            am1.valid.eq(am_issue),
-            am1.index.eq(am_o),
-            am1.row.eq(am_b),
-            am1.final.eq(am_issue & (am_o == n_classes - 1) & (am_b + lanes >= n_batch)),
-            am2.eq(am1),
+        ps2 = _delay(m, ps, 2, "ps")
+        ps4 = _delay(m, ps2, 2, "ps")
+        lane_ok2 = Signal(lanes, name="ps_lane_ok2")
+        m.d.comb += [lane_ok2[k].eq(Mux(on_out, ps2.row + k < n_batch, ps2.col + k < n_in))
+                     for k in range(lanes)]
+        lane_ok4 = _delay(m, lane_ok2, 2, "ps_lane_ok")
+
+        # The output error ``OUT - label * onehot``; its max |err| during the argmax pass.
+        label = plan[-1].label
+        err = Signal(data.ArrayLayout(signed(self._err_width), lanes), name="err")
+        for k in range(lanes):
+            value = out_mem.read_data.payload[k]
+            hit = label_mem.read_data.payload[k] == ps2.col
+            m.d.comb += err[k].eq(value - Mux(hit, label, 0))
+        m.d.comb += [
+            err_max.valid.eq(ps2.valid & (job == _Job.ARGMAX)),
+            err_max.last.eq(ps2.final & (job == _Job.ARGMAX)),
+            *[err_max.values[k].eq(Mux(lane_ok2[k], err[k], 0)) for k in range(lanes)],
         ]
-        am_finished = Signal(name="am_finished")
-        m.d.comb += am_finished.eq(am2.final)
+
+        # Argmax: the running maximum of every lane, classes in order (the first index wins).
         best = [Signal(signed(cfg.acc_bits), name=f"am_best_{k}") for k in range(lanes)]
         best_class = [Signal(self._p_shape, name=f"am_best_class_{k}") for k in range(lanes)]
-        engine_write[p_mem] = [
-            p_mem.write.valid.eq(am2.valid & (am2.index == n_classes - 1)),
-            p_mem.write.payload.mode.eq(SliceMode.COLUMN),
-            p_mem.write.payload.row.eq(am2.row),
-            p_mem.write.payload.col.eq(0),
-        ]
+        p_data = []
+        argmax = ps2.valid & (job == _Job.ARGMAX)
         for k in range(lanes):
             value = out_mem.read_data.payload[k]
             take = Signal(name=f"am_take_{k}")
-            m.d.comb += take.eq((am2.index == 0) | (value > best[k]))
-            with m.If(am2.valid & take):
-                m.d.sync += [best[k].eq(value), best_class[k].eq(am2.index)]
-            engine_write[p_mem] += [
-                p_mem.write.payload.mask[k].eq(am2.row + k < n_batch),
-                p_mem.write.payload.data[k].eq(Mux(take, am2.index, best_class[k])),
+            m.d.comb += take.eq((ps2.col == 0) | (value > best[k]))
+            with m.If(argmax & take):
+                m.d.sync += [best[k].eq(value), best_class[k].eq(ps2.col)]
+            p_data.append(Mux(take, ps2.col, best_class[k]))
+        writes[id(p_mem)].append((argmax & (ps2.col == n_classes - 1), SliceMode.COLUMN,
+                                  ps2.row, 0, lane_ok2, p_data))
+
+        # QE: one run-time-shift quantizer per lane and distinct error width.
+        qe_width = max(self._err_width, self._r_width)
+        qe_groups = {}
+        x = Signal(data.ArrayLayout(signed(qe_width), lanes), name="qe_in")
+        for k in range(lanes):
+            if n_layers > 1:
+                m.d.comb += x[k].eq(Mux(on_out, err[k], r_mem.read_data.payload[k]))
+            else:
+                m.d.comb += x[k].eq(err[k])
+        for p in plan:
+            if p.bits.e in qe_groups:
+                continue
+            qs = []
+            ke1 = p.bits.e - 1
+            k_run = Mux(on_out, err_max.rl2, r_max.rl2) if n_layers > 1 else err_max.rl2
+            for k in range(lanes):
+                q = ShiftQuantizer.for_qe(p, qe_width)
+                m.submodules[f"qe_{len(qe_groups)}_{k}"] = q
+                m.d.comb += [
+                    q.i.valid.eq(ps2.valid & (job != _Job.ARGMAX)),
+                    q.i.payload.eq(x[k]),
+                    q.shift.eq(k_run - ke1),
+                    q.o.ready.eq(1),
+                ]
+                qs.append(q.o.payload.value)
+            qe_groups[p.bits.e] = qs
+        writes[id(e_mems[last_layer])].append((
+            ps4.valid & (job == _Job.OUTPUT_ERROR), SliceMode.COLUMN, ps4.row, ps4.col,
+            lane_ok4, qe_groups[plan[-1].bits.e]))
+        if n_layers > 1:
+            relu_in = Signal(lanes, name="qe_relu")
+            with m.Switch(layer):
+                for j in range(1, n_layers):
+                    with m.Case(j):
+                        m.d.comb += [relu_in[k].eq(mask_mems[j - 1].read_data.payload[k][0])
+                                     for k in range(lanes)]
+            relu4 = _delay(m, relu_in, 2, "qe_relu")
+            for j in range(1, n_layers):
+                qs = qe_groups[plan[j - 1].bits.e]
+                writes[id(e_mems[j - 1])].append((
+                    ps4.valid & (job == _Job.ERROR) & (layer == j), SliceMode.ROW, ps4.row,
+                    ps4.col, lane_ok4, [Mux(relu4[k], qs[k], 0) for k in range(lanes)]))
+        ps_finished = Mux(job == _Job.ARGMAX, ps2.final, ps4.final)
+
+        # -- update: W = clip(W - QG(G)), row slices of chunks of rng_lanes columns --------------
+        rng_lanes = cfg.rng_lanes
+        lfsr = m.submodules.lfsr = LfsrBank.from_config(cfg)
+        m.d.comb += lfsr.load.valid.eq(0)
+        n_sub = -(-rng_lanes // lanes)
+        w_bits = max(p.w_max.bit_length() for p in plan)
+        d_bits = cfg.lfsr.draw_bits
+        min_shift, max_shift = -(w_bits + 1), self._g_width + d_bits
+        qg_shift = Signal(range(min_shift, max_shift + 1), name="qg_shift")
+        wide = Signal(signed(max(self._g_width.bit_length(), 8) + 2), name="qg_shift_wide")
+        m.d.comb += [
+            wide.eq(g_max.rl2 - lam),
+            qg_shift.eq(Mux(wide < min_shift, min_shift, Mux(wide > max_shift, max_shift, wide))),
+        ]
+        up_o = Signal(range(max(p.n_out for p in plan)), name="up_o")
+        up_cb = Signal(range(max(p.n_in for p in plan) + rng_lanes), name="up_chunk")
+        up_j = Signal(range(n_sub), name="up_sub")
+        up_issue = Signal(name="up_issue")
+        m.d.comb += up_issue.eq((state == _State.ISSUE) & (job == _Job.UPDATE) & g_max.done)
+        sub_end = up_j == n_sub - 1
+        up_final = Signal(name="up_final")
+        m.d.comb += [
+            lfsr.o.ready.eq(up_issue & sub_end),
+            up_final.eq(up_issue & sub_end & (up_cb + rng_lanes >= n_in) & (up_o + 1 >= n_out)),
+        ]
+        with m.If(up_issue):
+            with m.If(sub_end):
+                m.d.sync += up_j.eq(0)
+                with m.If(up_cb + rng_lanes >= n_in):
+                    m.d.sync += up_cb.eq(0)
+                    with m.If(up_o + 1 >= n_out):
+                        m.d.sync += [up_o.eq(0), state.eq(_State.DRAIN)]
+                    with m.Else():
+                        m.d.sync += up_o.eq(up_o + 1)
+                with m.Else():
+                    m.d.sync += up_cb.eq(up_cb + rng_lanes)
+            with m.Else():
+                m.d.sync += up_j.eq(up_j + 1)
+        up_i = Signal.like(up_cb, name="up_i0")
+        m.d.comb += up_i.eq(up_cb + up_j * lanes)
+        up_layout = data.StructLayout({"valid": 1, "row": up_o.shape(), "col": up_i.shape(),
+                                       "mask": lanes, "final": 1})
+        up = Signal(up_layout, name="up_0")
+        m.d.comb += [up.valid.eq(up_issue), up.row.eq(up_o), up.col.eq(up_i),
+                     up.final.eq(up_final)]
+        words = Signal(data.ArrayLayout(unsigned(d_bits), lanes), name="up_words")
+        with m.Switch(up_j):
+            for sub in range(n_sub):
+                with m.Case(sub):
+                    for k in range(lanes):
+                        lane = sub * lanes + k
+                        m.d.comb += up.mask[k].eq((lane < rng_lanes) & (up_i + k < n_in))
+                        if lane < rng_lanes:
+                            m.d.comb += words[k].eq(lfsr.o.payload[lane])
+        for j in range(n_layers):
+            on = up_issue & (layer == j)
+            reads[id(w_mems[j])].append((on, SliceMode.ROW, up_o, up_i))
+            reads[id(g_mems[j])].append((on, SliceMode.ROW, up_o, up_i))
+        up2 = _delay(m, up, 2, "up")
+        words2 = _delay(m, words, 2, "up_words")
+        g_in = Signal(data.ArrayLayout(signed(self._g_width), lanes), name="up_g")
+        w_in = Signal(data.ArrayLayout(w_mems[0].shape if n_layers == 1
+                                       else signed(max(s.width for s in self._w_shapes)),
+                                       lanes), name="up_w")
+        with m.Switch(layer):
+            for j in range(n_layers):
+                with m.Case(j):
+                    m.d.comb += [g_in[k].eq(g_mems[j].read_data.payload[k])
+                                 for k in range(lanes)]
+                    m.d.comb += [w_in[k].eq(w_mems[j].read_data.payload[k])
+                                 for k in range(lanes)]
+        w5 = _delay(m, w_in, 3, "up_w")
+        rounders = []
+        for k in range(lanes):
+            rnd = StochasticRounder(self._g_width, d_bits, max_shift, min_shift)
+            m.submodules[f"qg_{k}"] = rnd
+            m.d.comb += [
+                rnd.i.valid.eq(up2.valid),
+                rnd.i.payload.g.eq(g_in[k]),
+                rnd.i.payload.u.eq(words2[k]),
+                rnd.shift.eq(qg_shift),
+                rnd.o.ready.eq(1),
             ]
+            rounders.append(rnd)
+        up7 = _delay(m, up2, 5, "up")
+        updaters = {}
+        for p in plan:
+            key = (p.w_max, p.t_shift, p.t_max)
+            if key in updaters:
+                continue
+            outs = []
+            for k in range(lanes):
+                upd = WeightUpdater.for_layer(p, rounders[k].out_width)
+                m.submodules[f"update_{len(updaters)}_{k}"] = upd
+                m.d.comb += [
+                    upd.i.valid.eq(rounders[k].o.valid),
+                    upd.i.payload.w.eq(w5[k]),
+                    upd.i.payload.dw.eq(rounders[k].o.payload),
+                    upd.o.ready.eq(1),
+                ]
+                outs.append(upd.o.payload.w)
+            updaters[key] = outs
+        for j, p in enumerate(plan):
+            writes[id(w_mems[j])].append((
+                up7.valid & (job == _Job.UPDATE) & (layer == j), SliceMode.ROW, up7.row,
+                up7.col, up7.mask, updaters[(p.w_max, p.t_shift, p.t_max)]))
 
         # -- host access ---------------------------------------------------------------------
+        host_mems = w_mems + a_mems + [p_mem, label_mem] + e_mems
+
         def host_select(request, index):
-            """The request addresses memory ``index`` and its first element is inside."""
-            mem = mems[index]
-            inside = (request.row < mem.rows) & (request.col < mem.cols)
-            if mem is p_mem:
+            """The request addresses host memory ``index`` and its first element is inside."""
+            target = host_mems[index]
+            inside = (request.row < target.rows) & (request.col < target.cols)
+            if target is p_mem:
                 return (request.target == HostTarget.PREDICTIONS) & inside
+            if target is label_mem:
+                return (request.target == HostTarget.LABELS) & inside
             if index < n_layers:
-                target, number = HostTarget.WEIGHTS, index + 1
+                kind, number = HostTarget.WEIGHTS, index + 1
+            elif index < 2 * n_layers + 1:
+                kind, number = HostTarget.ACTIVATIONS, index - n_layers
             else:
-                target, number = HostTarget.ACTIVATIONS, index - n_layers
-            return (request.target == target) & (request.layer == number) & inside
+                kind, number = HostTarget.ERRORS, index - 2 * n_layers - 2
+            return (request.target == kind) & (request.layer == number) & inside
 
         hw = self.host_write.payload
         m.d.comb += self.host_write.ready.eq(~busy)
@@ -518,30 +996,54 @@ class Engine(wiring.Component):
             h_issue.eq(self.host_read.valid & self.host_read.ready),
         ]
         m.d.sync += h_outstanding.eq(h_outstanding + h_issue - h_pop)
-        h_sel = Signal(range(len(mems) + 1), name="host_sel")  # len(mems): no memory, zeros
-        m.d.comb += h_sel.eq(len(mems))
-        for index in reversed(range(len(mems))):
+        h_sel = Signal(range(len(host_mems) + 1), name="host_sel")  # past the list: zeros
+        m.d.comb += h_sel.eq(len(host_mems))
+        for index in reversed(range(len(host_mems))):
             with m.If(host_select(hr, index)):
                 m.d.comb += h_sel.eq(index)
 
-        for index, mem in enumerate(mems):
+        def engine_access(target):
+            for n, (cond, mode, row, col) in enumerate(reads[id(target)]):
+                with (m.If if n == 0 else m.Elif)(cond):
+                    m.d.comb += [
+                        target.read.valid.eq(1),
+                        target.read.payload.mode.eq(mode),
+                        target.read.payload.row.eq(row),
+                        target.read.payload.col.eq(col),
+                    ]
+            for n, (cond, mode, row, col, mask, values) in enumerate(writes[id(target)]):
+                with (m.If if n == 0 else m.Elif)(cond):
+                    m.d.comb += [
+                        target.write.valid.eq(1),
+                        target.write.payload.mode.eq(mode),
+                        target.write.payload.row.eq(row),
+                        target.write.payload.col.eq(col),
+                        target.write.payload.mask.eq(mask),
+                        *[target.write.payload.data[k].eq(v) for k, v in enumerate(values)],
+                    ]
+
+        for index, target in enumerate(host_mems):
             with m.If(busy):
-                m.d.comb += engine_write.get(mem, [])
-                m.d.comb += engine_read.get(mem, [])
+                engine_access(target)
             with m.Else():
                 m.d.comb += [
-                    mem.write.valid.eq(self.host_write.valid & host_select(hw, index)),
-                    mem.write.payload.mode.eq(hw.mode),
-                    mem.write.payload.row.eq(hw.row),
-                    mem.write.payload.col.eq(hw.col),
-                    mem.write.payload.mask.eq(hw.mask),
-                    *[mem.write.payload.data[k].eq(hw.data[k]) for k in range(lanes)],
-                    mem.read.valid.eq(h_issue & (h_sel == index)),
-                    mem.read.payload.mode.eq(hr.mode),
-                    mem.read.payload.row.eq(hr.row),
-                    mem.read.payload.col.eq(hr.col),
+                    target.write.valid.eq(self.host_write.valid & host_select(hw, index)),
+                    target.write.payload.mode.eq(hw.mode),
+                    target.write.payload.row.eq(hw.row),
+                    target.write.payload.col.eq(hw.col),
+                    target.write.payload.mask.eq(hw.mask),
+                    *[target.write.payload.data[k].eq(hw.data[k]) for k in range(lanes)],
+                    target.read.valid.eq(h_issue & (h_sel == index)),
+                    target.read.payload.mode.eq(hr.mode),
+                    target.read.payload.row.eq(hr.row),
+                    target.read.payload.col.eq(hr.col),
                 ]
-            m.d.comb += mem.read_data.ready.eq(1)
+            m.d.comb += target.read_data.ready.eq(1)
+        for target in mem.values():
+            if not any(target is h for h in host_mems):
+                with m.If(busy):
+                    engine_access(target)
+                m.d.comb += target.read_data.ready.eq(1)
 
         # Host responses: the memory's slice two cycles later, extended, into a FIFO.
         h1_valid, h2_valid = Signal(name="host_s1_valid"), Signal(name="host_s2_valid")
@@ -551,9 +1053,10 @@ class Engine(wiring.Component):
                      h2_sel.eq(h1_sel)]
         response = Signal(self._host_data_layout, name="host_response")
         with m.Switch(h2_sel):
-            for index, mem in enumerate(mems):
+            for index, target in enumerate(host_mems):
                 with m.Case(index):
-                    m.d.comb += [response[k].eq(mem.read_data.payload[k]) for k in range(lanes)]
+                    m.d.comb += [response[k].eq(target.read_data.payload[k])
+                                 for k in range(lanes)]
         h_fifo = m.submodules.host_fifo = SyncFIFO(width=self._host_data_layout.size,
                                                    depth=self.FIFO_DEPTH)
         m.d.comb += [
@@ -565,36 +1068,99 @@ class Engine(wiring.Component):
             h_pop.eq(h_fifo.r_rdy & self.host_read_data.ready),
         ]
 
-        # -- the run: start, layers, done; counters -------------------------------------------
+        # -- the run: start, jobs, done; counters ---------------------------------------------
+        with m.Switch(job):
+            with m.Case(_Job.FORWARD):
+                m.d.comb += finished.eq(Mux(layer == last_layer, ev.final, d2.final))
+            with m.Case(_Job.GRADIENT):
+                m.d.comb += finished.eq(ev.final & (ev.kind == _Job.GRADIENT))
+            with m.Case(_Job.BACKWARD):
+                m.d.comb += finished.eq(d2.final & (d2.kind == _Job.BACKWARD))
+            with m.Case(_Job.ARGMAX, _Job.OUTPUT_ERROR, _Job.ERROR):
+                m.d.comb += finished.eq(ps_finished)
+            with m.Case(_Job.UPDATE):
+                m.d.comb += finished.eq(up7.final)
+
+        phase = Signal(Phase, name="phase")
+        with m.Switch(job):
+            for kind, ph in _PHASE_OF_JOB.items():
+                with m.Case(kind):
+                    m.d.comb += phase.eq(ph)
         m.d.sync += self.done.eq(0)
         with m.If(busy):
             m.d.sync += [
                 self.cycles.eq(self.cycles + 1),
                 self.mac_cycles.eq(self.mac_cycles + array.mac_count),
             ]
+            for ph in Phase:
+                with m.If(phase == ph):
+                    m.d.sync += [
+                        self.phase_cycles[ph.value].eq(self.phase_cycles[ph.value] + 1),
+                        self.phase_mac_cycles[ph.value].eq(
+                            self.phase_mac_cycles[ph.value] + array.mac_count),
+                    ]
+
+        clear_layer = Signal(name="clear_layer_max")
+        m.d.comb += g_max.clear.eq(clear_layer)
+        if n_layers > 1:
+            m.d.comb += r_max.clear.eq(clear_layer)
+
+        def begin_gradient(j):
+            m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.GRADIENT),
+                         wr_kind.eq(_Job.GRADIENT), layer.eq(j)]
+            m.d.comb += clear_layer.eq(1)
+
         with m.Switch(state):
             with m.Case(_State.IDLE):
                 with m.If(self.start):
                     m.d.sync += [
                         state.eq(_State.ISSUE),
+                        job.eq(_Job.FORWARD),
+                        wr_kind.eq(_Job.FORWARD),
                         layer.eq(0),
                         n_batch.eq(self.batch),
-                        iss_k.eq(0), iss_o.eq(0), iss_b.eq(0), wr_o.eq(0), wr_b.eq(0),
+                        training.eq(self.train),
+                        lam.eq(self.lam),
+                        iss_k.eq(0), iss_r.eq(0), iss_c.eq(0), wr_r.eq(0), wr_c.eq(0),
                         self.cycles.eq(0),
                         self.mac_cycles.eq(0),
+                        *[self.phase_cycles[ph.value].eq(0) for ph in Phase],
+                        *[self.phase_mac_cycles[ph.value].eq(0) for ph in Phase],
                     ]
+                    m.d.comb += [err_max.clear.eq(1), clear_layer.eq(1)]
                     with m.If(self.batch == 0):
                         m.d.sync += n_batch.eq(1)
-                    with m.If(self.batch > cfg.batch_size):
-                        m.d.sync += n_batch.eq(cfg.batch_size)
+                    with m.If(self.batch > batch_size):
+                        m.d.sync += n_batch.eq(batch_size)
             with m.Case(_State.DRAIN):
-                # Every beat of a layer (or every read of the argmax pass) has been issued; wait
-                # for its last write.
-                with m.If(layer_finished):
-                    with m.If(layer == last_layer):
-                        m.d.sync += state.eq(_State.ARGMAX)
-                    with m.Else():
-                        m.d.sync += [state.eq(_State.ISSUE), layer.eq(layer + 1)]
-                with m.If(am_finished):
-                    m.d.sync += [state.eq(_State.IDLE), self.done.eq(1)]
+                # Every read of the job has been issued; wait for its last write.
+                with m.If(finished):
+                    with m.Switch(job):
+                        with m.Case(_Job.FORWARD):
+                            with m.If(layer == last_layer):
+                                m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.ARGMAX)]
+                            with m.Else():
+                                m.d.sync += [state.eq(_State.ISSUE), layer.eq(layer + 1)]
+                        with m.Case(_Job.ARGMAX):
+                            with m.If(training):
+                                m.d.sync += [state.eq(_State.ISSUE),
+                                             job.eq(_Job.OUTPUT_ERROR)]
+                            with m.Else():
+                                m.d.sync += [state.eq(_State.IDLE), self.done.eq(1)]
+                        with m.Case(_Job.OUTPUT_ERROR):
+                            begin_gradient(last_layer)
+                        with m.Case(_Job.GRADIENT):
+                            m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.UPDATE)]
+                        with m.Case(_Job.BACKWARD):
+                            m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.ERROR)]
+                        with m.Case(_Job.ERROR):
+                            m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.UPDATE)]
+                        with m.Case(_Job.UPDATE):
+                            with m.If(layer == 0):
+                                m.d.sync += [state.eq(_State.IDLE), self.done.eq(1),
+                                             self.steps.eq(self.steps + 1)]
+                            with m.Else():
+                                m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.GRADIENT),
+                                             wr_kind.eq(_Job.GRADIENT), layer.eq(layer - 1)]
+                                m.d.comb += clear_layer.eq(1)
         return m
