@@ -1,0 +1,222 @@
+# amaranth: UnusedElaboratable=no
+"""Engine: complete training steps against ``GoldenModel.train_step``. After every step, every
+element of every stored weight ``W{l}``, every quantized error ``E{l}``, ``OUT`` and the
+predictions read through the host ports equal the golden trace; several steps run back to back
+with the weights kept on chip and the random lanes going on. The counters agree with the
+engine's own formulas (:meth:`Engine.train_cycles`, :meth:`Engine.train_macs`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from engine_helpers import (
+    ERRORS,
+    LABELS,
+    A,
+    P,
+    W,
+    random_inputs,
+    random_weights,
+    read_matrix,
+    run_engine,
+    simulate,
+    write_matrix,
+)
+
+from intrain.config import Config
+from intrain.golden.model import GoldenModel, init_weights
+from intrain.hdl.engine import Engine, Phase
+
+
+def train_on_engine(config, weights, steps, *, infer_after=False):
+    """Load ``weights``, run every ``(a0, labels, lam)`` of ``steps`` as a training step and read
+    back the results of each; optionally a forward pass of the last inputs at the end."""
+    dut = Engine(config)
+    n = len(config.plan)
+    results = []
+
+    async def testbench(ctx):
+        for layer, w in enumerate(weights, start=1):
+            await write_matrix(ctx, dut, W, layer, w)
+        for a0, labels, lam in steps:
+            batch = len(a0)
+            await write_matrix(ctx, dut, A, 0, a0)
+            await write_matrix(ctx, dut, LABELS, 0, np.asarray(labels)[:, None])
+            got = {"counters": await run_engine(ctx, dut, batch, train=True, lam=lam)}
+            for layer, p in enumerate(config.plan, start=1):
+                got[f"W{layer}"] = await read_matrix(ctx, dut, W, layer, p.n_out, p.n_in)
+                got[f"E{layer}"] = await read_matrix(ctx, dut, ERRORS, layer, batch, p.n_out)
+            got["out"] = await read_matrix(ctx, dut, A, n, batch, config.layers[-1])
+            got["pred"] = (await read_matrix(ctx, dut, P, 0, batch, 1))[:, 0]
+            got["labels"] = (await read_matrix(ctx, dut, LABELS, 0, batch, 1))[:, 0]
+            results.append(got)
+        if infer_after:
+            a0 = steps[-1][0]
+            got = {"counters": await run_engine(ctx, dut, len(a0), train=False)}
+            got["out"] = await read_matrix(ctx, dut, A, n, len(a0), config.layers[-1])
+            got["pred"] = (await read_matrix(ctx, dut, P, 0, len(a0), 1))[:, 0]
+            results.append(got)
+
+    simulate(dut, testbench)
+    return dut, results
+
+
+def check_counters(dut, counters, batch, steps):
+    rows, cols = dut.config.array_rows, dut.config.array_cols
+    assert counters["steps"] == steps
+    assert counters["cycles"] == dut.train_cycles(batch)
+    assert counters["mac_cycles"] == dut.train_macs(batch)
+    assert sum(counters["phase_cycles"]) == counters["cycles"]
+    assert sum(counters["phase_mac_cycles"]) == counters["mac_cycles"]
+    assert dut.useful_macs(batch) * 3 > counters["mac_cycles"] - dut.forward_macs(batch)
+    assert counters["mac_cycles"] <= rows * cols * counters["cycles"]
+    for ph in Phase:
+        assert counters["phase_mac_cycles"][ph.value] <= rows * cols * \
+            counters["phase_cycles"][ph.value]
+        if ph is not Phase.UPDATE:
+            assert counters["phase_mac_cycles"][ph.value] > 0
+    assert counters["phase_mac_cycles"][Phase.UPDATE.value] == 0
+    assert counters["phase_cycles"][Phase.UPDATE.value] > 0
+
+
+def check_against_golden(config, weights, steps, *, infer_after=False):
+    dut, results = train_on_engine(config, weights, steps, infer_after=infer_after)
+    golden = GoldenModel(config, [np.array(w) for w in weights])
+    n = len(config.plan)
+    for number, ((a0, labels, lam), got) in enumerate(zip(steps, results), start=1):
+        trace = golden.train_step(a0, labels, lam, record=True).trace
+        where = f"step {number} (batch {len(a0)}, lam {lam})"
+        for layer in range(1, n + 1):
+            assert np.array_equal(got[f"W{layer}"], trace[f"W{layer}"]), f"W{layer}, {where}"
+            assert np.array_equal(got[f"E{layer}"], trace[f"E{layer}"]), f"E{layer}, {where}"
+        assert np.array_equal(got["out"], trace["out"]), f"OUT, {where}"
+        assert np.array_equal(got["pred"], np.argmax(trace["out"], axis=1)), f"P, {where}"
+        assert np.array_equal(got["labels"], labels)
+        check_counters(dut, got["counters"], len(a0), number)
+    if infer_after:
+        got = results[-1]
+        a0 = steps[-1][0]
+        assert np.array_equal(got["out"], golden.forward(a0))
+        assert np.array_equal(got["pred"], golden.predict(a0))
+        assert got["counters"]["cycles"] == dut.forward_cycles(len(a0))
+        assert got["counters"]["steps"] == len(steps)
+    return dut, golden, results
+
+
+def make_steps(config, rng, batches, lams):
+    return [(random_inputs(config, rng, b), rng.integers(0, config.layers[-1], b), lam)
+            for b, lam in zip(batches, lams)]
+
+
+# -- training steps against the golden model -----------------------------------------------------
+CASES = {
+    # name: (layers, bits, array rows, cols, batch_size, weights, batches, lams)
+    "7-5-3_2x3_ternary": ((7, 5, 3), "2-8-8-8", 2, 3, 5, "init", (5, 1, 2, 5), (0, 3, -2, 1)),
+    "10-9-4-3_3x2_int8": ((10, 9, 4, 3), "8-8-8-8", 3, 2, 5, "random", (5, 1, 3),
+                          (0, -3, 24)),
+    "10-9-4-3_4x4_ternary": ((10, 9, 4, 3), "2-8-8-8", 4, 4, 6, "random", (6, 2, 6),
+                             (2, -12, 30)),
+    "12-3-5_4x4_narrow_hidden": ((12, 3, 5), "2-8-8-8", 4, 4, 6, "init", (6, 3), (-1, 40)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_training_steps_match_golden_in_every_element(name):
+    layers, bits, rows, cols, batch_size, init, batches, lams = CASES[name]
+    config = Config(layers=layers, bits=bits, array_rows=rows, array_cols=cols,
+                    batch_size=batch_size, seed=len(name))
+    rng = np.random.default_rng(len(name))
+    weights = init_weights(config) if init == "init" else random_weights(config, rng)
+    steps = make_steps(config, rng, batches, lams)
+    _, golden, results = check_against_golden(config, weights, steps, infer_after=True)
+    # The steps changed the weights: the comparison is not between untouched memories.
+    assert any(not np.array_equal(g, w) for g, w in zip(golden.weights, weights))
+    assert any(r.get("E1") is not None and r["E1"].any() for r in results)
+
+
+def test_zero_output_weights_give_zero_hidden_errors_and_the_draws_go_on():
+    """``W_2 = 0``: OUT = 0, so E_2 = QE(-label * onehot) is not zero, but R_2, the hidden error
+    E_1 and the gradient G_1 are all zero (dW = 0, its draws still taken) while W_2 learns. The
+    next steps, with the weights learnt since, agree with the golden model too."""
+    config = Config(layers=(6, 4, 3), bits="2-8-8-8", array_rows=2, array_cols=2, batch_size=4,
+                    rng_lanes=3, seed=5)
+    rng = np.random.default_rng(5)
+    weights = [init_weights(config)[0], np.zeros((3, 4), dtype=np.int64)]
+    steps = make_steps(config, rng, (4, 4, 3), (0, 5, 1))
+    _, _, results = check_against_golden(config, weights, steps)
+    first = results[0]
+    assert not first["out"].any()
+    assert not first["E1"].any() and first["E2"].any()
+    assert np.array_equal(first["W1"], weights[0]) and first["W2"].any()
+
+
+def test_inputs_of_zero_give_a_zero_first_gradient():
+    """A_0 = 0: G_1 = E_1^T . A_0 is all zero, so W_1 does not change (every draw taken)."""
+    config = Config(layers=(5, 4, 2), bits="8-8-8-8", array_rows=2, array_cols=3, batch_size=3,
+                    seed=2)
+    rng = np.random.default_rng(2)
+    weights = random_weights(config, rng)
+    steps = [(np.zeros((3, 5), dtype=np.int64), np.array([0, 1, 1]), 4)]
+    steps += make_steps(config, rng, (3,), (2,))
+    _, _, results = check_against_golden(config, weights, steps)
+    assert np.array_equal(results[0]["W1"], weights[0])
+
+
+# -- counters and formulas -----------------------------------------------------------------------
+def test_default_step_utilization():
+    """The default configuration (64-256-10, batch 64, 8 x 8 array): busy MAC-cycles of a
+    training step over 64 x its cycles, from the formulas that the simulations above check
+    cycle for cycle. The array does 43520 beats in a step of 48215 cycles (90.3 %)."""
+    dut = Engine(Config())
+    cycles, macs = dut.train_cycles(64), dut.train_macs(64)
+    assert macs == 64 * (20480 + 4096 + 2560 + 16384)
+    beats = macs // 64
+    extra = cycles - beats
+    # Passes at 8 elements per cycle: output error 80, QE of R 2048, updates 320 + 2048.
+    assert 80 + 2048 + 320 + 2048 < extra < 80 + 2048 + 320 + 2048 + 400
+    assert macs / (64 * cycles) >= 0.80
+    assert dut.train_cycles(64) > dut.forward_cycles(64)
+
+
+def test_memory_bits_follow_the_geometry():
+    config = Config(layers=(6, 5, 3), bits="2-8-8-8", array_rows=2, array_cols=3, batch_size=4)
+    dut = Engine(config)
+    bits = dut.memory_bits()
+    lanes = 3
+    p1, p2 = config.plan
+
+    def size(rows, cols, width):
+        return lanes * -(-rows // lanes) * cols * width
+
+    assert bits == {
+        "W1": size(5, 6, 8), "W2": size(3, 5, 8),
+        "A0": size(4, 6, 8), "A1": size(4, 5, 7), "OUT": size(4, 3, 32),
+        "P": size(4, 1, 2), "LABELS": size(4, 1, 2),
+        "E1": size(4, 5, 8), "E2": size(4, 3, 8), "M1": size(4, 5, 2),
+        "G1": size(5, 6, p1.acc_bits_gradient), "G2": size(3, 5, p2.acc_bits_gradient),
+        "R": size(4, 5, p2.acc_bits_backward),
+    }
+
+
+def test_train_formulas_count_every_job():
+    config = Config(layers=(6, 5, 3), array_rows=2, array_cols=3, batch_size=4)
+    dut = Engine(config)
+    # Forward 6 * (6 * 6 + 4 * 5), gradients 3 * 2 * 4 + 2 * 2 * 4, backward 2 * 2 * 3.
+    assert dut.train_macs(4) == 6 * (6 * 6 + 4 * 5 + 3 * 2 * 4 + 2 * 2 * 4 + 2 * 2 * 3)
+    assert dut.train_cycles(4) > dut.forward_cycles(4) + 5 * 6 + 3 * 5
+    with pytest.raises(ValueError, match="Batch must be an integer from 1 to 4"):
+        dut.train_macs(5)
+    with pytest.raises(ValueError, match="Batch must be an integer from 1 to 4"):
+        dut.train_cycles(0)
+
+
+@pytest.mark.slow
+def test_default_step_on_the_simulator():
+    """One training step of the default configuration, simulated: every weight and error equals
+    the golden model's and the counters equal the formulas (several minutes)."""
+    config = Config()
+    rng = np.random.default_rng(0)
+    steps = make_steps(config, rng, (64,), (2,))
+    dut, _, results = check_against_golden(config, init_weights(config), steps)
+    counters = results[0]["counters"]
+    assert counters["mac_cycles"] / (64 * counters["cycles"]) >= 0.80
