@@ -15,7 +15,8 @@ from intrain.errors import ConfigError, IntrainError
 
 __all__ = ["main", "build_parser"]
 
-BACKENDS = ("golden",)
+BACKENDS = ("golden", "rtl")
+SIMULATORS = ("verilator", "icarus")
 
 
 def _add_train(sub):
@@ -47,8 +48,18 @@ def _add_train(sub):
     p.add_argument("--seed", type=int, metavar="N", help="seeds initial weights, data order and "
                    "the random lanes")
     p.add_argument("--lanes", type=int, metavar="N", help="random-number lanes of the rounder")
+    p.add_argument("--array", metavar="RxC",
+                   help="systolic array of the RTL engine, rows x columns; unset: the "
+                        "config's (8x8)")
+    p.add_argument("--steps", type=int, metavar="N",
+                   help="stop after N training steps; unset: train every epoch")
     p.add_argument("--backend", choices=BACKENDS, default="golden",
-                   help="where the integer training runs")
+                   help="where the integer training runs: the golden model, or the RTL engine "
+                        "in simulation with the golden model checking every step")
+    p.add_argument("--sim", choices=SIMULATORS, default="verilator",
+                   help="simulator of the rtl backend")
+    p.add_argument("--waves", type=Path, metavar="FILE.fst",
+                   help="rtl backend: write the waveform of the run (.fst; Verilator also .vcd)")
     p.add_argument("--no-float", action="store_true", help="skip the float32 baseline")
     p.add_argument("--report", type=Path, metavar="FILE.json", help="write the measured results")
     p.add_argument("--plot", type=Path, metavar="FILE.png",
@@ -95,6 +106,11 @@ def config_from_args(args, n_features: int, n_classes: int):
         base["layers"] = args.layers
     elif not args.config:
         base["layers"] = (n_features, *DEFAULT_LAYERS[1:-1], n_classes)
+    if getattr(args, "array", None) is not None:
+        rows, _, cols = args.array.lower().partition("x")
+        if not (rows.isdigit() and cols.isdigit()):
+            raise ConfigError(f"--array must be ROWSxCOLS, e.g. 8x8, not {args.array!r}")
+        base["array_rows"], base["array_cols"] = int(rows), int(cols)
     for opt, key in (("bits", "bits"), ("epochs", "epochs"), ("batch_size", "batch_size"),
                      ("lr", "lr_schedule"), ("weight_clip", "weight_clip"), ("seed", "seed"),
                      ("lanes", "rng_lanes")):
@@ -120,6 +136,13 @@ def _run_train(args) -> int:
                                 (args.save_config, (".toml", ".json"), "--save-config")):
         if path is not None and path.suffix not in suffixes:
             raise ConfigError(f"{opt} file must end in {' or '.join(suffixes)}, not {path}")
+    if args.backend != "rtl":
+        for value, opt in ((args.waves, "--waves"),
+                           (args.sim if args.sim != "verilator" else None, "--sim")):
+            if value is not None:
+                raise ConfigError(f"{opt} needs --backend rtl")
+    if args.steps is not None and args.steps < 1:
+        raise ConfigError(f"--steps must be at least 1, not {args.steps}")
     data = load_dataset(args.data)
     config = config_from_args(args, data.n_features, data.n_classes)
     if args.save_config:
@@ -129,12 +152,22 @@ def _run_train(args) -> int:
               f"network {'-'.join(map(str, config.layers))}, "
               f"W-A-G-E {','.join(sorted(set(map(str, config.bits))))}, "
               f"{config.epochs} epochs, batch {config.batch_size}", file=sys.stderr)
-    report = train(config, data, float_baseline=not args.no_float, progress=not args.quiet,
-                   backend=args.backend)
+    if args.backend == "rtl":
+        from intrain.sim.engine_run import run_engine
+        from intrain.train import TrainReport
+
+        result = run_engine(config, data=args.data, sim=args.sim, steps=args.steps,
+                            float_baseline=not args.no_float, waves=args.waves,
+                            progress=not args.quiet)
+        report = TrainReport.from_dict(result)
+    else:
+        report = train(config, data, float_baseline=not args.no_float, progress=not args.quiet,
+                       backend=args.backend, max_steps=args.steps)
+        result = report.to_dict()
     _print_summary(report)
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        args.report.write_text(json.dumps(result, indent=2) + "\n")
     if args.plot:
         from intrain.plot import plot_history
         plot_history(report, args.plot)
@@ -157,6 +190,16 @@ def _print_summary(report) -> None:
                  f"{report.float_train_seconds:.2f}" if f else "-"))
     rows.append(("samples / s", f"{report.samples_per_second:,.0f}",
                  f"{report.float_samples_per_second:,.0f}" if f else "-"))
+    x = report.extra
+    if "bit_exact" in x:
+        rows.append(("simulator", x.get("sim", "?"), ""))
+        rows.append(("steps bit-exact with golden", f"{report.steps}" if x["bit_exact"] else "no",
+                     ""))
+        rows.append(("simulated cycles", f"{x['cycles']:,}", ""))
+        rows.append(("MAC utilization", pct(x["mac_utilization"]), ""))
+        rows.append(("simulated cycles / s", f"{x['sim_cycles_per_second']:,.0f}", ""))
+        if "waves" in x:
+            rows.append(("waveform", x["waves"], ""))
     w = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = [f"{r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}" for r in rows]
     lines.insert(1, "-" * len(lines[0]))

@@ -53,6 +53,7 @@ class TrainReport:
     float_train_seconds: float | None = None
     float_samples_per_second: float | None = None
     steps: int = 0
+    samples_trained: int = 0
     history: list[EpochStats] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
 
@@ -69,13 +70,25 @@ class TrainReport:
             "samples_per_second": self.samples_per_second,
             "float_train_seconds": self.float_train_seconds,
             "float_samples_per_second": self.float_samples_per_second,
-            "epochs": self.config.epochs,
+            "epochs": len(self.history),
             "steps": self.steps,
+            "samples_trained": self.samples_trained,
             "config": self.config.to_dict(),
             "history": [asdict(h) for h in self.history],
         }
         d.update(self.extra)
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainReport:
+        """The report of :meth:`to_dict` (fields it does not know go to :attr:`extra`)."""
+        d = dict(d)
+        config = Config.from_dict(d.pop("config"))
+        history = [EpochStats(**h) for h in d.pop("history", [])]
+        d.pop("epochs", None)
+        known = {f for f in cls.__dataclass_fields__} - {"config", "history", "extra"}
+        fields = {k: d.pop(k) for k in list(d) if k in known}
+        return cls(config=config, history=history, extra=d, **fields)
 
 
 def batches(n: int, batch_size: int, rng: np.random.Generator):
@@ -85,13 +98,17 @@ def batches(n: int, batch_size: int, rng: np.random.Generator):
 
 
 def train(config: Config, data: Dataset, model=None, *, float_baseline: bool = True,
-          progress: bool = True, backend: str = "golden") -> TrainReport:
+          progress: bool = True, backend: str = "golden",
+          max_steps: int | None = None) -> TrainReport:
     """Train ``model`` (default: a fresh :class:`GoldenModel`) on ``data`` for ``config.epochs``.
 
     The float32 baseline (:class:`FloatMLP`, same layers, batch, epochs and data order; its
     learning rate follows the integer schedule's steps) trains in the same run when
-    ``float_baseline`` is set.
+    ``float_baseline`` is set. ``max_steps`` ends the run after that many training steps (the
+    epoch in progress is then evaluated as the last one).
     """
+    if max_steps is not None and max_steps < 1:
+        raise ConfigError(f"the number of steps must be at least 1, not {max_steps}")
     if data.n_features != config.layers[0]:
         raise ConfigError(f"the first layer must have {data.n_features} inputs for data set "
                           f"{data.name}, not {config.layers[0]}")
@@ -113,23 +130,33 @@ def train(config: Config, data: Dataset, model=None, *, float_baseline: bool = T
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=config.epochs * data.n_train, unit="sample", unit_scale=True,
+        total = config.epochs * data.n_train
+        if max_steps is not None:
+            total = min(total, max_steps * config.batch_size)
+        bar = tqdm(total=total, unit="sample", unit_scale=True,
                    desc=f"{backend} training", dynamic_ncols=True, leave=True)
     t_int = t_float = 0.0
+    trained = 0
     try:
         for epoch in range(config.epochs):
+            if max_steps is not None and report.steps >= max_steps:
+                break
             lam = config.lam_at(epoch)
             loss = 0.0
             correct = 0
             f_loss = 0.0
             f_correct = 0
+            seen = 0
             for idx in batches(data.n_train, config.batch_size, order):
+                if max_steps is not None and report.steps >= max_steps:
+                    break
                 t0 = time.perf_counter()
                 r = model.train_step(a_train[idx], y_train[idx], lam)
                 t_int += time.perf_counter() - t0
                 loss += r.loss
                 correct += r.correct
                 report.steps += 1
+                seen += len(idx)
                 if fmodel is not None:
                     t0 = time.perf_counter()
                     fl, fc = fmodel.train_step(f_train[idx], y_train[idx], 2.0 ** (lam - lam0))
@@ -139,11 +166,12 @@ def train(config: Config, data: Dataset, model=None, *, float_baseline: bool = T
                 if bar is not None:
                     bar.update(len(idx))
             test_acc, _ = model.evaluate(a_test, y_test)
-            stats = EpochStats(epoch=epoch, lam=lam, train_loss=loss / data.n_train,
-                               train_accuracy=correct / data.n_train, test_accuracy=test_acc)
+            trained += seen
+            stats = EpochStats(epoch=epoch, lam=lam, train_loss=loss / seen,
+                               train_accuracy=correct / seen, test_accuracy=test_acc)
             if fmodel is not None:
-                stats.float_train_loss = f_loss / data.n_train
-                stats.float_train_accuracy = f_correct / data.n_train
+                stats.float_train_loss = f_loss / seen
+                stats.float_train_accuracy = f_correct / seen
                 stats.float_test_accuracy = fmodel.evaluate(f_test, y_test)[0]
             report.history.append(stats)
             if bar is not None:
@@ -158,9 +186,10 @@ def train(config: Config, data: Dataset, model=None, *, float_baseline: bool = T
     report.test_accuracy = last.test_accuracy
     report.train_accuracy = model.evaluate(a_train, y_train)[0]
     report.train_seconds = t_int
-    report.samples_per_second = config.epochs * data.n_train / t_int if t_int else 0.0
+    report.samples_trained = trained
+    report.samples_per_second = trained / t_int if t_int else 0.0
     if fmodel is not None:
         report.float_test_accuracy = last.float_test_accuracy
         report.float_train_seconds = t_float
-        report.float_samples_per_second = config.epochs * data.n_train / t_float if t_float else 0.0
+        report.float_samples_per_second = trained / t_float if t_float else 0.0
     return report

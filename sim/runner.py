@@ -315,8 +315,9 @@ def run_cocotb(
     extra_env : mapping, optional
         Further environment variables for the simulation.
     waves : bool
-        Record a waveform (Verilator: ``dump.vcd``, Icarus: ``<toplevel>.fst``, in the build
-        folder); it is a different build.
+        Record a waveform (Verilator: ``dump.vcd``, or ``dump.fst`` when built with
+        ``--trace-fst``; Icarus: ``<toplevel>.fst``; in the build folder); it is a different
+        build.
     testcase : str or list of str, optional
         Run only these cocotb tests.
     timescale : (str, str)
@@ -405,8 +406,8 @@ def run_cocotb(
 
     waves_file = None
     if waves:
-        name = "dump.vcd" if sim == "verilator" else f"{toplevel}.fst"
-        waves_file = build_dir / name if (build_dir / name).exists() else None
+        names = ("dump.fst", "dump.vcd") if sim == "verilator" else (f"{toplevel}.fst",)
+        waves_file = next((build_dir / n for n in names if (build_dir / n).exists()), None)
     try:
         testcases = parse_results(results_xml)
     except (OSError, ET.ParseError):

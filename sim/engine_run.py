@@ -1,0 +1,146 @@
+"""Training through the simulated RTL: the engine of a config, built with Verilator or Icarus
+Verilog, trained by the cocotb testbench :mod:`intrain.sim.tb_engine` with the golden model
+checking every step. ``intrain train --backend rtl`` and ``bench/sim.py`` call
+:func:`run_engine`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+from intrain.config import Config
+from intrain.errors import ConfigError, SimulationFailed
+
+__all__ = ["run_engine", "WAVE_SUFFIXES"]
+
+#: Waveform formats each simulator writes.
+WAVE_SUFFIXES = {"verilator": (".fst", ".vcd"), "icarus": (".fst",)}
+
+
+def run_engine(config: Config, *, data: str = "digits", sim: str = "verilator",
+               steps: int | None = None, float_baseline: bool = True, waves=None,
+               progress: bool = True, build_dir=None) -> dict:
+    """Train ``config``'s network on the simulated engine; returns the report (the fields of
+    ``intrain train --report`` plus ``cycles``, ``mac_utilization``, per-phase counters,
+    ``bit_exact``, ``sim_samples_per_second`` and ``sim_cycles_per_second``).
+
+    Parameters
+    ----------
+    config : Config
+        The network and the engine (array shape, batch, bit widths).
+    data : str
+        A data set spec (:func:`intrain.data.load_dataset`).
+    sim : str
+        ``"verilator"`` or ``"icarus"``.
+    steps : int, optional
+        Stop after this many training steps (default: ``config.epochs`` epochs).
+    float_baseline : bool
+        Train the float32 baseline in the same run.
+    waves : path, optional
+        Write the waveform of the run there (``.fst``; Verilator also ``.vcd``).
+    progress : bool
+        Show a progress bar (samples trained).
+
+    Raises
+    ------
+    SimulationFailed
+        If the simulator is missing or fails, or the engine differs from the golden model (the
+        message gives the step, phase, tensor, index, expected and actual value).
+    """
+    from intrain.hdl.engine import Engine
+    from intrain.sim.runner import BuildError, CocotbTestFailure, SimulationError, run_cocotb
+    from intrain.sim.tools import SimulatorNotFound
+
+    if sim not in WAVE_SUFFIXES:
+        raise ConfigError(f"simulator must be one of {', '.join(WAVE_SUFFIXES)}, not {sim!r}")
+    if waves is not None:
+        waves = Path(waves)
+        if waves.suffix not in WAVE_SUFFIXES[sim]:
+            raise ConfigError(f"{sim} writes {' or '.join(WAVE_SUFFIXES[sim])} waveforms, not "
+                              f"{waves.name}")
+    from intrain.data import load_dataset
+
+    n_train = load_dataset(data).n_train  # a bad data set fails here, before any build
+    total = config.epochs * n_train
+    if steps is not None:
+        total = min(total, steps * config.batch_size)
+    engine = Engine(config)
+    with tempfile.TemporaryDirectory(prefix="intrain-rtl-") as tmp:
+        report_file = Path(tmp) / "report.json"
+        progress_file = Path(tmp) / "progress"
+        progress_file.touch()
+        params = {"config": config.to_dict(), "data": data, "steps": steps,
+                  "float_baseline": float_baseline, "report": str(report_file),
+                  "progress": str(progress_file)}
+        build_args = ["--trace-fst"] if sim == "verilator" and waves is not None \
+            and waves.suffix == ".fst" else []
+        outcome: dict = {}
+
+        def work():
+            try:
+                outcome["result"] = run_cocotb(
+                    engine, toplevel="engine", test_module="intrain.sim.tb_engine", sim=sim,
+                    parameters=params, waves=waves is not None, build_args=build_args,
+                    build_dir=build_dir, seed=config.seed)
+            except BaseException as e:  # handed to the caller's thread
+                outcome["error"] = e
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        _follow(thread, progress_file, total if progress else None, sim)
+        error = outcome.get("error")
+        if isinstance(error, SimulatorNotFound):
+            raise SimulationFailed(str(error)) from None
+        if isinstance(error, CocotbTestFailure):
+            raise SimulationFailed(_mismatch_message(str(error))) from None
+        if isinstance(error, (BuildError, SimulationError)):
+            raise SimulationFailed(str(error)) from None
+        if error is not None:
+            raise error
+        result = json.loads(report_file.read_text())
+        result["sim"] = sim
+        result["build_dir"] = str(outcome["result"].build_dir)
+        if waves is not None:
+            src = outcome["result"].waves_file
+            if src is None:
+                raise SimulationFailed(f"{sim} wrote no waveform in {outcome['result'].build_dir}")
+            waves.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, waves)
+            result["waves"] = str(waves)
+        return result
+
+
+def _mismatch_message(text: str) -> str:
+    """The useful line of a failed testbench run: the engine's difference from golden."""
+    for line in text.splitlines():
+        if "EngineMismatch" in line or "expected" in line and "step" in line:
+            return "RTL and golden model differ: " + line.split(": ", 1)[-1].strip()
+    return text
+
+
+def _follow(thread, progress_file: Path, total: int | None, sim: str):
+    """Wait for ``thread``; with a ``total``, show the samples the testbench has trained."""
+    bar = None
+    if total is not None:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="sample", desc=f"rtl training ({sim})",
+                   dynamic_ncols=True, leave=True)
+    done = 0
+    try:
+        while thread.is_alive():
+            thread.join(0.2)
+            if bar is not None:
+                lines = progress_file.read_text().split()
+                if lines:
+                    now = int(lines[-1])
+                    bar.update(now - done)
+                    done = now
+                elif bar.n == 0:
+                    bar.set_postfix_str("building", refresh=True)
+    finally:
+        if bar is not None:
+            bar.close()
