@@ -58,8 +58,9 @@ def _add_train(sub):
                         "in simulation with the golden model checking every step")
     p.add_argument("--sim", choices=SIMULATORS, default="verilator",
                    help="simulator of the rtl backend")
-    p.add_argument("--waves", type=Path, metavar="FILE.fst",
-                   help="rtl backend: write the waveform of the run (.fst; Verilator also .vcd)")
+    p.add_argument("--waves", type=Path, metavar="FILE",
+                   help="rtl backend: write the waveform of the run (Verilator: .vcd, or .fst "
+                        "with the lz4 headers installed; Icarus: .fst)")
     p.add_argument("--no-float", action="store_true", help="skip the float32 baseline")
     p.add_argument("--report", type=Path, metavar="FILE.json", help="write the measured results")
     p.add_argument("--plot", type=Path, metavar="FILE.png",

@@ -94,6 +94,17 @@ class EngineHost:
                                            values + [0] * (self.lanes - n), (1 << n) - 1))
         await self.transport.write(words)
 
+    async def write_elements(self, target: HostTarget, layer: int, row: int, col: int,
+                             values) -> None:
+        """Write ``values`` (at most ``lanes``) into row ``row`` from column ``col`` on."""
+        values = [int(v) for v in values]
+        if not 1 <= len(values) <= self.lanes:
+            raise ValueError(f"1 to {self.lanes} values, not {len(values)}")
+        n = len(values)
+        await self.transport.write([self._writer.pack(
+            target, layer, SliceMode.ROW, row, col, values + [0] * (self.lanes - n),
+            (1 << n) - 1)])
+
     async def read_matrix(self, target: HostTarget, layer: int, rows: int, cols: int):
         """Read ``rows x cols`` of the memory ``(target, layer)``: an int64 array."""
         starts = self._slices(rows, cols)
@@ -136,8 +147,11 @@ class EngineHost:
         return await self.read_matrix(HostTarget.ERRORS, layer, batch, self.config.layers[layer])
 
     async def run(self, batch: int, *, train: bool, lam: int = 0) -> RunCounters:
-        """Run a training step (``train``) or an inference pass of ``batch`` samples."""
-        return RunCounters(await self.transport.run(batch, bool(train), int(lam)))
+        """Run a training step (``train``) or an inference pass of ``batch`` samples; fails if
+        the engine takes more than twice the cycles it should."""
+        e = self.engine
+        limit = 2 * (e.train_cycles(batch) if train else e.forward_cycles(batch)) + 100
+        return RunCounters(await self.transport.run(batch, bool(train), int(lam), limit))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -154,10 +168,13 @@ class CocotbTransport:
         self._edge = RisingEdge(dut.clk)
         self._settled = ReadOnly()
         self._done = RisingEdge(dut.done)
-        dut.host_write__valid.value = 0
-        dut.host_read__valid.value = 0
-        dut.host_read_data__ready.value = 0
-        dut.start.value = 0
+        # Every input gets a value: Icarus would carry X from an undriven payload into the
+        # engine's address decoding.
+        for name in ("host_write__valid", "host_write__payload", "host_read__valid",
+                     "host_read__payload", "host_read_data__ready", "start", "batch", "train",
+                     "lam"):
+            if hasattr(dut, name):
+                getattr(dut, name).value = 0
 
     async def write(self, words: list[int]) -> None:
         dut = self.dut
@@ -205,7 +222,7 @@ class CocotbTransport:
         dut.host_read_data__ready.value = 0
         return out
 
-    async def run(self, batch: int, train: bool, lam: int) -> dict:
+    async def run(self, batch: int, train: bool, lam: int, limit: int | None = None) -> dict:
         dut = self.dut
         dut.batch.value = batch
         if hasattr(dut, "train"):
@@ -216,7 +233,16 @@ class CocotbTransport:
         dut.start.value = 1
         await self._edge
         dut.start.value = 0
-        await self._done
+        if limit is None:
+            await self._done
+        else:
+            from cocotb.triggers import ClockCycles, First
+
+            fired = await First(self._done, ClockCycles(dut.clk, limit))
+            if fired is not self._done:
+                what = "training step" if train else "forward pass"
+                raise RuntimeError(f"the engine did not finish a {what} of {batch} samples in "
+                                   f"{limit} cycles")
         await self._settled
         counters = {"cycles": dut.cycles.value.to_unsigned(),
                     "mac_cycles": dut.mac_cycles.value.to_unsigned()}

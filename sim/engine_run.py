@@ -6,6 +6,7 @@ checking every step. ``intrain train --backend rtl`` and ``bench/sim.py`` call
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -22,7 +23,7 @@ WAVE_SUFFIXES = {"verilator": (".fst", ".vcd"), "icarus": (".fst",)}
 
 def run_engine(config: Config, *, data: str = "digits", sim: str = "verilator",
                steps: int | None = None, float_baseline: bool = True, waves=None,
-               progress: bool = True, build_dir=None) -> dict:
+               progress: bool = True, build_dir=None, corrupt: dict | None = None) -> dict:
     """Train ``config``'s network on the simulated engine; returns the report (the fields of
     ``intrain train --report`` plus ``cycles``, ``mac_utilization``, per-phase counters,
     ``bit_exact``, ``sim_samples_per_second`` and ``sim_cycles_per_second``).
@@ -40,9 +41,15 @@ def run_engine(config: Config, *, data: str = "digits", sim: str = "verilator",
     float_baseline : bool
         Train the float32 baseline in the same run.
     waves : path, optional
-        Write the waveform of the run there (``.fst``; Verilator also ``.vcd``).
+        Write the waveform of the run there: ``.vcd`` or ``.fst`` from Verilator (FST needs
+        the lz4 headers), ``.fst`` from Icarus.
     progress : bool
         Show a progress bar (samples trained).
+    build_dir : path, optional
+        Where to build (default: a cache folder per design).
+    corrupt : dict, optional
+        Change one stored weight after a step (see :mod:`intrain.sim.tb_engine`): a test that
+        a difference is caught.
 
     Raises
     ------
@@ -61,6 +68,9 @@ def run_engine(config: Config, *, data: str = "digits", sim: str = "verilator",
         if waves.suffix not in WAVE_SUFFIXES[sim]:
             raise ConfigError(f"{sim} writes {' or '.join(WAVE_SUFFIXES[sim])} waveforms, not "
                               f"{waves.name}")
+        if sim == "verilator" and waves.suffix == ".fst" and not _have_lz4_header():
+            raise ConfigError("Verilator's FST writer needs the lz4 headers (apt-get install "
+                              f"liblz4-dev); or ask for a VCD file: {waves.with_suffix('.vcd')}")
     from intrain.data import load_dataset
 
     n_train = load_dataset(data).n_train  # a bad data set fails here, before any build
@@ -74,7 +84,7 @@ def run_engine(config: Config, *, data: str = "digits", sim: str = "verilator",
         progress_file.touch()
         params = {"config": config.to_dict(), "data": data, "steps": steps,
                   "float_baseline": float_baseline, "report": str(report_file),
-                  "progress": str(progress_file)}
+                  "progress": str(progress_file), "corrupt": corrupt}
         build_args = ["--trace-fst"] if sim == "verilator" and waves is not None \
             and waves.suffix == ".fst" else []
         outcome: dict = {}
@@ -83,6 +93,7 @@ def run_engine(config: Config, *, data: str = "digits", sim: str = "verilator",
             try:
                 outcome["result"] = run_cocotb(
                     engine, toplevel="engine", test_module="intrain.sim.tb_engine", sim=sim,
+                    testcase="train_matches_golden",
                     parameters=params, waves=waves is not None, build_args=build_args,
                     build_dir=build_dir, seed=config.seed)
             except BaseException as e:  # handed to the caller's thread
@@ -111,6 +122,13 @@ def run_engine(config: Config, *, data: str = "digits", sim: str = "verilator",
             shutil.copyfile(src, waves)
             result["waves"] = str(waves)
         return result
+
+
+def _have_lz4_header() -> bool:
+    """Whether the C++ compiler finds ``lz4.h`` (Verilator's FST writer includes it)."""
+    dirs = ["/usr/include", "/usr/local/include", "/opt/homebrew/include"]
+    dirs += [d for d in os.environ.get("CPATH", "").split(os.pathsep) if d]
+    return any(Path(d, "lz4.h").exists() for d in dirs)
 
 
 def _mismatch_message(text: str) -> str:

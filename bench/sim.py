@@ -1,0 +1,91 @@
+"""RTL simulation speed of the training engine, per simulator, in one run.
+
+Trains the default network (built-in digits, 64-256-10, 2-8-8-8, batch 64) on the engine with an
+8x8 array through the cocotb testbench (host transfers and the golden model's check of every
+step included), on Verilator and on Icarus Verilog (when installed), and tabulates:
+- simulated clock cycles per second and training samples per second;
+- the wall time of the training steps (one epoch on Verilator by default);
+- the MAC utilization of the training steps, per phase (busy MAC-cycles / (PEs x cycles)).
+Icarus is much slower: it runs ``--icarus-steps`` steps (2 by default) of the same training.
+Builds are cached, and timed apart from the runs.
+
+    python bench/sim.py [--steps N] [--icarus-steps N] [--array 8x8] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+from intrain.config import Config
+from intrain.sim.engine_run import run_engine
+from intrain.sim.tools import available_simulators
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=None,
+                    help="Verilator: training steps (default: one epoch, 23 steps)")
+    ap.add_argument("--icarus-steps", type=int, default=2, help="Icarus: training steps")
+    ap.add_argument("--array", default="8x8", help="systolic array, ROWSxCOLS")
+    ap.add_argument("--json", type=Path, default=Path("bench/results/sim.json"))
+    args = ap.parse_args(argv)
+    rows_, _, cols_ = args.array.partition("x")
+    config = Config(epochs=1, array_rows=int(rows_), array_cols=int(cols_))
+    sims = [s for s in ("verilator", "icarus") if s in available_simulators()]
+    results = {}
+    for sim in sims:
+        steps = args.steps if sim == "verilator" else args.icarus_steps
+        # First a one-step run: it builds (or finds the build), so the timed run does not.
+        t0 = time.perf_counter()
+        run_engine(config, sim=sim, steps=1, float_baseline=False, progress=False)
+        prepare = time.perf_counter() - t0
+        r = run_engine(config, sim=sim, steps=steps, float_baseline=False, progress=True)
+        r["prepare_seconds"] = prepare
+        results[sim] = r
+
+    print(f"\nnetwork {'-'.join(map(str, config.layers))}, batch {config.batch_size}, "
+          f"{config.array_rows}x{config.array_cols} array; training steps with golden checks")
+    head = (f"{'simulator':<10} {'steps':>5} {'cycles':>10} {'train s':>8} {'cycles/s':>10} "
+            f"{'samples/s':>10} {'MAC util':>9}")
+    print(head)
+    for sim, r in results.items():
+        print(f"{sim:<10} {r['steps']:>5} {r['cycles']:>10,} {r['train_seconds']:>8.1f} "
+              f"{r['sim_cycles_per_second']:>10,.0f} {r['sim_samples_per_second']:>10,.1f} "
+              f"{r['mac_utilization']:>8.1%}")
+    if "verilator" in results:
+        r = results["verilator"]
+        print("\nMAC utilization per phase (Verilator run)")
+        print(f"{'phase':<10} {'cycles':>10} {'MAC-cycles':>12} {'utilization':>12}")
+        for name, p in r["phases"].items():
+            print(f"{name:<10} {p['cycles']:>10,} {p['mac_cycles']:>12,} "
+                  f"{p['mac_utilization']:>11.1%}")
+    if len(results) == 2:
+        v, i = results["verilator"], results["icarus"]
+        print(f"\nVerilator simulates {v['sim_cycles_per_second'] / i['sim_cycles_per_second']:.0f}"
+              "x as many cycles per second as Icarus")
+    missing = [s for s in ("verilator", "icarus") if s not in results]
+    if missing:
+        print(f"(not installed: {', '.join(missing)})")
+    keep = ("steps", "samples_trained", "cycles", "mac_cycles", "mac_utilization", "phases",
+            "train_seconds", "sim_cycles_per_second", "sim_samples_per_second", "bit_exact",
+            "prepare_seconds", "test_accuracy")
+    out = {
+        "benchmark": "RTL simulation of the training engine",
+        "network": list(config.layers), "bits": "2-8-8-8", "batch_size": config.batch_size,
+        "array": [config.array_rows, config.array_cols],
+        "simulators": {s: {k: r[k] for k in keep} for s, r in results.items()},
+        "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

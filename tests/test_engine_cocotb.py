@@ -1,0 +1,123 @@
+"""The training engine in cocotb, on its exported Verilog: training steps through the host ports,
+every step compared element for element with the golden model (``intrain.sim.tb_engine``).
+
+Every configuration is its own design and build folder, so the tests run in parallel. The sweep
+covers array shapes 1x1, 2x3, 4x4 and 8x8, layers that are not multiples of the array, batch 1
+and larger, 2-8-8-8 and 8-8-8-8; the default network runs 20 steps on the built-in digits. A
+full epoch of the default network runs with ``pytest -m slow`` (and in ``bench/sim.py``).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from intrain.cli import main
+from intrain.config import Config
+from intrain.errors import ConfigError, SimulationFailed
+from intrain.sim.engine_run import run_engine
+from intrain.sim.tools import available_simulators
+
+NO_ICARUS = "Icarus Verilog is not installed (apt-get install iverilog)"
+HAVE_ICARUS = "icarus" in available_simulators()
+
+
+def _data(tmp_path, n_features, n_classes, n=120, seed=0):
+    """A small random ``.npz`` data set (the engine sees only quantized inputs and labels)."""
+    rng = np.random.default_rng(seed)
+    path = tmp_path / "data.npz"
+    np.savez(path, x=rng.uniform(-1, 1, (n, n_features)),
+             y=np.arange(n) % n_classes)
+    return str(path)
+
+
+SWEEP = {
+    # name: (layers, bits, rows, cols, batch_size, lr schedule, steps)
+    "1x1_5-4-3_int8_batch1": ((5, 4, 3), "8-8-8-8", 1, 1, 1, ((0, 1),), 6),
+    "2x3_7-5-3_ternary": ((7, 5, 3), "2-8-8-8", 2, 3, 5, ((0, 2),), 5),
+    "4x4_10-9-4-3_int8": ((10, 9, 4, 3), "8-8-8-8", 4, 4, 6, ((0, -1),), 4),
+    "4x4_3-6-2_short_layers": ((3, 6, 2), "2-8-8-8", 4, 4, 7, ((0, 3),), 4),
+    "8x8_20-17-10_ternary": ((20, 17, 10), "2-8-8-8", 8, 8, 12, ((0, 0),), 3),
+}
+
+
+def _sweep_config(name):
+    layers, bits, rows, cols, batch, lr, steps = SWEEP[name]
+    return Config(layers=layers, bits=bits, array_rows=rows, array_cols=cols, batch_size=batch,
+                  lr_schedule=lr, epochs=1, seed=len(name)), steps
+
+
+@pytest.mark.parametrize("name", sorted(SWEEP))
+def test_training_steps_are_bit_exact_on_verilator(name, tmp_path):
+    config, steps = _sweep_config(name)
+    data = _data(tmp_path, config.layers[0], config.layers[-1])
+    r = run_engine(config, data=data, steps=steps, float_baseline=False, progress=False)
+    assert r["bit_exact"] and r["steps"] == r["rtl_steps"] == steps
+    pes = config.array_rows * config.array_cols
+    assert 0 < r["mac_cycles"] <= pes * r["cycles"]
+    assert sum(p["cycles"] for p in r["phases"].values()) == r["cycles"]
+
+
+@pytest.mark.skipif(not HAVE_ICARUS, reason=NO_ICARUS)
+def test_training_steps_are_bit_exact_on_icarus(tmp_path):
+    config, _ = _sweep_config("2x3_7-5-3_ternary")
+    data = _data(tmp_path, config.layers[0], config.layers[-1])
+    r = run_engine(config, data=data, sim="icarus", steps=3, float_baseline=False,
+                   progress=False)
+    assert r["bit_exact"] and r["rtl_steps"] == 3 and r["sim"] == "icarus"
+
+
+def test_default_network_trains_20_steps_bit_exact_on_the_digits():
+    r = run_engine(Config(epochs=1), steps=20, float_baseline=False, progress=False)
+    assert r["bit_exact"] and r["rtl_steps"] == 20 and r["samples_trained"] == 20 * 64
+    # The engine's own counters: a training step of the default network keeps the array busy.
+    assert r["mac_utilization"] >= 0.80
+
+
+@pytest.mark.slow
+def test_default_network_trains_a_full_epoch_bit_exact_on_the_digits():
+    r = run_engine(Config(epochs=1), float_baseline=True, progress=False)
+    assert r["bit_exact"] and r["samples_trained"] == r["n_train"] == 1442
+    assert r["test_accuracy"] > 0.8
+
+
+# -- the check can fail -------------------------------------------------------------------------
+
+def test_a_corrupted_weight_is_reported_with_step_phase_tensor_and_index(tmp_path):
+    # Between steps 2 and 3 the testbench changes one stored weight behind the golden model's
+    # back: step 3 must fail and say where.
+    config, _ = _sweep_config("2x3_7-5-3_ternary")
+    data = _data(tmp_path, config.layers[0], config.layers[-1])
+    with pytest.raises(SimulationFailed) as e:
+        run_engine(config, data=data, steps=4, float_baseline=False, progress=False,
+                   corrupt={"after_step": 2, "layer": 2, "row": 1, "col": 3})
+    message = str(e.value)
+    assert message.startswith("RTL and golden model differ: step 3, phase ")
+    assert "expected" in message and " is " in message and "[" in message
+
+
+def test_rtl_backend_rejects_a_waveform_format_the_simulator_cannot_write():
+    with pytest.raises(ConfigError, match="icarus writes .fst waveforms, not w.vcd"):
+        run_engine(Config(), sim="icarus", waves="w.vcd", progress=False)
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+def test_intrain_train_backend_rtl_writes_the_report_and_waveform(tmp_path, capsys):
+    data = _data(tmp_path, 6, 3, n=40)
+    report, waves = tmp_path / "r.json", tmp_path / "run.vcd"
+    code = main(["train", "--backend", "rtl", "--data", data, "--layers", "6,5,3",
+                 "--array", "2x2", "--batch-size", "4", "--epochs", "1", "--steps", "3",
+                 "--report", str(report), "--waves", str(waves), "-q"])
+    assert code == 0
+    r = json.loads(report.read_text())
+    for key in ("test_accuracy", "float_test_accuracy", "train_seconds", "samples_per_second",
+                "epochs", "config", "cycles", "mac_utilization", "bit_exact",
+                "sim_samples_per_second"):
+        assert key in r, key
+    assert r["bit_exact"] is True and r["steps"] == 3 and r["backend"] == "rtl"
+    assert waves.stat().st_size > 1000
+    out = capsys.readouterr().out
+    assert "steps bit-exact with golden" in out and "MAC utilization" in out
