@@ -9,7 +9,8 @@ step included), on Verilator and on Icarus Verilog (when installed), and tabulat
 Icarus is much slower: it runs ``--icarus-steps`` steps (2 by default) of the same training.
 Builds are cached, and timed apart from the runs.
 
-    python bench/sim.py [--steps N] [--icarus-steps N] [--array 8x8] [--json FILE]
+    python bench/sim.py [--steps N] [--icarus-steps N] [--array 8x8] [--sims verilator,icarus]
+                        [--json FILE]
 """
 
 from __future__ import annotations
@@ -32,11 +33,14 @@ def main(argv=None) -> int:
                     help="Verilator: training steps (default: one epoch, 23 steps)")
     ap.add_argument("--icarus-steps", type=int, default=2, help="Icarus: training steps")
     ap.add_argument("--array", default="8x8", help="systolic array, ROWSxCOLS")
+    ap.add_argument("--sims", default="verilator,icarus",
+                    help="simulators to run, comma-separated (those installed)")
     ap.add_argument("--json", type=Path, default=Path("bench/results/sim.json"))
     args = ap.parse_args(argv)
     rows_, _, cols_ = args.array.partition("x")
     config = Config(epochs=1, array_rows=int(rows_), array_cols=int(cols_))
-    sims = [s for s in ("verilator", "icarus") if s in available_simulators()]
+    asked = [s.strip() for s in args.sims.split(",") if s.strip()]
+    sims = [s for s in asked if s in available_simulators()]
     results = {}
     for sim in sims:
         steps = args.steps if sim == "verilator" else args.icarus_steps
@@ -68,7 +72,7 @@ def main(argv=None) -> int:
         v, i = results["verilator"], results["icarus"]
         print(f"\nVerilator simulates {v['sim_cycles_per_second'] / i['sim_cycles_per_second']:.0f}"
               "x as many cycles per second as Icarus")
-    missing = [s for s in ("verilator", "icarus") if s not in results]
+    missing = [s for s in asked if s not in results]
     if missing:
         print(f"(not installed: {', '.join(missing)})")
     keep = ("steps", "samples_trained", "cycles", "mac_cycles", "mac_utilization", "phases",

@@ -17,6 +17,8 @@ __all__ = ["main", "build_parser"]
 
 BACKENDS = ("golden", "rtl")
 SIMULATORS = ("verilator", "icarus")
+#: Epochs of the rtl backend when none are asked for: simulation is slow, a few epochs show it.
+RTL_EPOCHS = 3
 
 
 def _add_train(sub):
@@ -37,7 +39,9 @@ def _add_train(sub):
                    help="layer sizes from input to output (default: data features, 256, classes)")
     p.add_argument("--bits", metavar="W-A-G-E[,...]",
                    help="bit widths, one for all layers or one per layer (default 2-8-8-8)")
-    p.add_argument("--epochs", type=int, metavar="N")
+    p.add_argument("--epochs", type=int, metavar="N",
+                   help=f"training epochs; unset: the config's (80), or {RTL_EPOCHS} with "
+                        "--backend rtl")
     p.add_argument("--batch-size", type=int, metavar="N")
     p.add_argument("--lr", metavar="SCHEDULE",
                    help="learning rate 2**lam from an epoch on: 'EPOCH:LAM,...' (e.g. "
@@ -146,6 +150,10 @@ def _run_train(args) -> int:
         raise ConfigError(f"--steps must be at least 1, not {args.steps}")
     data = load_dataset(args.data)
     config = config_from_args(args, data.n_features, data.n_classes)
+    if args.backend == "rtl" and args.epochs is None and args.config is None:
+        import dataclasses
+
+        config = dataclasses.replace(config, epochs=RTL_EPOCHS)
     if args.save_config:
         config.save(args.save_config)
     if not args.quiet:

@@ -147,6 +147,9 @@ BLOCKS: dict[str, Block] = {
     "systolic_array": Block(
         "intrain.hdl.systolic_array:SystolicArray.for_config",
         "the array_rows x array_cols MAC array (acc_bits accumulators)"),
+    "engine": Block(
+        "intrain.hdl.engine:Engine",
+        "the whole trainer: array, memories and controller of a training step"),
 }
 
 

@@ -155,6 +155,9 @@ def _follow(thread, progress_file: Path, total: int | None, sim: str):
                 lines = progress_file.read_text().split()
                 if lines:
                     now = int(lines[-1])
+                    if done == 0:
+                        bar.set_postfix_str("", refresh=False)
+                        bar.reset()  # the rate counts from the first step, not the build
                     bar.update(now - done)
                     done = now
                 elif bar.n == 0:

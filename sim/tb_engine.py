@@ -15,6 +15,9 @@ step checked against the golden model.
 ``report``, ``progress``
     Where to write the JSON report, and a file that gets one line per training step (samples
     done so far), read by the caller for its progress bar.
+``corrupt``
+    ``{"after_step", "layer", "row", "col"}``: after that step, change one stored weight of the
+    engine behind the golden model's back (a test of the testbench: the next step must fail).
 
 After every training step the testbench reads back every layer's stored weights, the output
 accumulators, the predictions and every layer's quantized error ``E_l``, and compares every
@@ -34,7 +37,7 @@ from cocotb.task import bridge, resume
 
 from intrain.config import Config
 from intrain.golden.model import GoldenModel, StepResult
-from intrain.hdl.engine import Engine
+from intrain.hdl.engine import Engine, HostTarget
 from intrain.sim.cocotb_helpers import reset, start_clock, test_parameters
 from intrain.sim.engine_host import CocotbTransport, EngineHost
 
@@ -73,8 +76,10 @@ class RtlTrainer:
     Its methods block: call them from a thread started with :func:`cocotb.task.bridge`.
     """
 
-    def __init__(self, host: EngineHost, config: Config, progress: Path | None = None):
+    def __init__(self, host: EngineHost, config: Config, progress: Path | None = None,
+                 corrupt: dict | None = None):
         self.host = host
+        self.corrupt = corrupt
         self.config = config
         self.golden = GoldenModel(config)
         self.progress = progress
@@ -115,10 +120,21 @@ class RtlTrainer:
             raise EngineMismatch(f"step {step}: the engine counted {counters['steps']} steps")
         self.steps = step
         self.samples += batch
+        if self.corrupt and self.corrupt["after_step"] == step:
+            await self._corrupt_weight(**{k: v for k, v in self.corrupt.items()
+                                          if k != "after_step"})
         if self.progress is not None:
             with open(self.progress, "a") as f:
                 f.write(f"{self.samples}\n")
         return StepResult(out=out, loss=expected.loss, correct=expected.correct)
+
+    async def _corrupt_weight(self, layer: int, row: int, col: int) -> None:
+        """Change one stored weight of the engine (not of the golden model): a test of the
+        test, which the next step must report."""
+        p = self.config.plan[layer - 1]
+        w = int(self.golden.weights[layer - 1][row, col])
+        await self.host.write_elements(HostTarget.WEIGHTS, layer, row, col,
+                                       [p.w_max if w != p.w_max else -p.w_max])
 
     def train_step(self, a0, labels, lam: int) -> StepResult:
         return resume(self._train_step)(np.asarray(a0), np.asarray(labels), int(lam))
@@ -191,7 +207,8 @@ async def train_matches_golden(dut):
     transport = CocotbTransport(dut)
     await reset(dut)
     progress = Path(params["progress"]) if params.get("progress") else None
-    trainer = RtlTrainer(EngineHost(Engine(config), transport), config, progress)
+    trainer = RtlTrainer(EngineHost(Engine(config), transport), config, progress,
+                         params.get("corrupt"))
     await trainer.load()
     result = await bridge(_train)(trainer, config, params)
     if params.get("report"):
