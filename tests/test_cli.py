@@ -50,6 +50,13 @@ def test_a_saved_config_repeats_the_run_exactly(tmp_path):
     (["--data", "nowhere/at/all"], "nowhere/at/all"),
     (["--report", "r.txt"], "--report file must end in .json"),
     (["--config", "missing.toml"], "cannot read config file"),
+    (["--waves", "w.vcd"], "--waves needs --backend rtl"),
+    (["--sim", "icarus"], "--sim needs --backend rtl"),
+    (["--steps", "0"], "--steps must be at least 1"),
+    (["--array", "8by8"], "--array must be ROWSxCOLS"),
+    (["--array", "0x8"], "array_rows"),
+    (["--backend", "rtl", "--sim", "icarus", "--waves", "w.vcd"],
+     "icarus writes .fst waveforms, not w.vcd"),
 ])
 def test_user_mistakes_end_in_one_error_line(args, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -63,3 +70,14 @@ def test_module_entry_point_prints_help():
     out = subprocess.run([sys.executable, "-m", "intrain", "train", "--help"],
                          capture_output=True, text=True, check=True).stdout
     assert "--layers" in out and "--report" in out and "--backend" in out
+
+
+def test_steps_stop_the_run_and_the_report_round_trips(tmp_path):
+    from intrain.train import TrainReport
+
+    report = tmp_path / "r.json"
+    assert main([*QUICK, "--no-float", "--steps", "5", "--report", str(report)]) == 0
+    r = json.loads(report.read_text())
+    assert r["steps"] == 5 and r["samples_trained"] == 5 * 16 and r["epochs"] == 1
+    back = TrainReport.from_dict(r)
+    assert back.to_dict() == r
