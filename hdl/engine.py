@@ -5,7 +5,7 @@ step; the hardware twin of ``intrain.golden.model.GoldenModel.forward`` and
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -82,13 +82,31 @@ _PHASE_OF_JOB = {
 }
 
 
+def _first(pairs, default=0):
+    """The value of the first ``(condition, value)`` of ``pairs`` whose condition holds, else
+    ``default``: a chain of ``Mux``.
+
+    The engine builds its combinational selections this way rather than with ``m.Switch`` or
+    ``m.If``: those become Verilog ``always @*`` blocks, which Icarus Verilog (``-g2012``, as
+    cocotb runs it) only evaluates once one of their inputs changes, so a selection whose inputs
+    keep their initial values (``layer`` and ``job`` stay 0 through the first forward layer)
+    would stay X. A ``Mux`` chain becomes continuous assignments, defined from time 0.
+    """
+    result = default
+    for cond, value in reversed(list(pairs)):
+        result = Mux(cond, value, result)
+    return result
+
+
+def _select(sel, pairs, default=0):
+    """The value of the ``(key, value)`` of ``pairs`` with ``sel == key``, else ``default``."""
+    return _first([(sel == key, value) for key, value in pairs], default)
+
+
 def _const_mux(m, sel, values, name):
     """A signal that holds ``values[sel]`` (combinational; 0 for ``sel`` past the list)."""
     sig = Signal(range(max(values) + 1), name=name)
-    with m.Switch(sel):
-        for i, v in enumerate(values):
-            with m.Case(i):
-                m.d.comb += sig.eq(v)
+    m.d.comb += sig.eq(_select(sel, enumerate(values)))
     return sig
 
 
@@ -525,13 +543,12 @@ class Engine(wiring.Component):
             nr = Signal(range(max_r + 1), name=f"{prefix}_rows")
             nc = Signal(range(max_c + 1), name=f"{prefix}_cols")
             nk = Signal(range(max_k + 1), name=f"{prefix}_k")
-            with m.Switch(kind):
-                with m.Case(_Job.FORWARD):
-                    m.d.comb += [nr.eq(n_out), nc.eq(n_batch), nk.eq(n_in)]
-                with m.Case(_Job.GRADIENT):
-                    m.d.comb += [nr.eq(n_out), nc.eq(n_in), nk.eq(n_batch)]
-                with m.Default():
-                    m.d.comb += [nr.eq(n_batch), nc.eq(n_in), nk.eq(n_out)]
+            fwd, grad = kind == _Job.FORWARD, kind == _Job.GRADIENT
+            m.d.comb += [
+                nr.eq(Mux(fwd | grad, n_out, n_batch)),
+                nc.eq(Mux(fwd, n_batch, n_in)),
+                nk.eq(Mux(fwd, n_in, Mux(grad, n_batch, n_out))),
+            ]
             return nr, nc, nk
 
         # -- issue: one beat (a read of two memories) per cycle, while credits last -------------
@@ -588,26 +605,25 @@ class Engine(wiring.Component):
         beat_layout = array.i.payload.shape()
         beat = Signal(beat_layout, name="beat")
         m.d.comb += [beat.first.eq(s2.first), beat.last.eq(s2.last)]
-        with m.Switch(layer):
-            for j, p in enumerate(plan):
-                with m.Case(j):
-                    w_data = w_mems[j].read_data.payload
-                    a_data = a_mems[j].read_data.payload
-                    e_data = e_mems[j].read_data.payload
+        beat_a = [[] for _ in range(rows)]
+        beat_b = [[] for _ in range(cols)]
+        for j, p in enumerate(plan):
+            w_data = w_mems[j].read_data.payload
+            a_data = a_mems[j].read_data.payload
+            e_data = e_mems[j].read_data.payload
 
-                    def to_t(w, p=p):
-                        return saturate(round_shift(w, p.t_shift), p.t_max)
+            def to_t(w, p=p):
+                return saturate(round_shift(w, p.t_shift), p.t_max)
 
-                    with m.Switch(s2.kind):
-                        with m.Case(_Job.FORWARD):
-                            m.d.comb += [beat.a[r].eq(to_t(w_data[r])) for r in range(rows)]
-                            m.d.comb += [beat.b[c].eq(a_data[c]) for c in range(cols)]
-                        with m.Case(_Job.GRADIENT):
-                            m.d.comb += [beat.a[r].eq(e_data[r]) for r in range(rows)]
-                            m.d.comb += [beat.b[c].eq(a_data[c]) for c in range(cols)]
-                        with m.Case(_Job.BACKWARD):
-                            m.d.comb += [beat.a[r].eq(e_data[r]) for r in range(rows)]
-                            m.d.comb += [beat.b[c].eq(to_t(w_data[c])) for c in range(cols)]
+            on = layer == j
+            fwd, grad = on & (s2.kind == _Job.FORWARD), on & (s2.kind == _Job.GRADIENT)
+            bwd = on & (s2.kind == _Job.BACKWARD)
+            for r in range(rows):
+                beat_a[r] += [(fwd, to_t(w_data[r])), (grad | bwd, e_data[r])]
+            for c in range(cols):
+                beat_b[c] += [(fwd | grad, a_data[c]), (bwd, to_t(w_data[c]))]
+        m.d.comb += [beat.a[r].eq(_first(beat_a[r])) for r in range(rows)]
+        m.d.comb += [beat.b[c].eq(_first(beat_b[c])) for c in range(cols)]
         fifo = m.submodules.operand_fifo = SyncFIFO(width=beat_layout.size,
                                                     depth=self.FIFO_DEPTH)
         m.d.comb += [
@@ -715,14 +731,13 @@ class Engine(wiring.Component):
             values2 = _delay(m, values, 2, "r_values")
             is_r = d2.kind == _Job.BACKWARD
             clip2 = Signal(cols, name="clip2")
-            with m.Switch(layer):
-                for j in range(1, n_layers):
-                    with m.Case(j):
-                        reads[id(mask_mems[j - 1])].append((
-                            (layer == j) & ev.valid & (ev.kind == _Job.BACKWARD),
-                            SliceMode.ROW, ev.r, ev.c))
-                        m.d.comb += [clip2[c].eq(mask_mems[j - 1].read_data.payload[c][1])
-                                     for c in range(cols)]
+            for j in range(1, n_layers):
+                reads[id(mask_mems[j - 1])].append((
+                    (layer == j) & ev.valid & (ev.kind == _Job.BACKWARD),
+                    SliceMode.ROW, ev.r, ev.c))
+            m.d.comb += [clip2[c].eq(_select(layer, [
+                (j, mask_mems[j - 1].read_data.payload[c][1]) for j in range(1, n_layers)]))
+                for c in range(cols)]
             masked = [Mux(d2.valid & d2.mask[c] & clip2[c], values2[c], 0) for c in range(cols)]
             m.d.comb += [
                 r_max.valid.eq(d2.out & is_r),
@@ -740,14 +755,10 @@ class Engine(wiring.Component):
         on_out = (job == _Job.ARGMAX) | (job == _Job.OUTPUT_ERROR)
         err_max = m.submodules.err_max = _GlobalMaxLog2(self._err_width, lanes)
         gate = Signal(name="ps_gate")
-        with m.Switch(job):
-            with m.Case(_Job.ARGMAX):
-                m.d.comb += gate.eq(1)
-            with m.Case(_Job.OUTPUT_ERROR):
-                m.d.comb += gate.eq(err_max.done)
-            if n_layers > 1:
-                with m.Case(_Job.ERROR):
-                    m.d.comb += gate.eq(r_max.done)
+        gates = [(_Job.ARGMAX, 1), (_Job.OUTPUT_ERROR, err_max.done)]
+        if n_layers > 1:
+            gates.append((_Job.ERROR, r_max.done))
+        m.d.comb += gate.eq(_select(job, gates))
         ps_issue = Signal(name="ps_issue")
         m.d.comb += ps_issue.eq((state == _State.ISSUE) & gate)
         inner_end = Signal(name="ps_inner_end")
@@ -846,11 +857,9 @@ class Engine(wiring.Component):
             lane_ok4, qe_groups[plan[-1].bits.e]))
         if n_layers > 1:
             relu_in = Signal(lanes, name="qe_relu")
-            with m.Switch(layer):
-                for j in range(1, n_layers):
-                    with m.Case(j):
-                        m.d.comb += [relu_in[k].eq(mask_mems[j - 1].read_data.payload[k][0])
-                                     for k in range(lanes)]
+            m.d.comb += [relu_in[k].eq(_select(layer, [
+                (j, mask_mems[j - 1].read_data.payload[k][0]) for j in range(1, n_layers)]))
+                for k in range(lanes)]
             relu4 = _delay(m, relu_in, 2, "qe_relu")
             for j in range(1, n_layers):
                 qs = qe_groups[plan[j - 1].bits.e]
@@ -905,14 +914,13 @@ class Engine(wiring.Component):
         m.d.comb += [up.valid.eq(up_issue), up.row.eq(up_o), up.col.eq(up_i),
                      up.final.eq(up_final)]
         words = Signal(data.ArrayLayout(unsigned(d_bits), lanes), name="up_words")
-        with m.Switch(up_j):
-            for sub in range(n_sub):
-                with m.Case(sub):
-                    for k in range(lanes):
-                        lane = sub * lanes + k
-                        m.d.comb += up.mask[k].eq((lane < rng_lanes) & (up_i + k < n_in))
-                        if lane < rng_lanes:
-                            m.d.comb += words[k].eq(lfsr.o.payload[lane])
+        for k in range(lanes):
+            subs = [sub for sub in range(n_sub) if sub * lanes + k < rng_lanes]
+            m.d.comb += [
+                up.mask[k].eq(_select(up_j, [(sub, up_i + k < n_in) for sub in subs])),
+                words[k].eq(_select(up_j, [(sub, lfsr.o.payload[sub * lanes + k])
+                                           for sub in subs])),
+            ]
         for j in range(n_layers):
             on = up_issue & (layer == j)
             reads[id(w_mems[j])].append((on, SliceMode.ROW, up_o, up_i))
@@ -923,13 +931,13 @@ class Engine(wiring.Component):
         w_in = Signal(data.ArrayLayout(w_mems[0].shape if n_layers == 1
                                        else signed(max(s.width for s in self._w_shapes)),
                                        lanes), name="up_w")
-        with m.Switch(layer):
-            for j in range(n_layers):
-                with m.Case(j):
-                    m.d.comb += [g_in[k].eq(g_mems[j].read_data.payload[k])
-                                 for k in range(lanes)]
-                    m.d.comb += [w_in[k].eq(w_mems[j].read_data.payload[k])
-                                 for k in range(lanes)]
+        for k in range(lanes):
+            m.d.comb += [
+                g_in[k].eq(_select(layer, [(j, g_mems[j].read_data.payload[k])
+                                           for j in range(n_layers)])),
+                w_in[k].eq(_select(layer, [(j, w_mems[j].read_data.payload[k])
+                                           for j in range(n_layers)])),
+            ]
         w5 = _delay(m, w_in, 3, "up_w")
         rounders = []
         for k in range(lanes):
@@ -997,53 +1005,49 @@ class Engine(wiring.Component):
         ]
         m.d.sync += h_outstanding.eq(h_outstanding + h_issue - h_pop)
         h_sel = Signal(range(len(host_mems) + 1), name="host_sel")  # past the list: zeros
-        m.d.comb += h_sel.eq(len(host_mems))
-        for index in reversed(range(len(host_mems))):
-            with m.If(host_select(hr, index)):
-                m.d.comb += h_sel.eq(index)
+        m.d.comb += h_sel.eq(_first([(host_select(hr, index), index)
+                                     for index in range(len(host_mems))], len(host_mems)))
 
-        def engine_access(target):
-            for n, (cond, mode, row, col) in enumerate(reads[id(target)]):
-                with (m.If if n == 0 else m.Elif)(cond):
-                    m.d.comb += [
-                        target.read.valid.eq(1),
-                        target.read.payload.mode.eq(mode),
-                        target.read.payload.row.eq(row),
-                        target.read.payload.col.eq(col),
-                    ]
-            for n, (cond, mode, row, col, mask, values) in enumerate(writes[id(target)]):
-                with (m.If if n == 0 else m.Elif)(cond):
-                    m.d.comb += [
-                        target.write.valid.eq(1),
-                        target.write.payload.mode.eq(mode),
-                        target.write.payload.row.eq(row),
-                        target.write.payload.col.eq(col),
-                        target.write.payload.mask.eq(mask),
-                        *[target.write.payload.data[k].eq(v) for k, v in enumerate(values)],
-                    ]
+        def access(target, host):
+            """The ports of ``target``: the engine's first access whose condition holds while
+            ``busy``, else the host's (``host``: the index in ``host_mems``, or None)."""
+            rd, wr = reads[id(target)], writes[id(target)]
+            rd_port, wr_port = target.read.payload, target.write.payload
+            if host is None:
+                rd_valid = wr_valid = rd_mode = rd_row = rd_col = 0
+                wr_mode = wr_row = wr_col = wr_mask = 0
+                wr_data = [0] * lanes
+            else:
+                rd_valid, wr_valid = h_issue & (h_sel == host), \
+                    self.host_write.valid & host_select(hw, host)
+                rd_mode, rd_row, rd_col = hr.mode, hr.row, hr.col
+                wr_mode, wr_row, wr_col, wr_mask = hw.mode, hw.row, hw.col, hw.mask
+                wr_data = [hw.data[k] for k in range(lanes)]
 
-        for index, target in enumerate(host_mems):
-            with m.If(busy):
-                engine_access(target)
-            with m.Else():
-                m.d.comb += [
-                    target.write.valid.eq(self.host_write.valid & host_select(hw, index)),
-                    target.write.payload.mode.eq(hw.mode),
-                    target.write.payload.row.eq(hw.row),
-                    target.write.payload.col.eq(hw.col),
-                    target.write.payload.mask.eq(hw.mask),
-                    *[target.write.payload.data[k].eq(hw.data[k]) for k in range(lanes)],
-                    target.read.valid.eq(h_issue & (h_sel == index)),
-                    target.read.payload.mode.eq(hr.mode),
-                    target.read.payload.row.eq(hr.row),
-                    target.read.payload.col.eq(hr.col),
-                ]
-            m.d.comb += target.read_data.ready.eq(1)
+            def pick(accesses, field, other):
+                return Mux(busy, _first((a[0], a[field]) for a in accesses), other)
+
+            m.d.comb += [
+                target.read.valid.eq(
+                    Mux(busy, _first((cond, 1) for cond, *_ in rd), rd_valid)),
+                Value.cast(rd_port.mode).eq(pick(rd, 1, rd_mode)),
+                rd_port.row.eq(pick(rd, 2, rd_row)),
+                rd_port.col.eq(pick(rd, 3, rd_col)),
+                target.write.valid.eq(
+                    Mux(busy, _first((cond, 1) for cond, *_ in wr), wr_valid)),
+                Value.cast(wr_port.mode).eq(pick(wr, 1, wr_mode)),
+                wr_port.row.eq(pick(wr, 2, wr_row)),
+                wr_port.col.eq(pick(wr, 3, wr_col)),
+                wr_port.mask.eq(pick(wr, 4, wr_mask)),
+                *[wr_port.data[k].eq(Mux(busy, _first(
+                    (a[0], a[5][k] if k < len(a[5]) else 0) for a in wr), wr_data[k]))
+                  for k in range(lanes)],
+                target.read_data.ready.eq(1),
+            ]
+
         for target in mem.values():
-            if not any(target is h for h in host_mems):
-                with m.If(busy):
-                    engine_access(target)
-                m.d.comb += target.read_data.ready.eq(1)
+            access(target, next((index for index, h in enumerate(host_mems) if h is target),
+                                None))
 
         # Host responses: the memory's slice two cycles later, extended, into a FIFO.
         h1_valid, h2_valid = Signal(name="host_s1_valid"), Signal(name="host_s2_valid")
@@ -1052,11 +1056,9 @@ class Engine(wiring.Component):
         m.d.sync += [h1_valid.eq(h_issue), h1_sel.eq(h_sel), h2_valid.eq(h1_valid),
                      h2_sel.eq(h1_sel)]
         response = Signal(self._host_data_layout, name="host_response")
-        with m.Switch(h2_sel):
-            for index, target in enumerate(host_mems):
-                with m.Case(index):
-                    m.d.comb += [response[k].eq(target.read_data.payload[k])
-                                 for k in range(lanes)]
+        m.d.comb += [response[k].eq(_select(h2_sel, [(index, target.read_data.payload[k])
+                                                     for index, target in enumerate(host_mems)]))
+                     for k in range(lanes)]
         h_fifo = m.submodules.host_fifo = SyncFIFO(width=self._host_data_layout.size,
                                                    depth=self.FIFO_DEPTH)
         m.d.comb += [
@@ -1069,23 +1071,19 @@ class Engine(wiring.Component):
         ]
 
         # -- the run: start, jobs, done; counters ---------------------------------------------
-        with m.Switch(job):
-            with m.Case(_Job.FORWARD):
-                m.d.comb += finished.eq(Mux(layer == last_layer, ev.final, d2.final))
-            with m.Case(_Job.GRADIENT):
-                m.d.comb += finished.eq(ev.final & (ev.kind == _Job.GRADIENT))
-            with m.Case(_Job.BACKWARD):
-                m.d.comb += finished.eq(d2.final & (d2.kind == _Job.BACKWARD))
-            with m.Case(_Job.ARGMAX, _Job.OUTPUT_ERROR, _Job.ERROR):
-                m.d.comb += finished.eq(ps_finished)
-            with m.Case(_Job.UPDATE):
-                m.d.comb += finished.eq(up7.final)
+        m.d.comb += finished.eq(_select(job, [
+            (_Job.FORWARD, Mux(layer == last_layer, ev.final, d2.final)),
+            (_Job.GRADIENT, ev.final & (ev.kind == _Job.GRADIENT)),
+            (_Job.BACKWARD, d2.final & (d2.kind == _Job.BACKWARD)),
+            (_Job.ARGMAX, ps_finished),
+            (_Job.OUTPUT_ERROR, ps_finished),
+            (_Job.ERROR, ps_finished),
+            (_Job.UPDATE, up7.final),
+        ]))
 
         phase = Signal(Phase, name="phase")
-        with m.Switch(job):
-            for kind, ph in _PHASE_OF_JOB.items():
-                with m.Case(kind):
-                    m.d.comb += phase.eq(ph)
+        m.d.comb += Value.cast(phase).eq(_select(job, [(kind, ph.value)
+                                                       for kind, ph in _PHASE_OF_JOB.items()]))
         m.d.sync += self.done.eq(0)
         with m.If(busy):
             m.d.sync += [
@@ -1100,15 +1098,22 @@ class Engine(wiring.Component):
                             self.phase_mac_cycles[ph.value] + array.mac_count),
                     ]
 
+        # The maxima restart with a run and with every layer's gradient job (the transitions
+        # below that set ``job`` to GRADIENT).
         clear_layer = Signal(name="clear_layer_max")
-        m.d.comb += g_max.clear.eq(clear_layer)
+        run_start = (state == _State.IDLE) & self.start
+        m.d.comb += [
+            err_max.clear.eq(run_start),
+            clear_layer.eq(run_start | ((state == _State.DRAIN) & finished & (
+                (job == _Job.OUTPUT_ERROR) | ((job == _Job.UPDATE) & (layer != 0))))),
+            g_max.clear.eq(clear_layer),
+        ]
         if n_layers > 1:
             m.d.comb += r_max.clear.eq(clear_layer)
 
         def begin_gradient(j):
             m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.GRADIENT),
                          wr_kind.eq(_Job.GRADIENT), layer.eq(j)]
-            m.d.comb += clear_layer.eq(1)
 
         with m.Switch(state):
             with m.Case(_State.IDLE):
@@ -1127,7 +1132,6 @@ class Engine(wiring.Component):
                         *[self.phase_cycles[ph.value].eq(0) for ph in Phase],
                         *[self.phase_mac_cycles[ph.value].eq(0) for ph in Phase],
                     ]
-                    m.d.comb += [err_max.clear.eq(1), clear_layer.eq(1)]
                     with m.If(self.batch == 0):
                         m.d.sync += n_batch.eq(1)
                     with m.If(self.batch > batch_size):
@@ -1162,5 +1166,4 @@ class Engine(wiring.Component):
                             with m.Else():
                                 m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.GRADIENT),
                                              wr_kind.eq(_Job.GRADIENT), layer.eq(layer - 1)]
-                                m.d.comb += clear_layer.eq(1)
         return m

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth import Module, Signal, unsigned
+from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -76,10 +76,14 @@ class Log2Round(wiring.Component):
         ]
 
         # Stage 1: leading-one position (a priority encoder: the highest set bit wins).
+        # Chains of ``Mux`` rather than ``m.If``/``m.Switch``: those become Verilog ``always @*``
+        # blocks, which Icarus Verilog (``-g2012``) first evaluates when an input changes (an
+        # all-zero input from reset on would leave them X).
         lead = Signal(range(self._width), name="lead")
+        first = 0
         for j in range(self._width):
-            with m.If(self.i.payload[j]):
-                m.d.comb += lead.eq(j)
+            first = Mux(self.i.payload[j], j, first)
+        m.d.comb += lead.eq(first)
         s1_valid = Signal(name="s1_valid")
         s1_m = Signal(unsigned(self._width), name="s1_m")
         s1_lead = Signal.like(lead, name="s1_lead")
@@ -89,10 +93,10 @@ class Log2Round(wiring.Component):
         # Stage 2: one compare against the threshold of that position.
         thresholds = rl2_thresholds(self._width)
         threshold = Signal(range(thresholds[-1] + 1), name="threshold")
-        with m.Switch(s1_lead):
-            for p, t in enumerate(thresholds):
-                with m.Case(p):
-                    m.d.comb += threshold.eq(t)
+        table = 0
+        for p, t in reversed(list(enumerate(thresholds))):
+            table = Mux(s1_lead == p, t, table)
+        m.d.comb += threshold.eq(table)
         with m.If(advance):
             m.d.sync += [
                 self.o.valid.eq(s1_valid),

@@ -257,13 +257,15 @@ class ShiftQuantizer(wiring.Component):
             hs = h.shift_left(lead)
             half = Signal(range(max(1, 1 << max(r_max - 1, 0))), name="half_minus_one")
             threshold = Signal(range(self._mask_threshold(self._max_shift) + 1), name="threshold")
-            with m.Switch(self.shift):
-                for s in range(self._min_shift, self._max_shift + 1):
-                    with m.Case(s):
-                        m.d.comb += [
-                            half.eq((1 << (s + lead - 1)) - 1 if s + lead > 0 else 0),
-                            threshold.eq(self._mask_threshold(s)),
-                        ]
+            # Chains of ``Mux`` rather than ``m.Switch``: that becomes a Verilog ``always @*``
+            # block, which Icarus Verilog (``-g2012``) first evaluates when ``shift`` changes.
+            half_table = threshold_table = 0
+            for s in reversed(range(self._min_shift, self._max_shift + 1)):
+                hit = self.shift == s
+                half_table = Mux(hit, (1 << (s + lead - 1)) - 1 if s + lead > 0 else 0,
+                                 half_table)
+                threshold_table = Mux(hit, self._mask_threshold(s), threshold_table)
+            m.d.comb += [half.eq(half_table), threshold.eq(threshold_table)]
             bit = Signal(name="round_bit")
             m.d.comb += [
                 bit.eq(Mux(r == 0, 0, (hs >> r)[0])),

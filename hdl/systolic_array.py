@@ -280,10 +280,13 @@ class SystolicArray(wiring.Component):
             self.o.payload.row.eq(drain_row),
             self.o.payload.last.eq(drain_row == rows - 1),
         ]
-        with m.Switch(drain_row):
-            for r in range(rows):
-                with m.Case(r):
-                    m.d.comb += [self.o.payload.values[c].eq(out[r][c]) for c in range(cols)]
+        # A chain of ``Mux`` rather than ``m.Switch``: the latter becomes a Verilog ``always @*``
+        # block that Icarus Verilog (``-g2012``) first evaluates when an input changes.
+        for c in range(cols):
+            value = 0
+            for r in reversed(range(rows)):
+                value = Mux(drain_row == r, out[r][c], value)
+            m.d.comb += self.o.payload.values[c].eq(value)
         with m.If(drain):
             m.d.sync += row_full.bit_select(drain_row, 1).eq(0)
             with m.If(drain_row == rows - 1):
