@@ -40,6 +40,7 @@ import argparse
 import json
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -167,6 +168,8 @@ def _params(block) -> dict:
 
 
 def _run(argv, cwd: Path, log_name: str) -> str:
+    if shutil.which(argv[0]) is None:
+        sys.exit(f"bench/blocks.py: {argv[0]} is not installed: pip install -e \".[bitstream]\"")
     proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
     out = proc.stdout + proc.stderr
     (cwd / log_name).write_text(out)
