@@ -99,13 +99,14 @@ def batches(n: int, batch_size: int, rng: np.random.Generator):
 
 def train(config: Config, data: Dataset, model=None, *, float_baseline: bool = True,
           progress: bool = True, backend: str = "golden",
-          max_steps: int | None = None) -> TrainReport:
+          max_steps: int | None = None, final_eval_model=None) -> TrainReport:
     """Train ``model`` (default: a fresh :class:`GoldenModel`) on ``data`` for ``config.epochs``.
 
     The float32 baseline (:class:`FloatMLP`, same layers, batch, epochs and data order; its
     learning rate follows the integer schedule's steps) trains in the same run when
     ``float_baseline`` is set. ``max_steps`` ends the run after that many training steps (the
-    epoch in progress is then evaluated as the last one).
+    epoch in progress is then evaluated as the last one). The training accuracy at the end is
+    measured with ``final_eval_model`` if given (a model with the same weights), else ``model``.
     """
     if max_steps is not None and max_steps < 1:
         raise ConfigError(f"the number of steps must be at least 1, not {max_steps}")
@@ -184,7 +185,7 @@ def train(config: Config, data: Dataset, model=None, *, float_baseline: bool = T
             bar.close()
     last = report.history[-1]
     report.test_accuracy = last.test_accuracy
-    report.train_accuracy = model.evaluate(a_train, y_train)[0]
+    report.train_accuracy = (final_eval_model or model).evaluate(a_train, y_train)[0]
     report.train_seconds = t_int
     report.samples_trained = trained
     report.samples_per_second = trained / t_int if t_int else 0.0

@@ -23,7 +23,8 @@ WAVE_SUFFIXES = {"verilator": (".fst", ".vcd"), "icarus": (".fst",)}
 
 def run_engine(config: Config, *, data: str = "digits", sim: str = "verilator",
                steps: int | None = None, float_baseline: bool = True, waves=None,
-               progress: bool = True, build_dir=None, corrupt: dict | None = None) -> dict:
+               progress: bool = True, build_dir=None, corrupt: dict | None = None,
+               evaluate_on_rtl: bool = True) -> dict:
     """Train ``config``'s network on the simulated engine; returns the report (the fields of
     ``intrain train --report`` plus ``cycles``, ``mac_utilization``, per-phase counters,
     ``bit_exact``, ``sim_samples_per_second`` and ``sim_cycles_per_second``).
@@ -47,6 +48,9 @@ def run_engine(config: Config, *, data: str = "digits", sim: str = "verilator",
         Show a progress bar (samples trained).
     build_dir : path, optional
         Where to build (default: a cache folder per design).
+    evaluate_on_rtl : bool
+        Measure the test accuracy after each epoch on the engine (inference runs checked
+        against the golden model), or with the golden twin alone (same weights).
     corrupt : dict, optional
         Change one stored weight after a step (see :mod:`intrain.sim.tb_engine`): a test that
         a difference is caught.
@@ -84,7 +88,8 @@ def run_engine(config: Config, *, data: str = "digits", sim: str = "verilator",
         progress_file.touch()
         params = {"config": config.to_dict(), "data": data, "steps": steps,
                   "float_baseline": float_baseline, "report": str(report_file),
-                  "progress": str(progress_file), "corrupt": corrupt}
+                  "progress": str(progress_file), "corrupt": corrupt,
+                  "evaluate_on_rtl": evaluate_on_rtl}
         build_args = ["--trace-fst"] if sim == "verilator" and waves is not None \
             and waves.suffix == ".fst" else []
         outcome: dict = {}

@@ -12,6 +12,9 @@ step checked against the golden model.
     Stop after this many training steps (``null``: train ``config.epochs`` epochs).
 ``float_baseline``
     Train the float32 baseline beside it, as ``intrain train`` does.
+``evaluate_on_rtl``
+    Measure the test accuracy after each epoch with inference runs of the engine (default), or
+    with the golden twin (same weights; for benchmarks of the training steps alone).
 ``report``, ``progress``
     Where to write the JSON report, and a file that gets one line per training step (samples
     done so far), read by the caller for its progress bar.
@@ -184,8 +187,14 @@ def _train(trainer: RtlTrainer, config: Config, params: dict) -> dict:
 
     data = load_dataset(params.get("data", "digits"))
     t0 = time.perf_counter()
+    # The test set goes through the engine after every epoch (compared with the golden model);
+    # the final accuracy on the training set comes from the golden twin, whose weights were
+    # checked equal to the engine's after every step.
+    if not params.get("evaluate_on_rtl", True):
+        trainer.evaluate = trainer.golden.evaluate
     report = train(config, data, model=trainer, float_baseline=params.get("float_baseline", True),
-                   progress=False, backend="rtl", max_steps=params.get("steps"))
+                   progress=False, backend="rtl", max_steps=params.get("steps"),
+                   final_eval_model=trainer.golden)
     wall = time.perf_counter() - t0
     d = report.to_dict()
     d.update(trainer.figures())
