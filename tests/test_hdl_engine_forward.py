@@ -104,6 +104,25 @@ def test_forward_pass_matches_golden_in_every_element(name):
         assert dut.useful_macs(len(a0)) <= macs <= cycles * rows * cols
 
 
+def forward_once(dut, weights, a0):
+    """Load ``weights`` and ``a0``, run one forward pass and read back ``counters``, ``hidden``
+    (``A_1``), ``out`` and ``pred``."""
+    batch, config = len(a0), dut.config
+    result = {}
+
+    async def testbench(ctx):
+        for layer, w in enumerate(weights, start=1):
+            await write_matrix(ctx, dut, W, layer, w)
+        await write_matrix(ctx, dut, A, 0, a0)
+        result["counters"] = await run_forward(ctx, dut, batch)
+        result["hidden"] = await read_matrix(ctx, dut, A, 1, batch, config.layers[1])
+        result["out"] = await read_matrix(ctx, dut, A, 2, batch, config.layers[2])
+        result["pred"] = await read_matrix(ctx, dut, P, 0, batch, 1)
+
+    simulate(dut, testbench)
+    return result
+
+
 def test_medium_network_runs_at_the_predicted_rate():
     config = Config(layers=(48, 24, 10), bits="2-8-8-8", array_rows=4, array_cols=4,
                     batch_size=8, seed=3)
@@ -111,17 +130,7 @@ def test_medium_network_runs_at_the_predicted_rate():
     weights = init_weights(config)
     a0 = random_inputs(config, rng, 8)
     dut = Engine(config)
-    result = {}
-
-    async def testbench(ctx):
-        for layer, w in enumerate(weights, start=1):
-            await write_matrix(ctx, dut, W, layer, w)
-        await write_matrix(ctx, dut, A, 0, a0)
-        result["counters"] = await run_forward(ctx, dut, 8)
-        result["hidden"] = await read_matrix(ctx, dut, A, 1, 8, 24)
-        result["out"] = await read_matrix(ctx, dut, A, 2, 8, 10)
-
-    simulate(dut, testbench)
+    result = forward_once(dut, weights, a0)
     hidden, out = golden_activations(config, weights, a0)
     assert np.array_equal(result["hidden"], hidden)
     assert np.array_equal(result["out"], out)
@@ -145,18 +154,7 @@ def test_extremes_saturate_qa_and_ties_predict_the_first_class():
     weights[1][2] = -p[1].w_max
     a0 = np.array([[127] * 9, [-127] * 9, [0] * 9])
     dut = Engine(config)
-    result = {}
-
-    async def testbench(ctx):
-        for layer, w in enumerate(weights, start=1):
-            await write_matrix(ctx, dut, W, layer, w)
-        await write_matrix(ctx, dut, A, 0, a0)
-        await run_forward(ctx, dut, 3)
-        result["hidden"] = await read_matrix(ctx, dut, A, 1, 3, 5)
-        result["out"] = await read_matrix(ctx, dut, A, 2, 3, 4)
-        result["pred"] = await read_matrix(ctx, dut, P, 0, 3, 1)
-
-    simulate(dut, testbench)
+    result = forward_once(dut, weights, a0)
     hidden, out = golden_activations(config, weights, a0)
     assert np.array_equal(result["hidden"], hidden)
     assert np.array_equal(result["out"], out)
