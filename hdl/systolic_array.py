@@ -6,6 +6,8 @@ from amaranth import Cat, Const, Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .multiplier import DSP_FAMILIES, check_dsp, product_cycles, registered_products
+
 __all__ = ["SystolicArray"]
 
 
@@ -44,7 +46,9 @@ class SystolicArray(wiring.Component):
     caller's address generation.
 
     Each PE registers the product ``a * b`` (a multiplier followed by a pipeline register, as in
-    a DSP block), then adds it to its accumulator (``first``: start from the product). With
+    a DSP block; with ``dsp``, a vendor DSP primitive and its registers, see
+    :mod:`intrain.hdl.multiplier`), then adds it to its accumulator (``first``: start from the
+    product); the beat's flags follow the product through as many registers. With
     ``last``, the sum also goes into the PE's output register, so the PE starts the next tile on
     the very next beat (double buffering). Accumulators and output registers are
     ``signed(acc_width)`` and wrap: a result is ``OUT[r][c]`` modulo ``2 ** acc_width`` as a two's
@@ -52,9 +56,10 @@ class SystolicArray(wiring.Component):
     (``Config.acc_bits`` holds every accumulator of every layer; see :meth:`for_config`).
 
     A finished tile comes out one row per beat, rows ``0`` to ``rows - 1`` in order, while the
-    next tile computes. Latency: :attr:`latency` ``= PIPELINE_CYCLES + cols - 1`` cycles from
+    next tile computes. Latency: :attr:`latency` ``= pipeline_cycles + cols - 1`` cycles from
     accepting the beat with ``last`` to presenting row 0 (no stalls); row ``r`` follows ``r``
-    cycles later.
+    cycles later. :attr:`pipeline_cycles` is the product latency of the ``dsp`` mapping plus
+    one: 2 for ``"generic"`` and ``"ice40"``, 3 for ``"gowin"``, 5 for ``"ecp5"``.
 
     Throughput: one beat per cycle (every PE busy every cycle) for back-to-back tiles with
     ``K >= max(rows, cols)`` beats and the output always ready. The input stalls (``i.ready``
@@ -66,18 +71,33 @@ class SystolicArray(wiring.Component):
       most two tiles lie between input and output, one accumulating and one in the output
       registers. Other beats are never held back by this rule;
     - the whole array (skew registers and PEs) stops while a new sum would reach a row of output
-      registers that has not been read yet (output back-pressure, or tiles shorter than
-      ``rows``); the rows already complete keep draining meanwhile.
+      registers that has not been read yet (output back-pressure); the rows already complete keep
+      draining meanwhile. With ``output_always_ready``, this stall logic is left out.
+
+    With ``o.ready`` held at 1 from reset, that stop never happens, so ``output_always_ready``
+    changes no cycle. Let tile ``n``'s beat with ``last`` be accepted in cycle ``L(n)`` and
+    ``P = pipeline_cycles``. Row ``r`` of tile ``n`` is complete (all its output registers
+    written) in cycle ``L(n) + P + cols - 1 + r`` and is presented in cycle
+    ``D(n, r) = D(n, 0) + r`` with ``D(n, 0) = max(L(n) + P + cols - 1, D(n - 1, rows - 1) + 1)``
+    (rows drain in order, one per cycle). The next tile's sum reaches PE ``(r, 0)``'s output
+    register at the end of cycle ``L(n + 1) + P - 1 + r``: the stall happens only if row ``r``
+    is presented later than that, i.e. if ``D(n, 0) > L(n + 1) + P - 1``. The first term of
+    ``D(n, 0)`` is covered by the ``cols`` spacing (``L(n + 1) >= L(n) + cols``), the second by
+    the two-tile rule (``L(n + 1) >= D(n - 1, rows - 1)``) and ``P >= 2``; neither depends on
+    ``K`` (single-beat tiles included), ``rows`` against ``cols``, or the input's gaps.
 
     Otherwise the array advances every cycle, carrying invalid beats (bubbles) when no input is
     offered, so a tile flushes through without further input. ``i.ready`` depends on
-    ``i.payload.last`` and, combinationally, on ``o.ready``; ``o.valid`` and ``o.payload`` come
+    ``i.payload.last`` and, combinationally, on ``o.ready`` (with ``output_always_ready``,
+    on ``i.payload.last`` and registers only); ``o.valid`` and ``o.payload`` come
     from registers (the payload through a ``rows``-to-1 multiplexer).
 
     Resources per PE: ``len(a)`` + ``len(b)`` bits of operand registers passed on (none to the
     east of the last column, none to the south of the last row), 3 flag bits, the product
     (``len(a) + len(b)`` bits, in a DSP block's output register), the accumulator and the output
-    register (``acc_width`` bits each): 99 flip-flops for 8-bit operands and 32-bit accumulators.
+    register (``acc_width`` bits each): 99 flip-flops for 8-bit operands and 32-bit accumulators
+    (generic mapping; a DSP mapping moves the product into the primitive and adds 3 flag bits
+    per extra pipeline stage, and ``"ecp5"`` a fabric product register).
     Skew registers: ``rows * (rows - 1) / 2`` A operands, ``cols * (cols - 1) / 2`` B operands,
     ``rows - 1`` flag sets.
 
@@ -89,6 +109,17 @@ class SystolicArray(wiring.Component):
         Shapes of the A and B operands (signed or unsigned integers).
     acc_width : int
         Width of the signed accumulators and results.
+    dsp : str
+        How the products are built (:data:`~intrain.hdl.multiplier.DSP_FAMILIES`):
+        ``"generic"`` (inferred, the default), ``"ice40"`` (``SB_MAC16`` in dual 8x8 mode, two
+        PEs per DSP), ``"ecp5"`` (``MULT18X18D``) or ``"gowin"`` (``MULT9X9``). A primitive
+        must hold the operands (8, 18 and 9 bits).
+    output_always_ready : bool
+        The caller holds ``o.ready`` at 1 from reset (the array may present a row in any cycle),
+        so the array leaves out the stall logic, which never fires then: its registers and DSP
+        blocks run without clock enables (cutting a path from the output row pointer to the
+        enable of every register), and the admission of ``last`` beats comes from a register
+        computed a cycle ahead. Same results, same cycles; a row not taken is overwritten.
     src_loc_at : int
         Stack frames to skip when recording where the component was created.
 
@@ -115,15 +146,22 @@ class SystolicArray(wiring.Component):
 
     PIPELINE_CYCLES = 2
     """Cycles from a PE's operands to its sum in the output register (product register, then
-    accumulator)."""
+    accumulator) with the generic multiplier; :attr:`pipeline_cycles` gives an instance's."""
+
+    DSP_FAMILIES = tuple(DSP_FAMILIES)
+    """The values ``dsp`` takes."""
 
     def __init__(self, rows, cols, *, a_shape=_INT8, b_shape=_INT8, acc_width=32,
-                 src_loc_at=0):
+                 dsp="generic", output_always_ready=False, src_loc_at=0):
         self._rows = _check_int("Number of rows", rows, 1)
         self._cols = _check_int("Number of columns", cols, 1)
         self._a_shape = _check_shape("A operand shape", a_shape)
         self._b_shape = _check_shape("B operand shape", b_shape)
         self._acc_width = _check_int("Accumulator width", acc_width, 1)
+        self._dsp = check_dsp(dsp, self._a_shape, self._b_shape)
+        if not isinstance(output_always_ready, bool):
+            raise TypeError(f"output_always_ready must be a bool, not {output_always_ready!r}")
+        self._output_always_ready = output_always_ready
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "a": data.ArrayLayout(self._a_shape, rows),
@@ -162,6 +200,40 @@ class SystolicArray(wiring.Component):
         return self._acc_width
 
     @property
+    def dsp(self) -> str:
+        """How the products are built: ``"generic"``, ``"ice40"``, ``"ecp5"`` or ``"gowin"``."""
+        return self._dsp
+
+    @property
+    def output_always_ready(self) -> bool:
+        """The caller holds ``o.ready`` at 1; the array has no stall logic."""
+        return self._output_always_ready
+
+    @property
+    def pipeline_cycles(self) -> int:
+        """Cycles from a PE's operands to its sum in the output register: the product latency
+        of the ``dsp`` mapping, plus one for the accumulator."""
+        return self.dsp_pipeline_cycles(self._dsp)
+
+    @staticmethod
+    def dsp_pipeline_cycles(dsp) -> int:
+        """:attr:`pipeline_cycles` of an array with the mapping ``dsp``."""
+        return product_cycles(dsp) + 1
+
+    @staticmethod
+    def check_dsp(dsp, a_shape=_INT8, b_shape=_INT8) -> str:
+        """``dsp`` if its primitive holds operands of ``a_shape`` and ``b_shape``, else
+        :class:`ValueError` (an unknown name or an operand too wide, said in the message)."""
+        return check_dsp(dsp, a_shape, b_shape)
+
+    @staticmethod
+    def operand_shape(config) -> Shape:
+        """The operand shape of :meth:`for_config`'s array: signed, as wide as the widest of
+        the configuration's inputs, weights, activations and errors."""
+        width = max([config.input_bits] + [w for b in config.bits for w in (b.w, b.a, b.e)])
+        return signed(width)
+
+    @property
     def macs(self) -> int:
         """Multiply-accumulate units: ``rows * cols``."""
         return self._rows * self._cols
@@ -169,17 +241,20 @@ class SystolicArray(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from accepting the beat with ``last`` to presenting row 0 of its tile, without
-        stalls: ``PIPELINE_CYCLES + cols - 1``."""
-        return self.PIPELINE_CYCLES + self._cols - 1
+        stalls: ``pipeline_cycles + cols - 1``."""
+        return self.pipeline_cycles + self._cols - 1
 
     @classmethod
-    def for_config(cls, config) -> SystolicArray:
+    def for_config(cls, config, *, dsp="generic", output_always_ready=False) -> SystolicArray:
         """The array of a :class:`~intrain.config.Config`: ``array_rows`` x ``array_cols``,
         ``acc_bits`` wide (enough for every product of every layer, so nothing wraps), both
-        operands signed and as wide as the widest of the weights, activations and errors."""
-        width = max([config.input_bits] + [w for b in config.bits for w in (b.w, b.a, b.e)])
-        return cls(config.array_rows, config.array_cols, a_shape=signed(width),
-                   b_shape=signed(width), acc_width=config.acc_bits, src_loc_at=1)
+        operands signed and as wide as the widest of the weights, activations and errors
+        (:meth:`operand_shape`), its products built as ``dsp`` says; ``output_always_ready`` as
+        in the constructor."""
+        shape = cls.operand_shape(config)
+        return cls(config.array_rows, config.array_cols, a_shape=shape, b_shape=shape,
+                   acc_width=config.acc_bits, dsp=dsp, output_always_ready=output_always_ready,
+                   src_loc_at=1)
 
     # -- hardware ------------------------------------------------------------------------------
     def elaborate(self, platform):
@@ -187,8 +262,9 @@ class SystolicArray(wiring.Component):
         rows, cols, width = self._rows, self._cols, self._acc_width
         prod_shape = (Const(0, self._a_shape) * Const(0, self._b_shape)).shape()
 
-        # The array advances (``en``) unless a sum would overwrite an unread output row.
-        en = Signal(name="en")
+        # The array advances (``en``) unless a sum would overwrite an unread output row; with
+        # the output always ready, that never happens (see the class docstring): no enables.
+        en = Const(1) if self._output_always_ready else Signal(name="en")
         accepted = Signal(name="accepted")
         drain = Signal(name="drain")
         m.d.comb += [
@@ -232,28 +308,23 @@ class SystolicArray(wiring.Component):
                 b = reg
             north_b.append(b)
 
-        # Processing elements.
+        # Processing elements: operands and flags pass east and south through registers.
         a_out = [[None] * cols for _ in range(rows)]
         b_out = [[None] * cols for _ in range(rows)]
         flags_out = [[None] * cols for _ in range(rows)]
-        out = [[None] * cols for _ in range(rows)]
         valid_in = [[None] * cols for _ in range(rows)]
+        operands = []
         for r in range(rows):
             for c in range(cols):
                 a_in = west_a[r] if c == 0 else a_out[r][c - 1]
                 f_in = west_flags[r] if c == 0 else flags_out[r][c - 1]
                 b_in = north_b[c] if r == 0 else b_out[r - 1][c]
                 valid_in[r][c] = f_in.valid
+                operands.append((a_in, b_in))
 
                 f_reg = Signal(_flags_layout, name=f"flags_{r}_{c}")
-                prod = Signal(prod_shape, name=f"prod_{r}_{c}")
-                acc = Signal(signed(width), name=f"acc_{r}_{c}")
-                total = Signal(signed(width), name=f"sum_{r}_{c}")
-                res = Signal(signed(width), name=f"out_{r}_{c}")
-                # The assignment truncates to acc_width bits: sums wrap modulo 2 ** acc_width.
-                m.d.comb += total.eq(Mux(f_reg.first, prod, acc + prod))
                 with m.If(en):
-                    m.d.sync += [f_reg.eq(f_in), prod.eq(a_in * b_in)]
+                    m.d.sync += f_reg.eq(f_in)
                     if c < cols - 1:
                         a_reg = Signal(self._a_shape, name=f"a_{r}_{c}")
                         m.d.sync += a_reg.eq(a_in)
@@ -262,17 +333,42 @@ class SystolicArray(wiring.Component):
                         b_reg = Signal(self._b_shape, name=f"b_{r}_{c}")
                         m.d.sync += b_reg.eq(b_in)
                         b_out[r][c] = b_reg
-                    with m.If(f_reg.valid):
-                        m.d.sync += acc.eq(total)
-                        with m.If(f_reg.last):
-                            m.d.sync += res.eq(total)
                 flags_out[r][c] = f_reg
+
+        # Registered products, ``product_cycles`` after the operands.
+        prods = registered_products(
+            m, self._dsp, operands, en, prod_shape,
+            [f"prod_{r}_{c}" for r in range(rows) for c in range(cols)])
+
+        # Accumulators: the flags follow the product through its extra pipeline stages.
+        acc_flags = [[None] * cols for _ in range(rows)]
+        out = [[None] * cols for _ in range(rows)]
+        for r in range(rows):
+            for c in range(cols):
+                f_acc = flags_out[r][c]
+                for j in range(1, product_cycles(self._dsp)):
+                    reg = Signal(_flags_layout, name=f"flags_{r}_{c}_p{j}")
+                    with m.If(en):
+                        m.d.sync += reg.eq(f_acc)
+                    f_acc = reg
+                prod = prods[r * cols + c]
+                acc = Signal(signed(width), name=f"acc_{r}_{c}")
+                total = Signal(signed(width), name=f"sum_{r}_{c}")
+                res = Signal(signed(width), name=f"out_{r}_{c}")
+                # The assignment truncates to acc_width bits: sums wrap modulo 2 ** acc_width.
+                m.d.comb += total.eq(Mux(f_acc.first, prod, acc + prod))
+                with m.If(en & f_acc.valid):
+                    m.d.sync += acc.eq(total)
+                    with m.If(f_acc.last):
+                        m.d.sync += res.eq(total)
+                acc_flags[r][c] = f_acc
                 out[r][c] = res
 
         # Output registers: row r is complete when PE (r, cols - 1) has written its sum, and is
         # read in order. A sum reaching PE (r, 0)'s output register while row r still holds an
         # unread result stops the array; the spacing of ``last`` beats below guarantees that the
-        # unread row is complete then, so it drains and the array moves on.
+        # unread row is complete then, so it drains and the array moves on (and, with the output
+        # always ready, that it has drained by then: no stall logic).
         row_full = Signal(rows, name="row_full")
         drain_row = Signal(range(rows), name="drain_row")
         m.d.comb += [
@@ -295,20 +391,23 @@ class SystolicArray(wiring.Component):
                 m.d.sync += drain_row.eq(drain_row + 1)
         conflicts = []
         for r in range(rows):
-            start, done = flags_out[r][0], flags_out[r][cols - 1]
-            conflict = Signal(name=f"conflict_{r}")
-            m.d.comb += conflict.eq(start.valid & start.last & row_full[r]
-                                    & ~(drain & (drain_row == r)))
-            conflicts.append(conflict)
+            start, done = acc_flags[r][0], acc_flags[r][cols - 1]
+            if not self._output_always_ready:
+                conflict = Signal(name=f"conflict_{r}")
+                m.d.comb += conflict.eq(start.valid & start.last & row_full[r]
+                                        & ~(drain & (drain_row == r)))
+                conflicts.append(conflict)
             with m.If(en & done.valid & done.last):
                 m.d.sync += row_full[r].eq(1)
-        m.d.comb += en.eq(~Cat(*conflicts).any())
+        if conflicts:
+            m.d.comb += en.eq(~Cat(*conflicts).any())
 
         # Admission of ``last`` beats: ``cols`` array cycles after the previous one, and at most
         # two tiles between the input and the end of their drain.
         pending = Signal(range(3), name="pending")
         final_drain = Signal(name="final_drain")
-        m.d.comb += final_drain.eq(drain & self.o.payload.last)
+        # ``drain & o.payload.last``, without the output multiplexer: the row is ``rows - 1``.
+        m.d.comb += final_drain.eq(row_full[rows - 1] & (drain_row == rows - 1) & self.o.ready)
         last_ok = Signal(name="last_ok")
         if cols > 1:
             since_last = Signal(range(cols + 1), init=cols, name="since_last")
@@ -320,8 +419,27 @@ class SystolicArray(wiring.Component):
             m.d.comb += last_ok.eq((since_last == cols) & ((pending != 2) | final_drain))
         else:
             m.d.comb += last_ok.eq((pending != 2) | final_drain)
+        pending_next = Signal(range(3), name="pending_next")
+        m.d.comb += pending_next.eq(pending + (accepted & self.i.payload.last) - final_drain)
+        m.d.sync += pending.eq(pending_next)
+        if self._output_always_ready:
+            # ``last_ok`` from a register, computed a cycle ahead from the next state (the output
+            # is ready in every cycle): no path from the output row pointer to ``i.ready``.
+            last_ok_reg = Signal(init=1, name="last_ok_reg")
+            since_ok = Const(1)
+            if cols > 1:
+                since_ok = ~(accepted & self.i.payload.last) & (
+                    (since_last == cols) | (since_last == cols - 1))
+            done = acc_flags[rows - 1][cols - 1]
+            full_next = (done.valid & done.last) | (row_full[rows - 1] & ~final_drain)
+            if rows > 1:
+                at_last_next = Mux(drain, drain_row == rows - 2, drain_row == rows - 1)
+            else:
+                at_last_next = Const(1)
+            m.d.sync += last_ok_reg.eq(since_ok & ((pending_next != 2) | (full_next
+                                                                          & at_last_next)))
+            last_ok = last_ok_reg
         m.d.comb += self.i.ready.eq(en & (~self.i.payload.last | last_ok))
-        m.d.sync += pending.eq(pending + (accepted & self.i.payload.last) - final_drain)
 
         # Activity: the PEs on anti-diagonal d hold the same beat.
         terms, valids = [], []

@@ -4,10 +4,12 @@ against ``systolic_schedule``, cycle by cycle."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
-from amaranth import signed, unsigned
-from amaranth.back import verilog
+from amaranth import Elaboratable, Module, signed, unsigned
+from amaranth.back import rtlil, verilog
 from amaranth.sim import Simulator
 from stream_helpers import run_stream
 
@@ -211,6 +213,128 @@ def test_full_throughput_uses_every_pe_every_cycle():
     fill = rows + cols - 2
     assert macs[fill:len(beats)] == [dut.macs] * (len(beats) - fill)
     assert sum(macs) == len(beats) * dut.macs
+
+
+class _SideBySide(Elaboratable):
+    """A stalling array and one with ``output_always_ready``, otherwise alike, fed the same
+    input; the output of both is always ready."""
+
+    def __init__(self, rows, cols, **kwargs):
+        self.old = SystolicArray(rows, cols, **kwargs)
+        self.new = SystolicArray(rows, cols, output_always_ready=True, **kwargs)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.old, m.submodules.new = self.old, self.new
+        m.d.comb += [
+            self.new.i.valid.eq(self.old.i.valid),
+            self.new.i.payload.eq(self.old.i.payload),
+            self.old.o.ready.eq(1),
+            self.new.o.ready.eq(1),
+        ]
+        return m
+
+
+def _side_by_side(rows, cols, ks, valid_prob, seed):
+    """Random tiles of ``ks`` beats offered with random gaps to both arrays of a
+    :class:`_SideBySide`: every cycle, ``i.ready``, ``o.valid``, the output payload, ``busy``
+    and ``mac_count`` of both agree (a stall of the old array, ``en`` low, would hold back
+    ``mac_count`` while a beat is in the array); every row is the exact product. Returns the
+    cycles of the input transfers."""
+    rng = np.random.default_rng(seed)
+    pair = _SideBySide(rows, cols)
+    old, new = pair.old, pair.new
+    tiles = _random_tiles(rng, rows, cols, ks)
+    beats = _beats(tiles)
+    outputs, accepts = [], []
+    pairs = [(old.i.ready, new.i.ready), (old.o.valid, new.o.valid), (old.busy, new.busy),
+             (old.mac_count, new.mac_count)]
+
+    async def tb(ctx):
+        k = cycle = 0
+        presenting = False
+        while len(outputs) < len(tiles) * rows:
+            assert cycle < 20 * len(beats) + 200, "timeout"
+            if not presenting and k < len(beats) and rng.random() < valid_prob:
+                ctx.set(old.i.payload, beats[k])
+                presenting = True
+            ctx.set(old.i.valid, presenting)
+            for a, b in pairs:
+                assert ctx.get(a) == ctx.get(b), f"cycle {cycle}: {a.name} differs"
+            if ctx.get(old.o.valid):
+                assert _row(ctx.get(old.o.payload)) == _row(ctx.get(new.o.payload)), cycle
+                outputs.append(_row(ctx.get(new.o.payload)))
+            if presenting and ctx.get(new.i.ready):
+                accepts.append(cycle)
+                k += 1
+                presenting = False
+            await ctx.tick()
+            cycle += 1
+        ctx.set(old.i.valid, 0)
+        for _ in range(old.latency + rows + 2):
+            assert not ctx.get(new.o.valid) and not ctx.get(old.o.valid)
+            assert ctx.get(old.mac_count) == ctx.get(new.mac_count)
+            await ctx.tick()
+
+    sim = Simulator(pair)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    _check(new, tiles, outputs)
+    return accepts
+
+
+@pytest.mark.parametrize(("rows", "cols"), [(1, 1), (1, 4), (4, 1), (2, 3), (3, 2), (4, 4),
+                                            (6, 2), (2, 6), (5, 3)])
+@pytest.mark.parametrize("valid_prob", [1.0, 0.7])
+def test_output_always_ready_changes_no_cycle(rows, cols, valid_prob):
+    """Without the stall logic, the same cycles and results as with it, output always ready:
+    short tiles (one beat, fewer beats than rows or columns) back to back, long tiles, random
+    input gaps; rows above, equal to and below columns."""
+    rng = np.random.default_rng(rows * 31 + cols)
+    ks = [int(k) for k in rng.choice([1, 1, 1, 2, rows, cols, max(rows, cols) + 3], 60)]
+    ks += [1] * 8 + [2] * 6 + [rows] * 4 + [cols] * 4
+    accepts = _side_by_side(rows, cols, ks, valid_prob, seed=rows + 10 * cols)
+    if valid_prob == 1.0:
+        accept, _ = matmul.systolic_schedule(ks, rows, cols)
+        assert accepts == accept
+
+
+@pytest.mark.parametrize("dsp", ["ice40", "ecp5", "gowin"])
+def test_output_always_ready_with_each_dsp_mapping(dsp):
+    """The vendor primitives' models (Icarus), their clock enables tied high: a generic and a
+    mapped array, both with ``output_always_ready``, input gaps, the output always ready; every
+    row exact, and without gaps the same cycles as the golden schedule (shifted by the mapped
+    array's extra pipeline cycles)."""
+    from test_multiplier_vendor import HAVE_ICARUS, NO_ICARUS, NO_MODELS, _params, _sources
+
+    from intrain.sim.runner import export_verilog, run_cocotb
+    from intrain.sim.tb_multiplier import ArrayPair
+
+    if NO_MODELS is not None or not HAVE_ICARUS:
+        pytest.skip(NO_MODELS or NO_ICARUS)
+    params = _params(dsp, 3, 2, ready_prob=1.0, valid_prob=0.7)
+    top = ArrayPair(3, 2, dsp, output_always_ready=True)
+    sources = _sources(dsp, "top_always_ready", export_verilog(top, "top"))
+    for testcase in ("products_match_generic", "timing_follows_the_pipeline"):
+        run_cocotb(sources, toplevel="top", test_module="intrain.sim.tb_multiplier",
+                   sim="icarus", testcase=testcase, parameters=params, seed=params["seed"])
+
+
+def test_output_always_ready_has_no_clock_enables():
+    plain = rtlil.convert(SystolicArray(3, 2, dsp="ecp5"))
+    text = rtlil.convert(SystolicArray(3, 2, dsp="ecp5", output_always_ready=True))
+    assert "conflict_0" in plain and "conflict_0" not in text
+    assert plain.count("connect \\CE0 \\en [0]") == 6
+    assert text.count("connect \\CE0 1'1") == 6    # the DSP blocks' clock enables tied high
+    assert re.search(r"wire width 1 \\en$", plain, re.M)
+    assert not re.search(r"wire width 1 \\en$", text, re.M)
+    assert SystolicArray(2, 2, output_always_ready=True).output_always_ready
+    assert not SystolicArray(2, 2).output_always_ready
+    config = Config(array_rows=2, array_cols=3)
+    assert SystolicArray.for_config(config, output_always_ready=True).output_always_ready
+    with pytest.raises(TypeError, match=r"output_always_ready must be a bool, not 1"):
+        SystolicArray(2, 2, output_always_ready=1)
 
 
 def test_for_config_sizes_from_the_configuration():
