@@ -18,7 +18,7 @@ from .max_abs import MaxAbs
 from .shift_quantizer import ShiftQuantizer, round_shift, saturate
 from .stochastic_rounder import StochasticRounder
 from .systolic_array import SystolicArray
-from .transpose_memory import SliceMode, TransposeMemory
+from .transpose_memory import SliceMode, TransposeMemory, mul_const
 from .weight_updater import WeightUpdater
 
 __all__ = ["Engine", "HostTarget", "Phase"]
@@ -197,13 +197,14 @@ class Engine(wiring.Component):
     ``G{l}``), for ``l > 1`` ``R_l = E_l . T_l`` with the weights before this layer's update
     (``max |R * clipmask|`` tracked while the masked values are written to ``R``), the QE pass
     ``E_{l-1} = QE(R * clipmask) * relumask`` and the update pass ``W_l = clip(W_l - QG(G_l))``:
-    a :class:`StochasticRounder` per lane with the run-time shift ``RL2(max |G|) - lam`` and
+    a :class:`StochasticRounder` per updating lane (``min(lanes, rng_lanes)`` of them: fewer
+    ``rng_lanes`` make a smaller engine) with the run-time shift ``RL2(max |G|) - lam`` and
     draws from an :class:`LfsrBank` of ``config.lfsr`` and ``config.rng_seeds``, then a
-    :class:`WeightUpdater` per lane. The update visits rows in order and, in each row, chunks of
-    ``rng_lanes`` columns, ``min(lanes, rng_lanes)`` columns per cycle; every lane draws once per
-    chunk, as :meth:`Config.draws_per_update` lays out. Every update draws, even for an all-zero
-    gradient (then ``dW = 0``). Shifts past the range where the result changes are clamped,
-    which leaves every result exact for any ``lam``.
+    :class:`WeightUpdater` per updating lane. The update visits rows in order and, in each row,
+    chunks of ``rng_lanes`` columns, ``min(lanes, rng_lanes)`` columns per cycle; every lane
+    draws once per chunk, as :meth:`Config.draws_per_update` lays out. Every update draws, even
+    for an all-zero gradient (then ``dW = 0``). Shifts past the range where the result changes
+    are clamped, which leaves every result exact for any ``lam``.
 
     Schedule of the array. A job of the array is a sequence of tiles of ``R`` rows by ``C``
     columns; a tile takes ``K`` beats, one per cycle (reads are issued ahead of the array). All
@@ -235,13 +236,17 @@ class Engine(wiring.Component):
     values of ``signed(host_width)``: written values are truncated to the memory's shape (they
     must fit it), read values are sign- or zero-extended. A slice whose first element lies
     outside the matrix, or an invalid ``(target, layer)``, writes nothing and reads as zeros.
-    Reads are pipelined (one per cycle, 3 cycles from request to data when ``host_read_data`` is
-    ready); a write is visible to every read and every run accepted after it.
+    Reads are pipelined (one per cycle, :attr:`read_latency` ``+ 1`` cycles from request to data
+    when ``host_read_data`` is ready); a write is visible to every read and every run accepted
+    after it.
 
     Parameters
     ----------
     config : Config
         The network, bit widths, batch size, array shape, random lanes and accumulator width.
+    dsp : str
+        How the array's products are built: ``"generic"`` (default), ``"ice40"``, ``"ecp5"`` or
+        ``"gowin"`` (see :class:`SystolicArray`); the cycle predictions follow its latency.
     src_loc_at : int
         Stack frames to skip when recording where the component was created.
 
@@ -262,7 +267,9 @@ class Engine(wiring.Component):
     cycles : ``Out(32)``
         Busy cycles of the last (or current) run.
     mac_cycles : ``Out(32)``
-        Sum of the array's ``mac_count`` over those cycles.
+        Sum of the array's ``mac_count`` over those cycles. It counts one cycle behind (a
+        register cuts the path from the array's stall logic): with ``phase_mac_cycles`` it is
+        final in the cycle after ``done``, when the last writes are visible too.
     steps : ``Out(32)``
         Training steps completed since reset.
     phase_cycles, phase_mac_cycles : ``Out(data.ArrayLayout(32, 4))``
@@ -279,14 +286,19 @@ class Engine(wiring.Component):
     """
 
     COUNTER_BITS = 32
-    FIFO_DEPTH = 4
-    """Entries of the operand FIFO in front of the array: the 3-cycle round trip from issuing a
-    read to taking its beat, plus one."""
+    FIFO_DEPTH = 5
+    """Entries of the operand FIFO in front of the array: the round trip from issuing a read to
+    taking its beat (:attr:`read_latency` ``+ 1`` cycles), plus one."""
+    REGISTERED_MEMORIES = True
+    """Every memory registers its requests before its address arithmetic
+    (:class:`TransposeMemory` with ``registered``): the paths from the engine's control to the
+    block RAM ports are cut in two, for one more cycle of read latency."""
 
-    def __init__(self, config, *, src_loc_at=0):
+    def __init__(self, config, *, dsp="generic", src_loc_at=0):
         if not isinstance(config, Config):
             raise TypeError(f"Configuration must be a Config, not {config!r}")
         self._config = config
+        self._dsp = SystolicArray.check_dsp(dsp, *[SystolicArray.operand_shape(config)] * 2)
         self._plan = plan = config.plan
         rows, cols = config.array_rows, config.array_cols
         self._lanes = max(rows, cols)
@@ -356,6 +368,11 @@ class Engine(wiring.Component):
         return self._config
 
     @property
+    def read_latency(self) -> int:
+        """Cycles from a memory read to its data: 3 with :attr:`REGISTERED_MEMORIES`, else 2."""
+        return 3 if self.REGISTERED_MEMORIES else 2
+
+    @property
     def lanes(self) -> int:
         """Elements per memory slice: ``max(array_rows, array_cols)``."""
         return self._lanes
@@ -414,9 +431,10 @@ class Engine(wiring.Component):
     def _stream_cycles(self, ks) -> int:
         """Cycles of a stream of tiles of ``ks`` beats from its first read to the cycle that
         writes its last row (the array's schedule with its input always valid, output always
-        ready): 3 cycles from a read to the array, the schedule, 1 to write the row."""
+        ready): :attr:`read_latency` ``+ 1`` cycles from a read to the array, the schedule, 1 to
+        write the row."""
         rows, cols = self._config.array_rows, self._config.array_cols
-        latency = SystolicArray.PIPELINE_CYCLES + cols - 1
+        latency = SystolicArray.dsp_pipeline_cycles(self._dsp) + cols - 1
         cycle, lasts, outs, prev_out = 0, [], [], -1
         for n, k in enumerate(ks):
             cycle += k - 1
@@ -428,7 +446,7 @@ class Engine(wiring.Component):
             cycle += 1
             prev_out = max(lasts[-1] + latency, prev_out + 1) + rows - 1
             outs.append(prev_out)
-        return 3 + outs[-1] + 1
+        return self.read_latency + 1 + outs[-1] + 1
 
     def forward_cycles(self, batch) -> int:
         """Busy cycles of a forward pass of ``batch`` samples (the ``cycles`` counter)."""
@@ -436,31 +454,32 @@ class Engine(wiring.Component):
         for n_tiles, p in zip(self.tiles(batch), self._plan):
             # Final row to written: 1 cycle; QA: 2 more in hidden layers.
             total += self._stream_cycles([p.n_in] * n_tiles) + (0 if p.last else 2)
-        # The argmax pass: one read per class and block of ``lanes`` samples, read latency 2.
-        return total + -(-batch // self._lanes) * self._config.layers[-1] + 2
+        # The argmax pass: one read per class and block of ``lanes`` samples, then the latency.
+        return total + -(-batch // self._lanes) * self._config.layers[-1] + self.read_latency
 
     def train_cycles(self, batch) -> int:
         """Busy cycles of a training step of ``batch`` samples (the ``cycles`` counter).
 
         The forward pass (:meth:`forward_cycles`); the QE pass of the output error (5 cycles
-        waiting for ``RL2(max |err|)``, one read per class and block of ``lanes`` samples, 4 to
-        the last write); then per layer, last to first: the gradient and backward tiles as one
-        stream (2 more cycles for the clip mask of a backward row), the QE pass of ``R`` (5
-        cycles waiting for its maximum, ``batch * ceil(n_in / lanes)`` reads, 4 to the last
-        write) and the update pass (``n_out * ceil(n_in / rng_lanes) * ceil(rng_lanes / lanes)``
-        reads, 7 to the last write; layer 1 first waits 5 cycles for ``RL2(max |G|)``).
+        waiting for ``RL2(max |err|)``, one read per class and block of ``lanes`` samples,
+        ``rl + 2`` to the last write, ``rl`` the :attr:`read_latency`); then per layer, last to
+        first: the gradient and backward tiles as one stream (``rl`` more cycles for the clip
+        mask of a backward row), the QE pass of ``R`` (5 cycles waiting for its maximum,
+        ``batch * ceil(n_in / lanes)`` reads, ``rl + 2`` to the last write) and the update pass
+        (``n_out * ceil(n_in / rng_lanes) * ceil(rng_lanes / lanes)`` reads, ``rl + 5`` to the
+        last write; layer 1 first waits 5 cycles for ``RL2(max |G|)``).
         """
-        cfg, lanes = self._config, self._lanes
-        total = self.forward_cycles(batch) + -(-batch // lanes) * cfg.layers[-1] + 9
+        cfg, lanes, rl = self._config, self._lanes, self.read_latency
+        total = self.forward_cycles(batch) + -(-batch // lanes) * cfg.layers[-1] + 5 + rl + 2
         n_sub = -(-cfg.rng_lanes // lanes)
         for p, job in zip(reversed(self._plan), self._array_jobs(batch)):
             ks = [k for tiles, k in job for _ in range(tiles)]
             total += self._stream_cycles(ks)
             if p.index > 1:
-                total += 2 + 5 + batch * -(-p.n_in // lanes) + 4
+                total += rl + 5 + batch * -(-p.n_in // lanes) + rl + 2
             else:
                 total += 5
-            total += p.n_out * -(-p.n_in // cfg.rng_lanes) * n_sub + 7
+            total += p.n_out * -(-p.n_in // cfg.rng_lanes) * n_sub + rl + 5
         return total
 
     def memory_bits(self) -> dict[str, int]:
@@ -500,12 +519,13 @@ class Engine(wiring.Component):
         last_layer = n_layers - 1
         n_classes = cfg.layers[-1]
         batch_size = cfg.batch_size
+        rl = self.read_latency
 
         # -- memories ------------------------------------------------------------------------
         mem = {}
         for name, (shape, n_rows, n_cols) in self._geometry.items():
             mem[name] = m.submodules[f"mem_{name.lower()}"] = TransposeMemory(
-                shape, n_rows, n_cols, lanes)
+                shape, n_rows, n_cols, lanes, registered=self.REGISTERED_MEMORIES)
         w_mems = [mem[f"W{j + 1}"] for j in range(n_layers)]
         a_mems = [mem[f"A{j}"] for j in range(n_layers)] + [mem["OUT"]]
         e_mems = [mem[f"E{j + 1}"] for j in range(n_layers)]
@@ -514,7 +534,8 @@ class Engine(wiring.Component):
         r_mem = mem.get("R")
         p_mem, label_mem, out_mem = mem["P"], mem["LABELS"], mem["OUT"]
 
-        array = m.submodules.array = SystolicArray.for_config(cfg)
+        array = m.submodules.array = SystolicArray.for_config(cfg, dsp=self._dsp,
+                                                              output_always_ready=True)
 
         # -- control ---------------------------------------------------------------------------
         state = Signal(_State, name="state")
@@ -593,13 +614,15 @@ class Engine(wiring.Component):
                 (on & (job == _Job.GRADIENT), SliceMode.ROW, iss_k, iss_r),
                 (on & (job == _Job.BACKWARD), SliceMode.COLUMN, iss_r, iss_k)]
 
-        # The beat's flags follow the reads through the memories' two read stages.
+        # The beat's flags follow the reads through the memories' read stages: ``s2`` comes
+        # with the data.
         flags = data.StructLayout({"valid": 1, "first": 1, "last": 1, "kind": _Job})
-        s1, s2 = Signal(flags, name="rd_s1"), Signal(flags, name="rd_s2")
+        s1 = Signal(flags, name="rd_s1")
         m.d.sync += [
             s1.valid.eq(issue), s1.first.eq(iss_k == 0), s1.last.eq(iss_k == i_nk - 1),
-            s1.kind.eq(job), s2.eq(s1),
+            s1.kind.eq(job),
         ]
+        s2 = _delay(m, s1, rl - 1, "rd_s")
 
         # Operands of the beat, by job, into the FIFO.
         beat_layout = array.i.payload.shape()
@@ -723,13 +746,15 @@ class Engine(wiring.Component):
                 (layer == j) & ev.valid & is_g, SliceMode.ROW, ev.r, ev.c, ev.mask,
                 [out.values[c] for c in range(cols)]))
 
-        # Backward: R times the clip mask of the layer below, read while the row waits 2 cycles.
+        # Backward: R times the clip mask of the layer below, read while the row waits ``rl``
+        # cycles (``dm`` is the row's event then).
+        dm = _delay(m, d2, rl - 2, "wr_d")
         if n_layers > 1:
             r_max = m.submodules.r_max = _GlobalMaxLog2(self._r_width, lanes)
             values = Signal(data.ArrayLayout(signed(self._r_width), cols), name="r_values")
             m.d.comb += [values[c].eq(out.values[c]) for c in range(cols)]
-            values2 = _delay(m, values, 2, "r_values")
-            is_r = d2.kind == _Job.BACKWARD
+            values2 = _delay(m, values, rl, "r_values")
+            is_r = dm.kind == _Job.BACKWARD
             clip2 = Signal(cols, name="clip2")
             for j in range(1, n_layers):
                 reads[id(mask_mems[j - 1])].append((
@@ -738,13 +763,13 @@ class Engine(wiring.Component):
             m.d.comb += [clip2[c].eq(_select(layer, [
                 (j, mask_mems[j - 1].read_data.payload[c][1]) for j in range(1, n_layers)]))
                 for c in range(cols)]
-            masked = [Mux(d2.valid & d2.mask[c] & clip2[c], values2[c], 0) for c in range(cols)]
+            masked = [Mux(dm.valid & dm.mask[c] & clip2[c], values2[c], 0) for c in range(cols)]
             m.d.comb += [
-                r_max.valid.eq(d2.out & is_r),
-                r_max.last.eq(d2.final & is_r),
+                r_max.valid.eq(dm.out & is_r),
+                r_max.last.eq(dm.final & is_r),
                 *[r_max.values[c].eq(masked[c]) for c in range(cols)],
             ]
-            writes[id(r_mem)].append((d2.valid & is_r, SliceMode.ROW, d2.r, d2.c, d2.mask,
+            writes[id(r_mem)].append((dm.valid & is_r, SliceMode.ROW, dm.r, dm.c, dm.mask,
                                       masked))
 
         # -- passes over OUT and R: argmax, QE of the output error, QE of R ----------------------
@@ -791,7 +816,7 @@ class Engine(wiring.Component):
             ps.valid.eq(ps_issue & (on_out | (job == _Job.ERROR))),
             ps.row.eq(ps_row), ps.col.eq(ps_col), ps.final.eq(ps.valid & inner_end & outer_end),
         ]
-        ps2 = _delay(m, ps, 2, "ps")
+        ps2 = _delay(m, ps, rl, "ps")   # with the data read
         ps4 = _delay(m, ps2, 2, "ps")
         lane_ok2 = Signal(lanes, name="ps_lane_ok2")
         m.d.comb += [lane_ok2[k].eq(Mux(on_out, ps2.row + k < n_batch, ps2.col + k < n_in))
@@ -907,7 +932,7 @@ class Engine(wiring.Component):
             with m.Else():
                 m.d.sync += up_j.eq(up_j + 1)
         up_i = Signal.like(up_cb, name="up_i0")
-        m.d.comb += up_i.eq(up_cb + up_j * lanes)
+        m.d.comb += up_i.eq(up_cb + mul_const(up_j, lanes))
         up_layout = data.StructLayout({"valid": 1, "row": up_o.shape(), "col": up_i.shape(),
                                        "mask": lanes, "final": 1})
         up = Signal(up_layout, name="up_0")
@@ -925,8 +950,8 @@ class Engine(wiring.Component):
             on = up_issue & (layer == j)
             reads[id(w_mems[j])].append((on, SliceMode.ROW, up_o, up_i))
             reads[id(g_mems[j])].append((on, SliceMode.ROW, up_o, up_i))
-        up2 = _delay(m, up, 2, "up")
-        words2 = _delay(m, words, 2, "up_words")
+        up2 = _delay(m, up, rl, "up")   # with the data read
+        words2 = _delay(m, words, rl, "up_words")
         g_in = Signal(data.ArrayLayout(signed(self._g_width), lanes), name="up_g")
         w_in = Signal(data.ArrayLayout(w_mems[0].shape if n_layers == 1
                                        else signed(max(s.width for s in self._w_shapes)),
@@ -939,8 +964,10 @@ class Engine(wiring.Component):
                                            for j in range(n_layers)])),
             ]
         w5 = _delay(m, w_in, 3, "up_w")
+        # Lanes ``k >= rng_lanes`` never update (their mask bit is 0): no rounder, no updater.
+        up_lanes = min(lanes, rng_lanes)
         rounders = []
-        for k in range(lanes):
+        for k in range(up_lanes):
             rnd = StochasticRounder(self._g_width, d_bits, max_shift, min_shift)
             m.submodules[f"qg_{k}"] = rnd
             m.d.comb += [
@@ -958,7 +985,7 @@ class Engine(wiring.Component):
             if key in updaters:
                 continue
             outs = []
-            for k in range(lanes):
+            for k in range(up_lanes):
                 upd = WeightUpdater.for_layer(p, rounders[k].out_width)
                 m.submodules[f"update_{len(updaters)}_{k}"] = upd
                 m.d.comb += [
@@ -1049,12 +1076,9 @@ class Engine(wiring.Component):
             access(target, next((index for index, h in enumerate(host_mems) if h is target),
                                 None))
 
-        # Host responses: the memory's slice two cycles later, extended, into a FIFO.
-        h1_valid, h2_valid = Signal(name="host_s1_valid"), Signal(name="host_s2_valid")
-        h1_sel, h2_sel = Signal.like(h_sel, name="host_s1_sel"), Signal.like(h_sel,
-                                                                              name="host_s2_sel")
-        m.d.sync += [h1_valid.eq(h_issue), h1_sel.eq(h_sel), h2_valid.eq(h1_valid),
-                     h2_sel.eq(h1_sel)]
+        # Host responses: the memory's slice ``rl`` cycles later, extended, into a FIFO.
+        h2_valid = _delay(m, h_issue, rl, "host_valid")
+        h2_sel = _delay(m, h_sel, rl, "host_sel")
         response = Signal(self._host_data_layout, name="host_response")
         m.d.comb += [response[k].eq(_select(h2_sel, [(index, target.read_data.payload[k])
                                                      for index, target in enumerate(host_mems)]))
@@ -1074,7 +1098,7 @@ class Engine(wiring.Component):
         m.d.comb += finished.eq(_select(job, [
             (_Job.FORWARD, Mux(layer == last_layer, ev.final, d2.final)),
             (_Job.GRADIENT, ev.final & (ev.kind == _Job.GRADIENT)),
-            (_Job.BACKWARD, d2.final & (d2.kind == _Job.BACKWARD)),
+            (_Job.BACKWARD, dm.final & (dm.kind == _Job.BACKWARD)),
             (_Job.ARGMAX, ps_finished),
             (_Job.OUTPUT_ERROR, ps_finished),
             (_Job.ERROR, ps_finished),
@@ -1085,18 +1109,21 @@ class Engine(wiring.Component):
         m.d.comb += Value.cast(phase).eq(_select(job, [(kind, ph.value)
                                                        for kind, ph in _PHASE_OF_JOB.items()]))
         m.d.sync += self.done.eq(0)
+        # The array's ``mac_count`` (late in the cycle: it depends on the array's stall logic)
+        # is registered with its phase and added one cycle later; 0 outside a run.
+        macs = Signal.like(array.mac_count, name="mac_count_reg")
+        macs_phase = Signal(Phase, name="mac_count_phase")
+        m.d.sync += [macs.eq(Mux(busy, array.mac_count, 0)), macs_phase.eq(phase)]
+        m.d.sync += self.mac_cycles.eq(self.mac_cycles + macs)
+        for ph in Phase:
+            with m.If(macs_phase == ph):
+                m.d.sync += self.phase_mac_cycles[ph.value].eq(
+                    self.phase_mac_cycles[ph.value] + macs)
         with m.If(busy):
-            m.d.sync += [
-                self.cycles.eq(self.cycles + 1),
-                self.mac_cycles.eq(self.mac_cycles + array.mac_count),
-            ]
+            m.d.sync += self.cycles.eq(self.cycles + 1)
             for ph in Phase:
                 with m.If(phase == ph):
-                    m.d.sync += [
-                        self.phase_cycles[ph.value].eq(self.phase_cycles[ph.value] + 1),
-                        self.phase_mac_cycles[ph.value].eq(
-                            self.phase_mac_cycles[ph.value] + array.mac_count),
-                    ]
+                    m.d.sync += self.phase_cycles[ph.value].eq(self.phase_cycles[ph.value] + 1)
 
         # The maxima restart with a run and with every layer's gradient job (the transitions
         # below that set ``job`` to GRADIENT).

@@ -9,13 +9,13 @@ is only a different address sequence, never a copy.
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Shape, Signal, unsigned
+from amaranth import Const, Module, Mux, Shape, Signal, unsigned
 from amaranth.hdl import Value
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["SliceMode", "TransposeMemory"]
+__all__ = ["SliceMode", "TransposeMemory", "divmod_const", "mul_const"]
 
 
 class SliceMode(enum.Enum, shape=1):
@@ -43,13 +43,52 @@ def _check_shape(what, value):
     return shape
 
 
+def _csd(c: int) -> list[tuple[int, int]]:
+    """The canonical signed-digit form of ``c >= 0``: ``(sign, position)`` pairs with ``c ==
+    sum(sign << position)`` and no two adjacent non-zero digits (the fewest terms)."""
+    digits, pos = [], 0
+    while c:
+        if c & 1:
+            digit = 2 - (c & 3)   # +1 if c % 4 == 1, -1 if c % 4 == 3
+            digits.append((digit, pos))
+            c -= digit
+        c >>= 1
+        pos += 1
+    return digits
+
+
+def mul_const(x, c: int) -> Value:
+    """``x * c`` of an unsigned value ``x`` and a constant ``c >= 0``, as shifts and adders.
+
+    The product is the sum of the signed digits of ``c`` (:func:`_csd`) applied to shifted
+    copies of ``x``, so synthesis builds it from adders in the fabric and never from a DSP
+    multiplier (a constant multiplication written as ``*`` may take one). The result is
+    unsigned and wide enough for every product.
+    """
+    x = Value.cast(x)
+    if x.shape().signed:
+        raise TypeError(f"Multiplicand must be unsigned, not {x.shape()!r}")
+    _check_int("Constant factor", c, 0)
+    digits = _csd(c)
+    if not digits:
+        return Const(0, 1)
+    width = len(x) + c.bit_length()
+    total = None
+    for sign, pos in sorted(digits, key=lambda d: -d[0]):   # additions first
+        term = x.shift_left(pos)
+        total = term if total is None else (total + term if sign > 0 else total - term)
+    return total.as_unsigned()[:width] if len(total) > width else total.as_unsigned()
+
+
 def divmod_const(x, d: int) -> tuple[Value, Value]:
-    """``(x // d, x % d)`` of an unsigned value ``x`` and a constant ``d >= 1``, without a divider.
+    """``(x // d, x % d)`` of an unsigned value ``x`` and a constant ``d >= 1``, without a divider
+    or a multiplier.
 
     A power of two is a bit slice. Any other ``d`` uses the reciprocal: with ``N = len(x)`` and
     ``l = ceil(log2(d))``, ``x // d == (x * ceil(2 ** (N + l) / d)) >> (N + l)`` for every
     ``0 <= x < 2 ** N`` (the rounding error of the reciprocal stays below ``1 / d``), and
-    ``x % d == x - (x // d) * d``: one constant multiplication each.
+    ``x % d == x - (x // d) * d``: both constant multiplications are shifts and adders
+    (:func:`mul_const`).
     """
     x = Value.cast(x)
     if x.shape().signed:
@@ -60,8 +99,8 @@ def divmod_const(x, d: int) -> tuple[Value, Value]:
         log = d.bit_length() - 1
         return x >> log, x[:log]
     k = width + (d - 1).bit_length()
-    quotient = ((x * (-(-(1 << k) // d))) >> k)[:width]
-    return quotient, (x - quotient * d)[:(d - 1).bit_length()]
+    quotient = (mul_const(x, -(-(1 << k) // d)) >> k)[:width]
+    return quotient, (x - mul_const(quotient, d))[:(d - 1).bit_length()]
 
 
 def _rotate(values, amount, lanes, *, left):
@@ -115,7 +154,8 @@ class TransposeMemory(wiring.Component):
     The words are rotated by ``s`` between lane order and bank order (a barrel rotator of
     ``ceil(log2(lanes))`` stages of 2:1 multiplexers, on the write data and on the read data).
     The divisions by ``lanes`` are bit slices for a power of two and constant multiplications
-    by a reciprocal otherwise (see :func:`divmod_const`).
+    by a reciprocal otherwise (see :func:`divmod_const`); every constant multiplication is
+    shifts and adders (:func:`mul_const`), so the memory takes no DSP multiplier.
 
     Edges: ``rows`` and ``cols`` need not be multiples of ``lanes``. A lane whose element lies
     outside the matrix (``r >= rows`` or ``c >= cols``, including a first element outside it,
@@ -136,6 +176,15 @@ class TransposeMemory(wiring.Component):
     the same edge as a write returns the old contents; a read accepted at any later edge sees
     the write. (A write accepted at edge ``t`` is visible to reads accepted at ``t + 1`` on.)
 
+    Registered requests (``registered=True``): reads and writes first go into a request
+    register, which cuts the paths from the requesters' logic to the address arithmetic. The
+    read latency becomes 3 (stage 0 the request register; the request register advances when
+    it is empty or stage 1 advances) and a write reaches the banks at edge ``t + 1``; since a
+    read reaches the banks one edge later too, every read-after-write rule above holds as long
+    as ``read_data`` is always ready (as in the engine). Under back-pressure nothing is lost or
+    duplicated, but a read that waits in the request register also sees the writes accepted
+    while it waits.
+
     Host access: row slices are enough to load or dump a matrix; :meth:`slice_starts` lists the
     first elements of the slices that cover it.
 
@@ -147,6 +196,8 @@ class TransposeMemory(wiring.Component):
         The size of the largest matrix held.
     lanes : int
         Elements per access (and banks).
+    registered : bool
+        Put requests through a register first (read latency 3, see above).
     src_loc_at : int
         Stack frames to skip when recording where the component was created.
 
@@ -163,7 +214,10 @@ class TransposeMemory(wiring.Component):
         ``mask`` is set.
     """
 
-    def __init__(self, shape, rows, cols, lanes, *, src_loc_at=0):
+    def __init__(self, shape, rows, cols, lanes, *, registered=False, src_loc_at=0):
+        if not isinstance(registered, bool):
+            raise TypeError(f"registered must be a bool, not {registered!r}")
+        self._registered = registered
         self._shape = _check_shape("Element shape", shape)
         self._rows = _check_int("Number of rows", rows, 1)
         self._cols = _check_int("Number of columns", cols, 1)
@@ -224,8 +278,14 @@ class TransposeMemory(wiring.Component):
     @property
     def latency(self) -> int:
         """Clock edges from accepting a read request to presenting its slice: 2 (the registered
-        bank read, then the rotation into the output register)."""
-        return 2
+        bank read, then the rotation into the output register), 3 with ``registered`` (the
+        request register first)."""
+        return 3 if self._registered else 2
+
+    @property
+    def registered(self) -> bool:
+        """Requests (reads and writes) go through a register before the address arithmetic."""
+        return self._registered
 
     def location(self, row: int, col: int) -> tuple[int, int]:
         """``(bank, address)`` of element ``(row, col)``:
@@ -270,11 +330,13 @@ class TransposeMemory(wiring.Component):
             col_phase.eq(cp),
             phase_sum.eq(phase + col_phase),
             shift.eq(Mux(phase_sum >= lanes, phase_sum - lanes, phase_sum)),
-            base.eq(quotient * cols + col),
+            base.eq(mul_const(quotient, cols) + col),
         ]
+        # ``row + k < rows`` as a compare with a constant (no adder): ``row < rows - k``.
+        row_in = [row < rows - k if rows > k else Const(0, 1) for k in range(lanes)]
+        col_in = [col < cols - k if cols > k else Const(0, 1) for k in range(lanes)]
         for k in range(lanes):
-            m.d.comb += inside[k].eq(Mux(column, (row + k < rows) & (col < cols),
-                                         (row < rows) & (col + k < cols)))
+            m.d.comb += inside[k].eq(Mux(column, row_in[k] & col_in[0], row_in[0] & col_in[k]))
         addrs = []
         for b in range(lanes):
             lane = Signal(range(lanes), name=f"{prefix}_lane_{b}")
@@ -296,14 +358,18 @@ class TransposeMemory(wiring.Component):
             m.submodules[f"bank_{b}"] = bank
             banks.append(bank)
 
-        # -- write: rotate lane k into bank (s + k) % lanes, in the accepting cycle ------------
-        wr = self.write.payload
+        # -- write: rotate lane k into bank (s + k) % lanes, in the accepting cycle (or the
+        # next one, from the request register) -----------------------------------------------
+        m.d.comb += self.write.ready.eq(1)
+        if self._registered:
+            wr = Signal(self._write_layout, name="wr_request")
+            wr_valid = Signal(name="wr_request_valid")
+            m.d.sync += [wr_valid.eq(self.write.valid), wr.eq(self.write.payload)]
+        else:
+            wr, wr_valid = self.write.payload, self.write.valid
         w_shift, w_addrs, w_inside = self._slice(m, "wr", wr)
         w_en = Signal(lanes, name="wr_lane_en")
-        m.d.comb += [
-            self.write.ready.eq(1),
-            w_en.eq(Mux(self.write.valid, wr.mask & w_inside, 0)),
-        ]
+        m.d.comb += w_en.eq(Mux(wr_valid, wr.mask & w_inside, 0))
         w_data = _rotate([wr.data[k] for k in range(lanes)], w_shift, lanes, left=False)
         w_bank_en = _rotate([w_en[k] for k in range(lanes)], w_shift, lanes, left=False)
         for b, bank in enumerate(banks):
@@ -314,8 +380,8 @@ class TransposeMemory(wiring.Component):
                 port.en.eq(w_bank_en[b]),
             ]
 
-        # -- read: stage 1 is the banks' read registers, stage 2 the output register ---------
-        r_shift, r_addrs, r_inside = self._slice(m, "rd", self.read.payload)
+        # -- read: (stage 0 the request register), stage 1 the banks' read registers, stage 2
+        # the output register ------------------------------------------------------------------
         s1_valid = Signal(name="rd_s1_valid")
         s1_shift = Signal(range(lanes), name="rd_s1_shift")
         s1_inside = Signal(lanes, name="rd_s1_inside")
@@ -324,19 +390,32 @@ class TransposeMemory(wiring.Component):
         m.d.comb += [
             advance2.eq(~self.read_data.valid | self.read_data.ready),
             advance1.eq(~s1_valid | advance2),
-            self.read.ready.eq(advance1),
         ]
+        if self._registered:
+            rd = Signal(self._request_layout, name="rd_request")
+            rd_valid = Signal(name="rd_request_valid")
+            advance0 = Signal(name="rd_advance0")
+            m.d.comb += [
+                advance0.eq(~rd_valid | advance1),
+                self.read.ready.eq(advance0),
+            ]
+            with m.If(advance0):
+                m.d.sync += [rd_valid.eq(self.read.valid), rd.eq(self.read.payload)]
+        else:
+            rd, rd_valid = self.read.payload, self.read.valid
+            m.d.comb += self.read.ready.eq(advance1)
+        r_shift, r_addrs, r_inside = self._slice(m, "rd", rd)
         bank_words = []
         for b, bank in enumerate(banks):
             port = bank.read_port()
             m.d.comb += [
                 port.addr.eq(r_addrs[b]),
-                port.en.eq(self.read.valid & advance1),
+                port.en.eq(rd_valid & advance1),
             ]
             bank_words.append(port.data)
         with m.If(advance1):
             m.d.sync += [
-                s1_valid.eq(self.read.valid),
+                s1_valid.eq(rd_valid),
                 s1_shift.eq(r_shift),
                 s1_inside.eq(r_inside),
             ]

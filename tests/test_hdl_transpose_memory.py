@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 from amaranth import Module, Shape, Signal, signed, unsigned
-from amaranth.back import verilog
+from amaranth.back import rtlil, verilog
 from amaranth.hdl import Fragment, MemoryInstance
 from amaranth.sim import Simulator
 
-from intrain.hdl.transpose_memory import SliceMode, TransposeMemory, divmod_const
+from intrain.hdl.transpose_memory import SliceMode, TransposeMemory, divmod_const, mul_const
 
 ROW, COLUMN = SliceMode.ROW, SliceMode.COLUMN
 
@@ -156,6 +156,32 @@ def _random_ops(dut, n_writes, n_reads, seed):
 
 
 # -- tests ------------------------------------------------------------------------------------
+def test_constant_multiplication_is_exact_and_takes_no_multiplier():
+    x = Signal(7)
+    outs = {}
+    m = Module()
+    for c in [*range(70), 255, 341, 342, 683, 12345]:
+        outs[c] = Signal(24, name=f"p_{c}")
+        m.d.comb += outs[c].eq(mul_const(x, c))
+    text = rtlil.convert(m, ports=[x, *outs.values()])
+    assert "$mul" not in text
+
+    async def tb(ctx):
+        for v in range(128):
+            ctx.set(x, v)
+            for c, p in outs.items():
+                assert ctx.get(p) == v * c, (v, c)
+
+    sim = Simulator(m)
+    sim.add_testbench(tb)
+    sim.run()
+
+
+def test_memory_addressing_takes_no_multiplier():
+    text = rtlil.convert(TransposeMemory(signed(8), 30, 21, 12), name="transpose_memory")
+    assert "$mul" not in text and "$div" not in text and "$mod" not in text
+
+
 @pytest.mark.parametrize(("shape", "rows", "cols", "lanes"), [
     (signed(8), 10, 7, 4),     # non-square, neither size a multiple of lanes
     (signed(8), 5, 6, 1),      # one lane: a plain memory
@@ -163,28 +189,44 @@ def _random_ops(dut, n_writes, n_reads, seed):
     (signed(8), 8, 8, 8),      # one slice is a whole row or column
     (unsigned(5), 3, 2, 5),    # more lanes than rows or columns
 ])
-def test_random_row_and_column_traffic_matches_model_under_stalls(shape, rows, cols, lanes):
-    dut = TransposeMemory(shape, rows, cols, lanes)
+@pytest.mark.parametrize("registered", [False, True])
+def test_random_row_and_column_traffic_matches_model_under_stalls(shape, rows, cols, lanes,
+                                                                  registered):
+    dut = TransposeMemory(shape, rows, cols, lanes, registered=registered)
     seed = rows * 100 + cols * 10 + lanes
     writes, reads = _random_ops(dut, 150, 200, seed)
-    run = _run(dut, writes, reads, seed=seed)
+    # Registered requests keep the read-after-write rules while read_data is always ready.
+    run = _run(dut, writes, reads, seed=seed, ready_prob=1 if registered else 0.7)
     # The traffic did test something: reads of written, non-zero data, and at the edges.
     assert sum(any(v for v in want) for _, _, want in run.reads) > len(reads) // 2
     for (a, _, _), (b, _) in zip(run.reads, run.outputs):
         assert b - a >= dut.latency
 
 
-def test_full_throughput_and_exact_latency_without_stalls():
-    dut = TransposeMemory(signed(8), 10, 7, 4)
+def test_registered_requests_lose_nothing_under_back_pressure():
+    """Every slice comes back once, in order, under back-pressure (the data of a read that
+    waits in the request register may include writes accepted while it waits, so the reads
+    here follow every write)."""
+    dut = TransposeMemory(signed(8), 10, 7, 4, registered=True)
+    writes, reads = _random_ops(dut, 60, 120, 5)
+    run = _run(dut, writes, reads, seed=5, ready_prob=0.4, reads_after_writes=True)
+    assert len(run.outputs) == len(reads)
+
+
+@pytest.mark.parametrize(("registered", "latency"), [(False, 2), (True, 3)])
+def test_full_throughput_and_exact_latency_without_stalls(registered, latency):
+    dut = TransposeMemory(signed(8), 10, 7, 4, registered=registered)
+    assert dut.latency == latency
     writes, reads = _random_ops(dut, 60, 80, 3)
     run = _run(dut, writes, reads, write_prob=1, read_prob=1, ready_prob=1)
     assert [a for a, _, _ in run.reads] == list(range(len(reads)))
     assert run.write_cycles == list(range(len(writes)))
-    assert [b - a for (a, _, _), (b, _) in zip(run.reads, run.outputs)] == [2] * len(reads)
+    assert [b - a for (a, _, _), (b, _) in zip(run.reads, run.outputs)] == [latency] * len(reads)
 
 
-def test_a_read_sees_a_write_accepted_one_edge_earlier_but_not_in_the_same_cycle():
-    dut = TransposeMemory(signed(8), 6, 5, 4)
+@pytest.mark.parametrize("registered", [False, True])
+def test_a_read_sees_a_write_accepted_one_edge_earlier_but_not_in_the_same_cycle(registered):
+    dut = TransposeMemory(signed(8), 6, 5, 4, registered=registered)
     row_w = {"mode": ROW, "row": 2, "col": 1, "data": [1, 2, 3, 4], "mask": 0b1111}
     col_w = {"mode": COLUMN, "row": 1, "col": 3, "data": [-5, -6, -7, -8], "mask": 0b1111}
     col_r = {"mode": COLUMN, "row": 0, "col": 3}
@@ -218,8 +260,9 @@ def test_a_read_sees_a_write_accepted_one_edge_earlier_but_not_in_the_same_cycle
     sim.run()
 
 
-def test_rows_written_by_the_host_read_back_as_columns_of_the_transpose():
-    dut = TransposeMemory(signed(8), 9, 6, 4)
+@pytest.mark.parametrize("registered", [False, True])
+def test_rows_written_by_the_host_read_back_as_columns_of_the_transpose(registered):
+    dut = TransposeMemory(signed(8), 9, 6, 4, registered=registered)
     rng = np.random.default_rng(9)
     want = rng.integers(-128, 128, (dut.rows, dut.cols))
     writes = []
@@ -229,7 +272,7 @@ def test_rows_written_by_the_host_read_back_as_columns_of_the_transpose():
     reads = [{"mode": COLUMN, "row": r, "col": c} for r, c in dut.slice_starts(COLUMN)]
     reads += [{"mode": ROW, "row": r, "col": c} for r, c in dut.slice_starts(ROW)]
     run = _run(dut, writes, reads, seed=2, write_prob=0.8, read_prob=0.6,
-               reads_after_writes=True)
+               ready_prob=1 if registered else 0.7, reads_after_writes=True)
     assert np.array_equal(run.matrix, want)
     transpose = [v for c in range(dut.cols) for r0 in range(0, dut.rows, dut.lanes)
                  for v in [int(want[r, c]) if r < dut.rows else 0
@@ -341,6 +384,11 @@ def test_converts_to_verilog(shape, rows, cols, lanes):
 def test_constructor_rejects_invalid_arguments(args, exc, match):
     with pytest.raises(exc, match=match):
         TransposeMemory(*args)
+
+
+def test_registered_must_be_a_bool():
+    with pytest.raises(TypeError, match=r"registered must be a bool, not 1"):
+        TransposeMemory(signed(8), 4, 4, 2, registered=1)
 
 
 def test_helpers_reject_invalid_arguments():
