@@ -1,0 +1,367 @@
+"""The host side of a board's link: the protocol of :mod:`intrain.boards.protocol` over any byte
+stream, the engine's transport on top of it, and training on a board.
+
+Layers, bottom up:
+
+- a *byte link*: ``async send(data)``, ``async recv(n, timeout) -> bytes`` (at most ``n``
+  bytes; fewer when ``timeout`` seconds pass first), ``discard()`` (drop what has arrived) and
+  ``seconds_per_byte``. :class:`SerialLink` is a serial port (pyserial); the cocotb testbench
+  :mod:`intrain.sim.tb_link` offers a simulated UART with the same methods, its timeouts in
+  simulated seconds;
+- :class:`ProtocolClient`: requests and answers, with :class:`LinkStats`; an error answer, no
+  answer or a damaged answer raises :class:`~intrain.boards.protocol.BoardError`;
+- :class:`LinkTransport`: the transport of :class:`~intrain.sim.engine_host.EngineHost`
+  (``write``, ``read``, ``run``), words cut into frames of at most the board's ``max_payload``;
+  :class:`SerialTransport` is one over a serial port;
+- :func:`train_on_board`: :func:`intrain.train.train` through
+  :class:`~intrain.sim.tb_engine.RtlTrainer` on a board, every step checked against the golden
+  model as in simulation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from intrain.boards import protocol as proto
+from intrain.boards.protocol import BoardError, BoardInfo, Command, FrameError, Status
+from intrain.config import Config
+
+__all__ = ["SerialLink", "LinkStats", "ProtocolClient", "LinkTransport", "SerialTransport",
+           "host_engine", "expected_info", "train_on_board"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Byte links
+
+class SerialLink:
+    """A serial port as a byte link (pyserial, 8N1).
+
+    Raises :class:`BoardError` with a one-line message when the port cannot be opened.
+    """
+
+    def __init__(self, port: str, baud: int):
+        import serial
+
+        if isinstance(baud, bool) or not isinstance(baud, int) or baud < 1:
+            raise BoardError(f"the baud rate must be a positive integer, not {baud!r}")
+        self.port = port
+        self.baud = baud
+        self.seconds_per_byte = 10 / baud
+        try:
+            self.serial = serial.Serial(port, baud, timeout=0.1, write_timeout=10)
+        except (serial.SerialException, OSError, ValueError) as e:
+            reason = str(e).split(": ", 1)[-1] if isinstance(e, serial.SerialException) else e
+            raise BoardError(f"cannot open serial port {port}: {reason}") from None
+
+    async def send(self, data: bytes) -> None:
+        import serial
+
+        try:
+            self.serial.write(data)
+            self.serial.flush()
+        except (serial.SerialException, OSError) as e:
+            raise BoardError(f"cannot write to serial port {self.port}: {e}") from None
+
+    async def recv(self, n: int, timeout: float) -> bytes:
+        import serial
+
+        try:
+            self.serial.timeout = timeout
+            return bytes(self.serial.read(n))
+        except (serial.SerialException, OSError) as e:
+            raise BoardError(f"cannot read from serial port {self.port}: {e}") from None
+
+    def discard(self) -> None:
+        self.serial.reset_input_buffer()
+
+    def close(self) -> None:
+        self.serial.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# The protocol
+
+@dataclass
+class LinkStats:
+    """What went over the link: frames, bytes each way, error answers, and the seconds spent
+    waiting for answers."""
+
+    frames: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ProtocolClient:
+    """Requests to a board and its answers over a byte link.
+
+    Parameters
+    ----------
+    link
+        The byte link.
+    timeout : float
+        Seconds an answer may take beyond the time its bytes need on the line (and beyond the
+        board's own inter-byte timeout, after which it answers a truncated frame).
+    """
+
+    def __init__(self, link, *, timeout: float = 0.5):
+        self.link = link
+        self.timeout = timeout
+        self.stats = LinkStats()
+
+    def _line_seconds(self, nbytes: int) -> float:
+        return nbytes * self.link.seconds_per_byte
+
+    async def exchange(self, frame: bytes, *, answer_bytes: int = 0,
+                       wait: float = 0.0) -> tuple[Status, bytes]:
+        """Send ``frame`` (any bytes) and return the board's answer, ``(status, payload)``,
+        whatever the status. ``answer_bytes`` (the payload expected) and ``wait`` (seconds the
+        board needs before it answers, such as a run) lengthen the timeout."""
+        t0 = time.perf_counter()
+        await self.link.send(frame)
+        self.stats.bytes_sent += len(frame)
+        self.stats.frames += 1
+        timeout = self.timeout + wait + self._line_seconds(
+            len(frame) + proto.HEADER_BYTES + answer_bytes + proto.CRC_BYTES)
+        head = await self.link.recv(proto.HEADER_BYTES, timeout)
+        self.stats.bytes_received += len(head)
+        if len(head) < proto.HEADER_BYTES:
+            self.stats.seconds += time.perf_counter() - t0
+            raise BoardError(
+                f"no answer from the board in {timeout:.3g} s"
+                + (f" ({len(head)} of a header's {proto.HEADER_BYTES} bytes)" if head else "")
+                + ": is it programmed with this configuration's bitstream, and is the baud "
+                "rate right?")
+        if head[0] != proto.SYNC:
+            self.link.discard()
+            raise BoardError(f"the board's answer does not start with SYNC ({head.hex()}): "
+                             "wrong baud rate or wrong device?")
+        length = int.from_bytes(head[1:3], "little")
+        rest = await self.link.recv(length + proto.CRC_BYTES,
+                                    self.timeout + self._line_seconds(length + 2))
+        self.stats.bytes_received += len(rest)
+        self.stats.seconds += time.perf_counter() - t0
+        try:
+            command, payload = proto.decode_frame(head + rest)
+        except FrameError as e:
+            self.link.discard()
+            raise BoardError(f"damaged answer from the board: {e}") from None
+        if not command & proto.RESPONSE or (command & 0x7F) not in set(Status):
+            raise BoardError(f"the board answered with an unknown code {command:#04x}")
+        status = Status(command & 0x7F)
+        if status != Status.OK:
+            self.stats.errors += 1
+        return status, payload
+
+    async def request(self, command: Command, payload: bytes = b"", *, answer_bytes: int = 0,
+                      wait: float = 0.0) -> bytes:
+        """Send a request; the answer's payload. An error answer raises :class:`BoardError`
+        (its :attr:`~BoardError.status` set)."""
+        status, data = await self.exchange(proto.encode_request(command, payload),
+                                           answer_bytes=answer_bytes, wait=wait)
+        if status != Status.OK:
+            raise BoardError(f"the board rejected {command.name} ({len(payload)} bytes): "
+                             f"{status.name}, {proto.STATUS_TEXT[status]}", status)
+        return data
+
+    async def info(self) -> BoardInfo:
+        return BoardInfo.from_bytes(await self.request(Command.INFO,
+                                                       answer_bytes=proto.INFO_BYTES))
+
+    async def counters(self, wait: float = 0.0) -> dict[str, int]:
+        """The engine's counters, once it is idle."""
+        n = 4 * len(proto.COUNTERS)
+        return proto.parse_counters(await self.request(Command.COUNTERS, answer_bytes=n,
+                                                       wait=wait))
+
+    async def run(self, batch: int, train: bool, lam: int, *, wait: bool = True,
+                  seconds: float = 0.0) -> dict[str, int] | None:
+        """Start a run; with ``wait``, its counters (``seconds``: how long it may take)."""
+        data = await self.request(Command.RUN, proto.run_payload(batch, train, lam, wait),
+                                  answer_bytes=4 * len(proto.COUNTERS) if wait else 0,
+                                  wait=seconds)
+        return proto.parse_counters(data) if wait else None
+
+
+# ------------------------------------------------------------------------------------------------
+# The engine's transport
+
+def host_engine(config: Config):
+    """``Engine(config)`` for its layouts and sizes only (the host side never elaborates it)."""
+    from intrain.hdl.engine import Engine
+
+    engine = Engine(config)
+    engine._MustUse__silence = True  # no "created but never used" warning
+    return engine
+
+
+def expected_info(config: Config) -> BoardInfo:
+    """The :class:`BoardInfo` fields a board built for ``config`` reports (``max_payload`` and
+    ``clk_freq`` are the board's own and left 0)."""
+    return BoardInfo.for_engine(host_engine(config), max_payload=0, clk_freq=0)
+
+
+class LinkTransport:
+    """The transport of :class:`~intrain.sim.engine_host.EngineHost` over a
+    :class:`ProtocolClient`: ``write``, ``read`` and ``run`` as the simulated engine's
+    :class:`~intrain.sim.engine_host.CocotbTransport` offers them. Call :meth:`connect` first."""
+
+    def __init__(self, client: ProtocolClient):
+        self.client = client
+        self.info: BoardInfo | None = None
+
+    @property
+    def stats(self) -> LinkStats:
+        return self.client.stats
+
+    async def connect(self, expected: BoardInfo | None = None) -> BoardInfo:
+        """Ask the board what it is; with ``expected``, refuse a board built for another
+        configuration (:class:`BoardError`)."""
+        info = await self.client.info()
+        if expected is not None:
+            why = info.mismatch(expected)
+            if why:
+                raise BoardError(why)
+        self.info = info
+        return info
+
+    def _info(self) -> BoardInfo:
+        if self.info is None:
+            raise RuntimeError("connect() first")
+        return self.info
+
+    async def write(self, words: list[int]) -> None:
+        info = self._info()
+        per = info.max_payload // info.write_bytes
+        for s in range(0, len(words), per):
+            await self.client.request(Command.WRITE,
+                                      proto.pack_words(words[s:s + per], info.write_bytes))
+
+    async def read(self, words: list[int]) -> list[int]:
+        info = self._info()
+        per = info.max_payload // info.request_bytes
+        out: list[int] = []
+        for s in range(0, len(words), per):
+            chunk = words[s:s + per]
+            data = await self.client.request(
+                Command.READ, proto.pack_words(chunk, info.request_bytes),
+                answer_bytes=len(chunk) * info.data_bytes)
+            out += proto.unpack_words(data, info.data_bytes)
+        return out
+
+    async def run(self, batch: int, train: bool, lam: int, limit: int | None = None) -> dict:
+        info = self._info()
+        seconds = (limit or 0) / info.clk_freq if info.clk_freq else 1.0
+        return await self.client.run(batch, train, lam, seconds=seconds)
+
+
+class SerialTransport(LinkTransport):
+    """:class:`LinkTransport` over a serial port (``port``, ``baud``; ``timeout``: seconds an
+    answer may take beyond its time on the line)."""
+
+    def __init__(self, port: str, baud: int, *, timeout: float = 0.5):
+        self.link = SerialLink(port, baud)
+        super().__init__(ProtocolClient(self.link, timeout=timeout))
+
+    def close(self) -> None:
+        self.link.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# Training on a board
+
+def _board_trainer_class():
+    """:class:`~intrain.sim.tb_engine.RtlTrainer` with its blocking methods run on an asyncio
+    loop instead of cocotb's scheduler (made on first use: it imports cocotb)."""
+    from intrain.sim.tb_engine import RtlTrainer
+
+    class BoardTrainer(RtlTrainer):
+        def __init__(self, host, config, loop, bar=None):
+            super().__init__(host, config)
+            self._loop = loop
+            self._bar = bar
+
+        def train_step(self, a0, labels, lam):
+            result = self._loop.run_until_complete(
+                self._train_step(np.asarray(a0), np.asarray(labels), int(lam)))
+            if self._bar is not None:
+                self._bar.update(len(a0))
+            return result
+
+        def evaluate(self, a0, labels, batch: int = 0):
+            return self._loop.run_until_complete(self._evaluate(np.asarray(a0),
+                                                                np.asarray(labels)))
+
+    return BoardTrainer
+
+
+def train_on_board(config: Config, *, port: str, baud: int, data: str = "digits",
+                   steps: int | None = None, float_baseline: bool = True,
+                   progress: bool = True, timeout: float = 0.5,
+                   evaluate_on_rtl: bool = True, transport: LinkTransport | None = None) -> dict:
+    """Train ``config``'s network on a board through its serial port; returns the report of
+    :func:`intrain.sim.engine_run.run_engine` (``bit_exact``: every step's weights, outputs,
+    predictions and errors read back and equal to the golden model's; ``backend`` is
+    ``"board"``) plus ``link`` (:class:`LinkStats`, ``bytes_per_step``) and ``board``
+    (port, baud, clock, ``max_payload``, config hash).
+
+    ``transport`` replaces the serial port (a connected-or-not :class:`LinkTransport`).
+
+    Raises
+    ------
+    BoardError
+        If the port cannot be opened, the board does not answer, was built for another
+        configuration, rejects a frame, or differs from the golden model.
+    """
+    from intrain.data import load_dataset
+    from intrain.sim.engine_host import EngineHost
+    from intrain.sim.tb_engine import EngineMismatch, _train
+
+    n_train = load_dataset(data).n_train  # a bad data set fails before the port is opened
+    total = config.epochs * n_train
+    if steps is not None:
+        total = min(total, steps * config.batch_size)
+    own = transport is None
+    if own:
+        transport = SerialTransport(port, baud, timeout=timeout)
+    loop = asyncio.new_event_loop()
+    bar = None
+    try:
+        info = loop.run_until_complete(transport.connect(expected_info(config)))
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="sample", desc=f"board training ({port})",
+                       dynamic_ncols=True, leave=True)
+        trainer = _board_trainer_class()(EngineHost(host_engine(config), transport), config, loop,
+                                         bar)
+        try:
+            loop.run_until_complete(trainer.load())
+            params = {"data": data, "steps": steps, "float_baseline": float_baseline,
+                      "evaluate_on_rtl": evaluate_on_rtl}
+            result = _train(trainer, config, params)
+        except EngineMismatch as e:
+            raise BoardError(f"board and golden model differ: {e}") from None
+    finally:
+        if bar is not None:
+            bar.close()
+        loop.close()
+        if own:
+            transport.close()
+    stats = transport.stats.to_dict()
+    stats["bytes_per_step"] = (stats["bytes_sent"] + stats["bytes_received"]) \
+        / max(1, trainer.steps)
+    result["backend"] = "board"
+    result["link"] = stats
+    result["board"] = {"port": port, "baud": baud, "clk_freq": info.clk_freq,
+                       "max_payload": info.max_payload,
+                       "config_hash": f"{info.config_hash:08x}"}
+    return result

@@ -1,0 +1,304 @@
+"""cocotb testbench of a board's top level, :class:`~intrain.hdl.host_link.HostLink`: the host
+driver of :mod:`intrain.boards.host` talks to it through a simulated UART, bit by bit on ``rx``
+and ``tx``, with the same protocol client as over a serial port.
+
+Parameters (:func:`~intrain.sim.cocotb_helpers.test_parameters`):
+
+``config``
+    The :class:`~intrain.config.Config` as a dict.
+``divisor``, ``clk_freq``, ``timeout``
+    The UART's clock cycles per bit, the clock frequency the design was built for (the
+    testbench's clock has that period) and the link's inter-byte timeout in cycles.
+``data``, ``steps``, ``float_baseline``, ``evaluate_on_rtl``, ``report``
+    As for :mod:`intrain.sim.tb_engine` (test ``train_over_uart``).
+
+Tests:
+
+``train_over_uart``
+    Training through :class:`~intrain.sim.tb_engine.RtlTrainer` over the link, every step
+    compared with the golden model; the report gets the link's statistics.
+``bad_frames_are_rejected``
+    Damaged, truncated, oversized and unknown frames, bytes outside a frame, bad run arguments
+    and requests while the engine runs: each is answered with its error code, and the engine's
+    weights and input are unchanged after each; then a good frame still works.
+``serve_pty``
+    The design behind a pseudo-terminal (``pty_file``, ``stop_file``): a host process opens it
+    with pyserial, as it would open a board's serial port.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cocotb
+import numpy as np
+from cocotb.task import bridge
+from cocotb.triggers import ClockCycles, Event, FallingEdge, First, Timer
+from cocotb.utils import get_sim_time
+
+from intrain.boards import protocol as proto
+from intrain.boards.host import LinkTransport, ProtocolClient, expected_info
+from intrain.boards.protocol import BoardError, Command, Status
+from intrain.config import Config
+from intrain.hdl.engine import Engine, HostTarget
+from intrain.sim.cocotb_helpers import reset, start_clock, test_parameters
+from intrain.sim.engine_host import EngineHost
+from intrain.sim.tb_engine import RtlTrainer, _train, compare
+
+__all__ = ["CocotbUartLink"]
+
+
+class CocotbUartLink:
+    """A byte link (see :mod:`intrain.boards.host`) over the design's UART pins: ``send``
+    drives ``rx`` bit by bit (8N1, ``divisor`` clock cycles per bit), a monitor decodes ``tx``.
+    Timeouts are in simulated seconds."""
+
+    def __init__(self, dut, divisor: int, clk_freq: int, *, rx: str = "rx", tx: str = "tx",
+                 clk: str = "clk"):
+        self._rx = getattr(dut, rx)
+        self._tx = getattr(dut, tx)
+        self._clk = getattr(dut, clk)
+        self.divisor = divisor
+        self.seconds_per_byte = 10 * divisor / clk_freq
+        self._rx.value = 1
+        self.received = bytearray()
+        self.framing_errors = 0
+        self._arrived = Event()
+        self._monitor_task = cocotb.start_soon(self._monitor())
+
+    async def send(self, data: bytes) -> None:
+        d = self.divisor
+        for b in bytes(data):
+            for bit in [0, *(b >> k & 1 for k in range(8)), 1]:
+                self._rx.value = bit
+                await ClockCycles(self._clk, d)
+
+    async def _monitor(self) -> None:
+        d = self.divisor
+        while True:
+            await FallingEdge(self._tx)
+            await ClockCycles(self._clk, d // 2)
+            if self._tx.value:
+                continue
+            b = 0
+            for k in range(8):
+                await ClockCycles(self._clk, d)
+                b |= int(self._tx.value) << k
+            await ClockCycles(self._clk, d)
+            if not self._tx.value:
+                self.framing_errors += 1
+                continue
+            self.received.append(b)
+            self._arrived.set()
+
+    async def recv(self, n: int, timeout: float) -> bytes:
+        deadline = get_sim_time("ns") + timeout * 1e9
+        while len(self.received) < n:
+            left = deadline - get_sim_time("ns")
+            if left <= 0:
+                break
+            self._arrived.clear()
+            await First(self._arrived.wait(), Timer(int(left) + 1, "ns"))
+        out = bytes(self.received[:n])
+        del self.received[:n]
+        return out
+
+    def discard(self) -> None:
+        self.received.clear()
+
+
+async def _connect(dut, params):
+    config = Config.from_dict(params["config"])
+    clk_freq = params["clk_freq"]
+    start_clock(dut, period_ns=1e9 / clk_freq)
+    link = CocotbUartLink(dut, params["divisor"], clk_freq)
+    await reset(dut)
+    await ClockCycles(dut.clk, 4)
+    # Answers may come after the link's inter-byte timeout (truncated frames): wait twice that.
+    client = ProtocolClient(link, timeout=2 * params["timeout"] / clk_freq + 1e-6)
+    transport = LinkTransport(client)
+    info = await transport.connect(expected_info(config))
+    assert info.clk_freq == clk_freq, info
+    return config, link, client, transport
+
+
+@cocotb.test()
+async def train_over_uart(dut):
+    """Train through the UART; every step equals the golden model's."""
+    params = test_parameters()
+    config, link, client, transport = await _connect(dut, params)
+    trainer = RtlTrainer(EngineHost(Engine(config), transport), config)
+    await trainer.load()
+    result = await bridge(_train)(trainer, config, params)
+    result["link"] = client.stats.to_dict()
+    result["link"]["framing_errors"] = link.framing_errors
+    if params.get("report"):
+        Path(params["report"]).write_text(json.dumps(result, indent=2) + "\n")
+    assert link.framing_errors == 0
+    dut._log.info("%d steps bit-exact over the UART: %s", trainer.steps, result["link"])
+
+
+@cocotb.test()
+async def bad_frames_are_rejected(dut):
+    """Every bad frame gets its error code and changes nothing."""
+    params = test_parameters()
+    config, link, client, transport = await _connect(dut, params)
+    info = transport.info
+    engine = Engine(config)
+    host = EngineHost(engine, transport)
+    rng = np.random.default_rng(1)
+    weights = [rng.integers(-p.w_max, p.w_max + 1, (p.n_out, p.n_in)) for p in config.plan]
+    a0 = rng.integers(-(1 << (config.input_bits - 1)), 1 << (config.input_bits - 1),
+                      (config.batch_size, config.layers[0]))
+    await host.load_weights(weights)
+    await host.write_matrix(HostTarget.ACTIVATIONS, 0, a0)
+
+    async def unchanged(what):
+        for layer, (w, g) in enumerate(zip(weights, await host.read_weights()), start=1):
+            compare(0, f"W{layer}", w, g)
+        got = await host.read_matrix(HostTarget.ACTIVATIONS, 0, *a0.shape)
+        compare(0, "A0", a0, got)
+        dut._log.info("rejected, nothing changed: %s", what)
+
+    async def expect(frame, status, what):
+        got, payload = await client.exchange(frame)
+        assert got == status, f"{what}: answered {got.name}, expected {status.name}"
+        assert payload == b"", f"{what}: an error answer carries no data"
+        assert dut.error.value == 1, f"{what}: the error output is low"
+        await unchanged(what)
+
+    # A WRITE of other weights into every row of W1: harmful if it ever landed.
+    p1 = config.plan[0]
+    other = np.where(weights[0] == p1.w_max, -p1.w_max, p1.w_max)
+    words = [host._writer.pack(HostTarget.WEIGHTS, 1, 0, r, c,
+                               list(other[r, c:c + engine.lanes])
+                               + [0] * (engine.lanes - len(other[r, c:c + engine.lanes])),
+                               (1 << len(other[r, c:c + engine.lanes])) - 1)
+             for r in range(p1.n_out) for c in range(0, p1.n_in, engine.lanes)]
+    per = info.max_payload // info.write_bytes
+    payload = proto.pack_words(words[:per], info.write_bytes)
+    good = proto.encode_request(Command.WRITE, payload)
+
+    bad_crc = bytearray(good)
+    bad_crc[-1] ^= 0x01
+    await expect(bytes(bad_crc), Status.BAD_CRC, "WRITE with a wrong CRC")
+    flipped = bytearray(good)
+    flipped[proto.HEADER_BYTES + len(payload) // 2] ^= 0x40
+    await expect(bytes(flipped), Status.BAD_CRC, "WRITE with a flipped payload byte")
+    bad_cmd = bytearray(good)
+    bad_cmd[3] = Command.READ
+    await expect(bytes(bad_cmd), Status.BAD_CRC, "WRITE frame with its command byte changed")
+    await expect(proto.encode_request(Command.WRITE, payload[:-1]), Status.BAD_LENGTH,
+                 "WRITE of a partial word (right CRC)")
+    await expect(proto.encode_request(Command.INFO, b"\x00"), Status.BAD_LENGTH,
+                 "INFO with a payload")
+    await expect(proto.encode_request(Command.RUN, b"\x01\x00\x00"), Status.BAD_LENGTH,
+                 "RUN with 3 bytes")
+    await expect(proto.encode_request(0x7E, payload), Status.UNKNOWN_COMMAND,
+                 "unknown command 0x7E")
+    await expect(proto.encode_request(0x00), Status.UNKNOWN_COMMAND, "command 0x00")
+    await expect(good[:len(good) // 2], Status.TRUNCATED, "first half of a WRITE")
+    await expect(good[:2], Status.TRUNCATED, "SYNC and one length byte")
+    await expect(good[:-1], Status.TRUNCATED, "WRITE without its last CRC byte")
+    # LENGTH above the buffer: the rest is dropped until the line is quiet.
+    big = bytearray(good)
+    big[1:3] = (info.max_payload + 1).to_bytes(2, "little")
+    await expect(bytes(big), Status.BAD_LENGTH, "LENGTH above max_payload")
+    # LENGTH one short: the CRC check lands on the last payload byte and the first CRC byte;
+    # the last byte arrives while the board answers, and is dropped.
+    short = bytearray(good)
+    short[1:3] = (len(payload) - 1).to_bytes(2, "little")
+    await expect(bytes(short), Status.BAD_CRC, "LENGTH one byte short")
+    assert await link.recv(1, client.timeout) == b"", "a second answer to one frame"
+    await expect(b"\x00\x11\x22", Status.BAD_SYNC, "bytes outside a frame")
+    await expect(b"\x00\x11" + good, Status.BAD_SYNC, "bytes before a frame, no pause")
+    # Runs: a batch of 0 or above batch_size is refused.
+    for batch in (0, config.batch_size + 1):
+        await expect(proto.encode_request(Command.RUN, proto.run_payload(batch, True, 0)),
+                     Status.BAD_ARGUMENT, f"RUN of batch {batch}")
+    # While the engine runs (a training step started without waiting), WRITE, READ and RUN are
+    # BUSY; COUNTERS waits for the end. A training step changes the weights, not A0: the WRITE
+    # goes to A0.
+    b = config.batch_size
+    step_cycles = engine.train_cycles(b)
+    line = 10 * params["divisor"]
+    write_a0 = proto.encode_request(Command.WRITE, proto.pack_words([host._writer.pack(
+        HostTarget.ACTIVATIONS, 0, 0, 0, 0, [1] * engine.lanes, (1 << engine.lanes) - 1)],
+        info.write_bytes))
+    read_1 = proto.encode_request(Command.READ, proto.pack_words([0], info.request_bytes))
+    run_1 = proto.encode_request(Command.RUN, proto.run_payload(1, True, 0))
+    steps = 0
+    for frame, what in ((write_a0, "WRITE"), (read_1, "READ"), (run_1, "RUN")):
+        # The run must outlast its own answer and the whole next frame.
+        assert step_cycles > (len(frame) + 6) * line, "make the test's batch larger"
+        await client.run(b, True, 0, wait=False)
+        assert dut.busy.value == 1, "the busy output is low while the engine runs"
+        steps += 1
+        got, _ = await client.exchange(frame)
+        assert got == Status.BUSY, f"{what} while the engine runs: answered {got.name}"
+        counters = await client.counters(wait=step_cycles / params["clk_freq"])
+        assert counters["cycles"] == step_cycles and counters["steps"] == steps, counters
+        got = await host.read_matrix(HostTarget.ACTIVATIONS, 0, *a0.shape)
+        compare(0, "A0", a0, got)
+        dut._log.info("rejected, A0 unchanged: %s while the engine runs", what)
+    # COUNTERS of an idle engine answer at once; RUN with wait answers the same counters.
+    assert await client.counters() == counters
+    ran = await client.run(b, False, 0, seconds=1e-3)
+    assert ran["cycles"] == engine.forward_cycles(b) and ran["steps"] == steps, ran
+    # And a good frame still works: W1 becomes `other`.
+    await host.write_matrix(HostTarget.WEIGHTS, 1, other)
+    assert dut.error.value == 0, "the error output stays high after a good frame"
+    compare(0, "W1", other, (await host.read_weights())[0])
+    try:
+        await client.request(Command.WRITE, payload[:-1])
+    except BoardError as e:
+        assert e.status == Status.BAD_LENGTH and "BAD_LENGTH" in str(e)
+    else:
+        raise AssertionError("a bad WRITE raised nothing")
+    assert link.framing_errors == 0
+    dut._log.info("link statistics: %s", client.stats)
+
+
+@cocotb.test()
+async def serve_pty(dut):
+    """The design behind a pseudo-terminal: the host driver opens the terminal named in the file
+    ``pty_file`` as a serial port (pyserial) and talks to the simulated board as to a real one;
+    the test ends when the file ``stop_file`` appears (or after ``serve_seconds`` of real
+    time)."""
+    import os
+    import time
+    import tty
+
+    params = test_parameters()
+    clk_freq = params["clk_freq"]
+    start_clock(dut, period_ns=1e9 / clk_freq)
+    link = CocotbUartLink(dut, params["divisor"], clk_freq)
+    await reset(dut)
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    os.set_blocking(master, False)
+    Path(params["pty_file"]).write_text(os.ttyname(slave))
+    stop = Path(params["stop_file"])
+    deadline = time.monotonic() + params.get("serve_seconds", 600)
+    polls = 0
+    try:
+        while time.monotonic() < deadline:
+            try:
+                data = os.read(master, 4096)
+            except (BlockingIOError, OSError):
+                data = b""
+            if data:
+                await link.send(data)
+            else:
+                await ClockCycles(dut.clk, 100)
+            if link.received:
+                os.write(master, bytes(link.received))
+                link.received.clear()
+            polls += 1
+            if polls % 64 == 0 and stop.exists():
+                break
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert link.framing_errors == 0

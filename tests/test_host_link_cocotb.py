@@ -1,0 +1,107 @@
+"""A board's top level (:class:`~intrain.hdl.host_link.HostLink`: the engine behind a UART) in
+cocotb on Verilator, driven by the host driver of :mod:`intrain.boards.host` through a
+simulated UART (:mod:`intrain.sim.tb_link`): training steps bit-exact with the golden model,
+every kind of bad frame rejected with its error code and without effect, and
+:func:`~intrain.boards.host.train_on_board` through pyserial on a pseudo-terminal that the
+simulated board serves.
+
+The design is small (a 2x2 array, an 8-6-4 network, batch 24, 4 clock cycles per bit), so that
+a training step outlasts a short frame (the tests of requests while the engine runs need it)
+and the simulation stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from intrain.boards.host import train_on_board
+from intrain.config import Config
+from intrain.hdl.host_link import HostLink
+from intrain.sim.runner import run_cocotb
+from intrain.sim.tools import available_simulators
+
+CLK_FREQ = 100_000_000
+DIVISOR = 4
+TIMEOUT = 30 * 10 * DIVISOR  # 30 bytes' time of silence ends a frame
+
+pytestmark = pytest.mark.skipif("verilator" not in available_simulators(),
+                                reason="Verilator is not installed")
+
+
+def _config():
+    return Config(layers=(8, 6, 4), bits="2-8-8-8", array_rows=2, array_cols=2, batch_size=24,
+                  lr_schedule=((0, 1),), epochs=1, seed=5)
+
+
+def _run(testcase, tmp_path, **params):
+    config = _config()
+    link = HostLink(config, clk_freq=CLK_FREQ, baud=CLK_FREQ // DIVISOR, timeout=TIMEOUT)
+    params = {"config": config.to_dict(), "divisor": DIVISOR, "clk_freq": CLK_FREQ,
+              "timeout": TIMEOUT, **params}
+    return run_cocotb(link, toplevel="host_link", test_module="intrain.sim.tb_link",
+                      testcase=testcase, parameters=params, seed=1)
+
+
+def _data(tmp_path, n=60):
+    rng = np.random.default_rng(3)
+    path = tmp_path / "data.npz"
+    np.savez(path, x=rng.uniform(-1, 1, (n, 8)), y=np.arange(n) % 4)
+    return str(path)
+
+
+def test_training_over_the_uart_is_bit_exact(tmp_path):
+    report = tmp_path / "report.json"
+    _run("train_over_uart", tmp_path, data=_data(tmp_path), steps=2, float_baseline=False,
+         evaluate_on_rtl=True, report=str(report))
+    r = json.loads(report.read_text())
+    assert r["bit_exact"] and r["rtl_steps"] == r["steps"] == 2
+    assert r["link"]["errors"] == 0 and r["link"]["framing_errors"] == 0
+    assert r["link"]["frames"] > 0 and r["link"]["bytes_received"] > 0
+    assert 0 < r["mac_cycles"] <= 4 * r["cycles"]
+
+
+def test_bad_frames_are_rejected_and_change_nothing(tmp_path):
+    _run("bad_frames_are_rejected", tmp_path)
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs pseudo-terminals")
+def test_train_on_board_over_a_serial_port_to_the_simulated_board(tmp_path):
+    # The simulated board serves a pseudo-terminal; train_on_board opens it with pyserial, as
+    # `intrain train --backend board --port DEV` opens a real board's port.
+    pty_file, stop_file = tmp_path / "pty", tmp_path / "stop"
+    outcome = {}
+
+    def serve():
+        try:
+            outcome["result"] = _run("serve_pty", tmp_path, pty_file=str(pty_file),
+                                     stop_file=str(stop_file), serve_seconds=300)
+        except BaseException as e:
+            outcome["error"] = e
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 300
+    while not pty_file.exists() and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pty_file.exists(), outcome.get("error", "the simulated board did not start")
+    try:
+        r = train_on_board(_config(), port=pty_file.read_text(), baud=115200,
+                           data=_data(tmp_path), steps=2, float_baseline=False,
+                           progress=False, timeout=5.0)
+    finally:
+        stop_file.touch()
+        thread.join(120)
+    assert "error" not in outcome, outcome.get("error")
+    assert r["backend"] == "board" and r["bit_exact"] and r["rtl_steps"] == r["steps"] == 2
+    assert r["board"]["clk_freq"] == CLK_FREQ and r["board"]["max_payload"] == 512
+    assert r["link"]["errors"] == 0 and r["link"]["frames"] > 0
+    assert r["link"]["bytes_per_step"] > 0
+    for key in ("test_accuracy", "train_accuracy", "cycles", "mac_utilization", "phases",
+                "samples_per_second", "config", "history"):
+        assert key in r, key
