@@ -1,0 +1,408 @@
+"""The FPGA boards ``intrain build`` knows: device, resources, clock, UART, and a default
+configuration that fits each.
+
+Resources are the figures nextpnr reports as available for the device (``--report``
+utilization): LUT4 logic cells, flip-flops, DSP blocks, block RAMs. ``macs_per_dsp`` is how
+many of the engine's multipliers one DSP block holds with the board's ``dsp`` mode: an iCE40
+``SB_MAC16`` in its dual 8x8 mode holds two, an ECP5 ``MULT18X18D`` one; on the Gowin GW1NR-9
+the blocks counted are the ``MULT9X9`` multipliers (two per 18x18 DSP macro), one product each.
+
+Block RAM is counted in blocks, not bits: the engine keeps every matrix in a
+:class:`~intrain.hdl.transpose_memory.TransposeMemory` of ``lanes`` banks, and each bank that
+is too large for distributed memory takes at least one block however few bits it holds
+(:func:`bank_blocks`).
+
+The numbers of LUTs a configuration needs are an estimate (:func:`estimate_luts`) calibrated
+from builds of the engine on each family (``bench/results/fpga.json``); the fit check in
+:mod:`intrain.boards.build` uses it with a margin, and the real figure is in every build
+report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from intrain.config import Config
+from intrain.errors import ConfigError
+
+__all__ = ["Board", "BoardError", "Resources", "BOARDS", "get_board", "board_names",
+           "memory_banks", "bank_blocks", "memory_blocks", "LINK_BLOCKS", "estimate_luts",
+           "largest_array", "largest_hidden", "boards_table", "list_boards_text"]
+
+
+class BoardError(ConfigError):
+    """An unknown board, or a configuration that does not fit the board; the message says
+    what to change."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What a device offers, as nextpnr counts it."""
+
+    luts: int
+    ffs: int
+    dsp_blocks: int
+    macs_per_dsp: int
+    bram_blocks: int
+    bram_bits: int          # bits per block, parity bits included
+    plls: int
+    spram_blocks: int = 0
+    spram_bits: int = 0
+
+    @property
+    def macs(self) -> int:
+        """Multipliers the DSP blocks hold: the largest ``array_rows * array_cols``."""
+        return self.dsp_blocks * self.macs_per_dsp
+
+
+# Block RAM aspect ratios (depth, data width) that Yosys maps a bank with one read port and one
+# write port to, per family; the block count of a bank is the smallest over these.
+_BRAM_MODES = {
+    # SB_RAM40_4K: 4 Kbit.
+    "ice40": ((256, 16), (512, 8), (1024, 4), (2048, 2)),
+    # DP16KD: 18 Kbit; 512 x 36 only as a pseudo dual port (one read, one write: our case).
+    "ecp5": ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)),
+    # Gowin SDPB / DPB: 18 Kbit.
+    "gowin": ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)),
+}
+
+# Banks at most this deep and of at most this many bits go to distributed memory (ECP5
+# TRELLIS_DPR16X4 LUT RAM, Gowin RAM16SDP4 shadow RAM) instead of block RAM, as Yosys chose in
+# the builds (ECP5 12x12 default: the 60 x 8 banks of E2 in LUT RAM, the 60 x 32 of OUT in
+# DP16KD; Gowin 6x6: the 128 x 8 banks in shadow RAM, the 128 x 19 of G1 in BSRAM).
+_LUTRAM = {"ice40": (0, 0), "ecp5": (64, 1024), "gowin": (128, 1024)}
+# Banks of at most this many bits go to flip-flops (iCE40 has no LUT RAM).
+_FF_BITS = {"ice40": 64, "ecp5": 64, "gowin": 64}
+#: Block RAMs of the host link besides the engine's memories: its frame buffer.
+LINK_BLOCKS = 1
+
+
+@dataclass(frozen=True)
+class Board:
+    """One supported board.
+
+    Attributes
+    ----------
+    name : str
+        The name ``intrain build --board`` takes.
+    title : str
+        The board's name for people.
+    family : str
+        ``"ice40"``, ``"ecp5"`` or ``"gowin"``: selects the tools, the PLL and the block RAM
+        model.
+    device, package : str
+        As nextpnr names them.
+    speed : str
+        The speed grade timing is analysed at (the slowest grade of the family).
+    resources : Resources
+    clock_resource : str
+        The platform resource of the board's oscillator; ``clock_hz`` its frequency.
+    uart : str
+        The platform's UART resource (number 0).
+    led : str
+        The LED resource that shows ``busy``.
+    dsp : str
+        The engine's ``dsp`` mode for this family.
+    default_clock_mhz : float
+        The clock the PLL makes unless told otherwise (``intrain build --clock`` overrides it),
+        a frequency the PLL hits exactly: the timing goal of the board's default configuration
+        (ECP5 150 MHz, iCE40 42 MHz) or, for the Tang Nano 9K, the oscillator's 27 MHz (a
+        tiny engine reached 60 MHz there). The build report says whether nextpnr's Fmax
+        meets it; ``bench/fpga.py`` records the measured Fmax.
+    default : dict
+        Configuration fields of the default configuration (the rest are ``Config()``'s).
+    notes : str
+        How the board is wired or built, where that is not obvious.
+    """
+
+    name: str
+    title: str
+    family: str
+    device: str
+    package: str
+    speed: str
+    resources: Resources
+    clock_resource: str
+    clock_hz: float
+    uart: str
+    led: str
+    dsp: str
+    default_clock_mhz: float
+    default: dict = field(default_factory=dict)
+    platform_module: str = ""
+    platform_class: str = ""
+    notes: str = ""
+
+    @cached_property
+    def default_config(self) -> Config:
+        return Config(**self.default)
+
+    def platform(self):
+        """A fresh amaranth-boards platform for this board (with the UART added where the
+        board has none, and the speed grade timing is analysed at)."""
+        return make_platform(self)
+
+
+BOARDS: dict[str, Board] = {b.name: b for b in (
+    Board(
+        name="icebreaker", title="iCEBreaker", family="ice40",
+        device="iCE40UP5K", package="SG48", speed="",
+        resources=Resources(luts=5280, ffs=5280, dsp_blocks=8, macs_per_dsp=2,
+                            bram_blocks=30, bram_bits=4096, plls=1,
+                            spram_blocks=4, spram_bits=262144),
+        clock_resource="clk12", clock_hz=12e6, uart="uart", led="led_g", dsp="ice40",
+        default_clock_mhz=24.0,
+        default=dict(layers=(64, 10), batch_size=16, array_rows=1, array_cols=1,
+                     acc_bits=20, rng_lanes=1),
+        platform_module="amaranth_boards.icebreaker", platform_class="ICEBreakerPlatform",
+        notes="UART on the FTDI's second channel; a hidden layer needs more than the 30 "
+              "block RAMs (13 memories of 4 banks)",
+    ),
+    Board(
+        name="ulx3s-85f", title="ULX3S-85F", family="ecp5",
+        device="LFE5U-85F", package="CABGA381", speed="6",
+        resources=Resources(luts=83640, ffs=83640, dsp_blocks=156, macs_per_dsp=1,
+                            bram_blocks=208, bram_bits=18432, plls=4),
+        clock_resource="clk25", clock_hz=25e6, uart="uart", led="led", dsp="ecp5",
+        default_clock_mhz=60.0,
+        default=dict(layers=(64, 256, 10), batch_size=64, array_rows=4, array_cols=4),
+        platform_module="amaranth_boards.ulx3s", platform_class="ULX3S_85F_Platform",
+        notes="UART on the FTDI (its TXDEN output, uart_tx_enable, is left alone)",
+    ),
+    Board(
+        name="orangecrab-85f", title="OrangeCrab r0.2 85F", family="ecp5",
+        device="LFE5U-85F", package="CSFBGA285", speed="6",
+        resources=Resources(luts=83640, ffs=83640, dsp_blocks=156, macs_per_dsp=1,
+                            bram_blocks=208, bram_bits=18432, plls=4),
+        clock_resource="clk", clock_hz=48e6, uart="uart", led="rgb_led", dsp="ecp5",
+        default_clock_mhz=60.0,
+        default=dict(layers=(64, 256, 10), batch_size=64, array_rows=4, array_cols=4),
+        platform_module="amaranth_boards.orangecrab_r0_2",
+        platform_class="OrangeCrabR0_2_85FPlatform",
+        notes="the board has no UART: rx on Feather pin 0, tx on pin 1 (a 3.3 V USB-serial "
+              "adapter); sold as speed grade 8, timing analysed at grade 6, the slowest",
+    ),
+    Board(
+        name="tang-nano-9k", title="Tang Nano 9K", family="gowin",
+        device="GW1NR-LV9QN88PC6/I5", package="QN88", speed="C6/I5",
+        resources=Resources(luts=8640, ffs=6480, dsp_blocks=40, macs_per_dsp=1,
+                            bram_blocks=26, bram_bits=18432, plls=2),
+        clock_resource="clk27", clock_hz=27e6, uart="uart", led="led", dsp="gowin",
+        default_clock_mhz=27.0,
+        default=dict(layers=(64, 10), batch_size=12, array_rows=2, array_cols=2,
+                     acc_bits=20, rng_lanes=2),
+        platform_module="amaranth_boards.tang_nano_9k", platform_class="TangNano9kPlatform",
+        notes="UART on the BL702 USB bridge; nextpnr-himbaechel and apicula's gowin_pack",
+    ),
+)}
+
+def make_platform(board: Board):
+    """The board's amaranth-boards platform, adjusted for building: the ECP5 boards analysed at
+    speed grade 6 (the slowest; the bitstream does not depend on it), the OrangeCrab with a
+    UART on its Feather pins 0 (rx) and 1 (tx)."""
+    import importlib
+
+    from amaranth.build import Attrs, Resource, Subsignal  # noqa: F401
+    from amaranth_boards.resources import UARTResource
+
+    module = importlib.import_module(board.platform_module)
+    base = getattr(module, board.platform_class)
+    extra = {}
+    if board.family == "ecp5" and board.speed:
+        extra["speed"] = board.speed
+    cls = type(f"{board.platform_class}ForIntrain", (base,), extra)
+    platform = cls()
+    if board.name == "orangecrab-85f":
+        platform.add_resources([
+            UARTResource(0, rx="0", tx="1", conn=("io", 0), attrs=Attrs(IO_TYPE="LVCMOS33")),
+        ])
+    return platform
+
+
+_ALIASES = {
+    "icebreaker": "icebreaker", "ice40": "icebreaker", "up5k": "icebreaker",
+    "ulx3s": "ulx3s-85f", "ulx3s85f": "ulx3s-85f", "ulx3s-85": "ulx3s-85f",
+    "orangecrab": "orangecrab-85f", "orangecrab85f": "orangecrab-85f",
+    "tangnano9k": "tang-nano-9k", "tang_nano_9k": "tang-nano-9k", "tang-nano9k": "tang-nano-9k",
+    "tangnano": "tang-nano-9k",
+}
+
+
+def board_names() -> list[str]:
+    return list(BOARDS)
+
+
+def get_board(name) -> Board:
+    """The board called ``name`` (case and ``_``/``-`` do not matter); a :class:`BoardError`
+    listing the known boards otherwise."""
+    if isinstance(name, Board):
+        return name
+    key = str(name).strip().lower().replace("_", "-")
+    key = _ALIASES.get(key, _ALIASES.get(key.replace("-", ""), key))
+    if key not in BOARDS:
+        raise BoardError(f"unknown board {name!r}; known boards: {', '.join(BOARDS)}")
+    return BOARDS[key]
+
+
+# -- memory -----------------------------------------------------------------------------------
+def memory_banks(config: Config) -> dict[str, tuple[int, int, int]]:
+    """Every memory of the engine as ``(banks, depth, width)``: ``lanes`` banks of
+    ``ceil(rows / lanes) * cols`` words (the engine's :meth:`~intrain.hdl.Engine.memory_bits`
+    layout)."""
+    from intrain.hdl.engine import Engine
+    engine = Engine(config)
+    lanes = engine.lanes
+    banks = {}
+    for name, bits in engine.memory_bits().items():
+        shape, rows, cols = engine._geometry[name]
+        depth = -(-rows // lanes) * cols
+        assert lanes * depth * shape.width == bits
+        banks[name] = (lanes, depth, shape.width)
+    _silence(engine)
+    return banks
+
+
+def _silence(elaboratable):
+    """Mark an elaboratable built only to read its properties as used (no Amaranth warning)."""
+    elaboratable._MustUse__silence = True
+
+
+def bank_blocks(family: str, depth: int, width: int) -> int:
+    """Block RAMs one bank of ``depth`` words of ``width`` bits takes on ``family`` (0 for a
+    bank small enough for distributed memory or flip-flops)."""
+    max_depth, max_bits = _LUTRAM[family]
+    if depth * width <= _FF_BITS[family] or (depth <= max_depth and depth * width <= max_bits):
+        return 0
+    return min(-(-depth // d) * -(-width // w) for d, w in _BRAM_MODES[family])
+
+
+def memory_blocks(config: Config, family: str) -> dict[str, int]:
+    """Block RAMs of every memory of the engine on ``family``."""
+    return {name: banks * bank_blocks(family, depth, width)
+            for name, (banks, depth, width) in memory_banks(config).items()}
+
+
+# -- logic ------------------------------------------------------------------------------------
+# LUT sites of the engine with its host link, ``a + b * lanes * ceil(log2(lanes)) + c * MACs``
+# (the per-lane logic grows with the slice rotators' ``log2(lanes)`` stages), fitted to builds of
+# the board tops with generic arithmetic: iCE40 logic cells (LUT4 + carry), ECP5 TRELLIS_COMB,
+# Gowin LUT4 + ALU. Data (lanes, MACs -> LUT sites): iCE40 (2, 4) -> 6,402 placed, (4, 16) ->
+# 9,330 LUT4 + 2,527 carries synthesized (about 13,200 cells); ECP5 (2, 4) -> 5,149 placed,
+# (12, 144) -> 65,327 placed (42,009 LUT4 + 8,295 CCU2C synthesized); Gowin (2, 4) -> 5,947
+# placed, (6, 36) -> 16,898 synthesized.
+_LUT_MODEL = {
+    "ice40": (4150, 1076, 25),
+    "ecp5": (2585, 1232, 25),
+    "gowin": (4579, 634, 25),
+}
+
+
+def estimate_luts(config: Config, family: str) -> int:
+    """An estimate of the LUT sites (LUT4s and carry cells) the engine and its host link need:
+    ``a + b * lanes * ceil(log2(lanes)) + c * MACs`` with constants per family fitted to real
+    builds (most of the logic is per lane: each memory's slice rotators and address arithmetic,
+    the rounders and updaters). The network and bit widths change it too; it is meant to tell
+    a configuration that plainly does not fit from one that might, not to replace the build
+    report."""
+    a, b, c = _LUT_MODEL[family]
+    lanes = max(config.array_rows, config.array_cols)
+    macs = config.array_rows * config.array_cols
+    return a + b * lanes * max(1, (lanes - 1).bit_length()) + c * macs
+
+
+def largest_array(board: Board) -> tuple[int, int]:
+    """The largest ``(rows, cols)`` (most multipliers, then the squarest) that the DSP blocks
+    hold and whose estimated LUTs fit, with the board's default network."""
+    res = board.resources
+    best = (1, 1)
+    base = board.default_config
+    for rows in range(1, 65):
+        for cols in range(rows, 65):
+            macs = rows * cols
+            if macs > res.macs:
+                break
+            cfg = base.replace(array_rows=rows, array_cols=cols)
+            if estimate_luts(cfg, board.family) > res.luts:
+                continue
+            if macs > best[0] * best[1] or (macs == best[0] * best[1]
+                                             and cols - rows < abs(best[1] - best[0])):
+                best = (rows, cols)
+    return best
+
+
+def largest_hidden(board: Board, config: Config | None = None) -> int:
+    """The widest single hidden layer ``layers[0]-H-layers[-1]`` whose memories fit the block
+    RAMs with the board's default array and batch (0 if no hidden layer fits)."""
+    cfg = config or board.default_config
+    best = 0
+    for hidden in (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024):
+        trial = cfg.replace(layers=(cfg.layers[0], hidden, cfg.layers[-1]))
+        try:
+            blocks = sum(memory_blocks(trial, board.family).values()) + LINK_BLOCKS
+        except ConfigError:
+            break
+        if blocks <= board.resources.bram_blocks:
+            best = hidden
+    return best
+
+
+def _summary(config: Config) -> str:
+    return (f"{'-'.join(map(str, config.layers))} batch {config.batch_size}, "
+            f"{config.array_rows}x{config.array_cols} array")
+
+
+def boards_table() -> list[dict]:
+    """One row per board: resources, the default configuration and what it holds at most."""
+    rows = []
+    for board in BOARDS.values():
+        res, cfg = board.resources, board.default_config
+        r, c = largest_array(board)
+        hidden = largest_hidden(board)
+        rows.append({
+            "board": board.name,
+            "title": board.title,
+            "family": board.family,
+            "device": board.device,
+            "luts": res.luts,
+            "ffs": res.ffs,
+            "dsp_blocks": res.dsp_blocks,
+            "macs_per_dsp": res.macs_per_dsp,
+            "max_macs": res.macs,
+            "bram_blocks": res.bram_blocks,
+            "bram_kbit": res.bram_blocks * res.bram_bits // 1024,
+            "spram_kbit": res.spram_blocks * res.spram_bits // 1024,
+            "clock_in_mhz": board.clock_hz / 1e6,
+            "default_clock_mhz": board.default_clock_mhz,
+            "default_config": _summary(cfg),
+            "default_macs": cfg.array_rows * cfg.array_cols,
+            "default_bram_blocks": sum(memory_blocks(cfg, board.family).values()) + LINK_BLOCKS,
+            "default_luts_estimate": estimate_luts(cfg, board.family),
+            "largest_array": f"{r}x{c}",
+            "largest_network": (f"{cfg.layers[0]}-{hidden}-{cfg.layers[-1]} "
+                                f"batch {cfg.batch_size}" if hidden else
+                                f"{cfg.layers[0]}-{cfg.layers[-1]} batch {cfg.batch_size} "
+                                f"(no hidden layer)"),
+        })
+    return rows
+
+
+def list_boards_text() -> str:
+    """The table ``intrain boards`` prints."""
+    rows = boards_table()
+    head = (f"{'board':15} {'device':20} {'LUT4':>6} {'FF':>6} {'DSP':>8} {'MACs':>5} "
+            f"{'BRAM':>11} {'default config (est. LUTs)':38} {'largest array':>13}  "
+            f"largest network")
+    lines = [head]
+    for r in rows:
+        dsp = f"{r['dsp_blocks']}x{r['macs_per_dsp']}"
+        bram = f"{r['bram_blocks']}x{r['bram_kbit'] // r['bram_blocks']}K"
+        default = f"{r['default_config']} ({r['default_luts_estimate']})"
+        lines.append(
+            f"{r['board']:15} {r['device']:20} {r['luts']:6} {r['ffs']:6} {dsp:>8} "
+            f"{r['max_macs']:5} {bram:>11} {default:38} {r['largest_array']:>13}  "
+            f"{r['largest_network']}")
+    lines.append("")
+    lines.append("DSP: blocks x multipliers per block; BRAM: blocks x Kbit. LUT figures are "
+                 "estimates from real builds; `intrain build` reports the exact ones.")
+    return "\n".join(lines)
