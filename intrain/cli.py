@@ -1,4 +1,5 @@
-"""The ``intrain`` command line: ``intrain train``, ``intrain generate``.
+"""The ``intrain`` command line: ``intrain train``, ``intrain generate``, ``intrain boards``,
+``intrain build``.
 
 Every user mistake (a bad option value, an unreadable file) ends in one line
 ``intrain: error: ...`` and exit status 2, never a traceback.
@@ -15,7 +16,7 @@ from intrain.errors import ConfigError, IntrainError
 
 __all__ = ["main", "build_parser"]
 
-BACKENDS = ("golden", "rtl")
+BACKENDS = ("golden", "rtl", "board")
 SIMULATORS = ("verilator", "icarus")
 #: Epochs of the rtl backend when none are asked for: simulation is slow, a few epochs show it.
 RTL_EPOCHS = 3
@@ -58,8 +59,16 @@ def _add_train(sub):
     p.add_argument("--steps", type=int, metavar="N",
                    help="stop after N training steps; unset: train every epoch")
     p.add_argument("--backend", choices=BACKENDS, default="golden",
-                   help="where the integer training runs: the golden model, or the RTL engine "
-                        "in simulation with the golden model checking every step")
+                   help="where the integer training runs: the golden model, the RTL engine "
+                        "in simulation, or a board over its serial link (both with the golden "
+                        "model checking every step)")
+    p.add_argument("--board", metavar="NAME",
+                   help="board backend: the board (see `intrain boards`); its default config "
+                        "unless --config names the one its bitstream was built with")
+    p.add_argument("--port", metavar="DEV",
+                   help="board backend: the board's serial port, e.g. /dev/ttyUSB1")
+    p.add_argument("--baud", type=int, metavar="N",
+                   help="board backend: the link's baud rate (default: the board's)")
     p.add_argument("--sim", choices=SIMULATORS, default="verilator",
                    help="simulator of the rtl backend")
     p.add_argument("--waves", type=Path, metavar="FILE",
@@ -84,6 +93,86 @@ def _add_generate(sub):
     p.set_defaults(func=generate.run)
 
 
+def _add_boards(sub):
+    p = sub.add_parser(
+        "boards", help="list the supported FPGA boards and what each can hold",
+        description="The supported boards: FPGA, resources (LUTs, flip-flops, multipliers, "
+                    "block RAM), the default config each bitstream is built from, and the "
+                    "largest array and network each can hold.")
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
+    p.set_defaults(func=_run_boards)
+
+
+def _run_boards(args) -> int:
+    from intrain.boards.registry import boards_table, list_boards_text
+
+    print(json.dumps(boards_table(), indent=2) if args.json else list_boards_text())
+    return 0
+
+
+def _add_build(sub):
+    p = sub.add_parser(
+        "build", help="build a board's bitstream with the open toolchain",
+        description="Synthesize, place and route the training engine with its serial link for "
+                    "a board (Yosys and nextpnr from PyPI; no programming tool needed). Writes "
+                    "the bitstream and a JSON report: resources used and available, Fmax, the "
+                    "clock, pass or fail. A config that does not fit is refused with what to "
+                    "shrink.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--board", required=True, metavar="NAME", help="see `intrain boards`")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="the network and array (.toml or .json, as written by "
+                        "`intrain train --save-config`); unset: the board's default")
+    p.add_argument("--clock", type=float, metavar="MHZ",
+                   help="clock from the board's PLL; unset: the board's default")
+    p.add_argument("--out", type=Path, default=Path("build"), metavar="DIR",
+                   help="build folder: the bitstream and report land in DIR/BOARD/")
+    p.add_argument("--baud", type=int, metavar="N", help="baud rate of the serial link "
+                   "(default: 1,000,000)")
+    p.add_argument("--seed", type=int, default=1, metavar="N", help="nextpnr placer seed")
+    p.add_argument("--no-fit-check", action="store_true",
+                   help="build even when the estimate says the design does not fit (the tools "
+                        "then report what overflows)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    p.set_defaults(func=_run_build)
+
+
+def _run_build(args) -> int:
+    from intrain.boards.build import build_board
+    from intrain.boards.registry import get_board
+    from intrain.config import Config
+
+    board = get_board(args.board)
+    config = Config.load(args.config) if args.config else None
+    from intrain.boards.protocol import DEFAULT_BAUD
+
+    if args.baud is not None and args.baud < 1:
+        raise ConfigError(f"--baud must be a positive integer, not {args.baud}")
+    report = build_board(board.name, config, out_dir=args.out / board.name, clock_mhz=args.clock,
+                         progress=not args.quiet, seed=args.seed,
+                         baud=args.baud if args.baud is not None else DEFAULT_BAUD,
+                         check=not args.no_fit_check)
+    print(_build_summary(report))
+    return 0 if report.get("timing_met", True) else 1
+
+
+def _build_summary(r: dict) -> str:
+    rows = [("board", f"{r['board']} ({r['device']})")]
+    for key, label in (("luts", "LUTs"), ("ffs", "flip-flops"), ("dsps", "multipliers"),
+                       ("bram", "block RAM")):
+        u = r.get("resources", {}).get(key)
+        if u:
+            rows.append((label, f"{u['used']:,} / {u['available']:,}"))
+    rows.append(("MACs", f"{r['macs']}"))
+    fmax = "unknown" if r.get("fmax_mhz") is None else f"{r['fmax_mhz']:.2f} MHz"
+    rows.append(("clock", (f"{r['clock_mhz']:.2f} MHz (Fmax {fmax}: "
+                          f"{'met' if r.get('timing_met') else 'FAILED'})")))
+    rows.append(("bitstream", str(r["bitstream"])))
+    rows.append(("report", str(r["report"])))
+    w = max(len(a) for a, _ in rows)
+    return "\n".join(f"{a:<{w}}  {b}" for a, b in rows)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="intrain",
@@ -93,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_train(sub)
+    _add_boards(sub)
+    _add_build(sub)
     try:
         _add_generate(sub)
     except ImportError:  # pragma: no cover - generate not available in this build
@@ -100,16 +191,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args, n_features: int, n_classes: int):
-    """The run's configuration: defaults, then ``--config``, then the options given."""
+def config_from_args(args, n_features: int, n_classes: int, base=None):
+    """The run's configuration: defaults (or ``base``, a Config), then ``--config``, then the
+    options given."""
     from intrain.config import DEFAULT_LAYERS, Config
 
-    base = Config.load(args.config).to_dict() if args.config else {}
+    start = base
+    base = Config.load(args.config).to_dict() if args.config else (
+        start.to_dict() if start is not None else {})
     if args.config and "rng_seeds" in base and (args.seed is not None or args.lanes is not None):
         del base["rng_seeds"]
     if args.layers is not None:
         base["layers"] = args.layers
-    elif not args.config:
+    elif not args.config and start is None:
         base["layers"] = (n_features, *DEFAULT_LAYERS[1:-1], n_classes)
     if getattr(args, "array", None) is not None:
         rows, _, cols = args.array.lower().partition("x")
@@ -146,11 +240,36 @@ def _run_train(args) -> int:
                            (args.sim if args.sim != "verilator" else None, "--sim")):
             if value is not None:
                 raise ConfigError(f"{opt} needs --backend rtl")
+    board = None
+    if args.backend == "board":
+        if args.board is None or args.port is None:
+            raise ConfigError("--backend board needs --board NAME and --port DEV (see "
+                              "`intrain boards`)")
+        from intrain.boards.registry import get_board
+        board = get_board(args.board)
+    else:
+        for value, opt in ((args.board, "--board"), (args.port, "--port"),
+                           (args.baud, "--baud")):
+            if value is not None:
+                raise ConfigError(f"{opt} needs --backend board")
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps must be at least 1, not {args.steps}")
     data = load_dataset(args.data)
-    config = config_from_args(args, data.n_features, data.n_classes)
-    if args.backend == "rtl" and args.epochs is None and args.config is None:
+    base = None
+    if board is not None and args.config is None:
+        # The board's bitstream is built from its default config: start from it.
+        base = board.default_config
+    config = config_from_args(args, data.n_features, data.n_classes, base=base)
+    if base is not None:
+        from intrain.boards.protocol import hardware_fields
+
+        built = hardware_fields(base)
+        hardware = [k for k, v in hardware_fields(config).items() if v != built.get(k)]
+        if hardware:
+            raise ConfigError(f"{', '.join(hardware)} would change {board.title}'s hardware: "
+                              "build a bitstream with `intrain build --board "
+                              f"{board.name} --config FILE` and pass the same --config here")
+    if args.backend in ("rtl", "board") and args.epochs is None and args.config is None:
         import dataclasses
 
         config = dataclasses.replace(config, epochs=RTL_EPOCHS)
@@ -168,6 +287,16 @@ def _run_train(args) -> int:
         result = run_engine(config, data=args.data, sim=args.sim, steps=args.steps,
                             float_baseline=not args.no_float, waves=args.waves,
                             progress=not args.quiet)
+        report = TrainReport.from_dict(result)
+    elif args.backend == "board":
+        from intrain.boards.host import train_on_board
+        from intrain.boards.protocol import DEFAULT_BAUD
+        from intrain.train import TrainReport
+
+        result = train_on_board(config, port=args.port,
+                                baud=args.baud if args.baud is not None else DEFAULT_BAUD,
+                                data=args.data, steps=args.steps,
+                                float_baseline=not args.no_float, progress=not args.quiet)
         report = TrainReport.from_dict(result)
     else:
         report = train(config, data, float_baseline=not args.no_float, progress=not args.quiet,
@@ -226,6 +355,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("intrain: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output went away (``intrain boards | head``)
+        sys.stderr.close()
+        return 0
     except OSError as e:  # a file the user named could not be written
         if e.filename is None:
             raise

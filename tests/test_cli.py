@@ -57,6 +57,14 @@ def test_a_saved_config_repeats_the_run_exactly(tmp_path):
     (["--array", "0x8"], "array_rows"),
     (["--backend", "rtl", "--sim", "icarus", "--waves", "w.vcd"],
      "icarus writes .fst waveforms, not w.vcd"),
+    (["--board", "ulx3s-85f"], "--board needs --backend board"),
+    (["--port", "/dev/ttyUSB0"], "--port needs --backend board"),
+    (["--backend", "board", "--port", "/dev/null"], "--backend board needs --board NAME"),
+    (["--backend", "board", "--board", "nosuchboard", "--port", "/dev/null"], "nosuchboard"),
+    (["--backend", "board", "--board", "ulx3s-85f", "--port", "/dev/null", "--layers",
+      "64,32,10"], "would change"),
+    (["--backend", "board", "--board", "icebreaker", "--port", "/nonexistent/tty"],
+     "/nonexistent/tty"),
 ])
 def test_user_mistakes_end_in_one_error_line(args, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -81,3 +89,30 @@ def test_steps_stop_the_run_and_the_report_round_trips(tmp_path):
     assert r["steps"] == 5 and r["samples_trained"] == 5 * 16 and r["epochs"] == 1
     back = TrainReport.from_dict(r)
     assert back.to_dict() == r
+
+
+def test_boards_lists_every_board_with_its_resources(capsys):
+    assert main(["boards"]) == 0
+    out = capsys.readouterr().out
+    for name in ("icebreaker", "ulx3s-85f", "orangecrab-85f", "tang-nano-9k"):
+        assert name in out
+    assert main(["boards", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["board"] for r in rows} >= {"icebreaker", "ulx3s-85f", "orangecrab-85f",
+                                         "tang-nano-9k"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--board", "nosuchboard"], "nosuchboard"),
+    (["--board", "icebreaker", "--config", "missing.toml"], "cannot read config file"),
+    (["--board", "icebreaker", "--config", "big.toml"], "shrink"),
+])
+def test_build_refuses_bad_input_in_one_line(args, message, capsys, tmp_path, monkeypatch):
+    from intrain.config import Config
+
+    monkeypatch.chdir(tmp_path)
+    Config(array_rows=16, array_cols=16).save(tmp_path / "big.toml")
+    assert main(["build", "-q", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("intrain: error:") and message in err, err
+    assert "Traceback" not in err
