@@ -95,15 +95,8 @@ def test_tiny_engine_per_family(family, tmp_path):
     assert report["utilization"]["dsp"]["used"] >= 1
 
 
-_TOO_BIG = pytest.mark.xfail(
-    reason="the engine with its host link needs more logic than the iCE40UP5K and GW1NR-9 have "
-           "(the fit check refuses the default configuration)", strict=True)
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [
-    pytest.param("icebreaker", marks=_TOO_BIG), "ulx3s-85f", "orangecrab-85f",
-    pytest.param("tang-nano-9k", marks=_TOO_BIG)])
+@pytest.mark.parametrize("name", ["icebreaker", "ulx3s-85f", "orangecrab-85f", "tang-nano-9k"])
 def test_default_config_builds(name, tmp_path):
     board = BOARDS[name]
     if not _tools_present(board.family):
