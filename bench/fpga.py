@@ -7,7 +7,8 @@ speed grade, the packer; all YoWASP wheels) at the board's default clock, one bo
 other. Peak GOPS is ``2 x MACs x Fmax`` (one multiply and one add per multiplier per cycle at
 nextpnr's Fmax); the report also keeps the GOPS at the PLL clock. A board whose configuration
 fails to build is tabulated with the reason (the logic of the engine can overflow the small
-parts). Slow: minutes per board, most for the ECP5 12x12 engine; not part of the test suite.
+parts). Slow: minutes per board (about 5 for an ECP5 board's default; a 12x12 ECP5 engine far
+longer); not part of the test suite.
 
     python bench/fpga.py [BOARD ...] [--keep DIR] [--json FILE] [--seed N]
     python bench/fpga.py --reports DIR [DIR ...] [BOARD ...]  # add finished builds' reports

@@ -106,10 +106,10 @@ class Board:
         The engine's ``dsp`` mode for this family.
     default_clock_mhz : float
         The clock the PLL makes unless told otherwise (``intrain build --clock`` overrides it),
-        a frequency the PLL hits exactly: the timing goal of the board's default configuration
-        (ECP5 150 MHz, iCE40 42 MHz) or, for the Tang Nano 9K, the oscillator's 27 MHz (a
-        tiny engine reached 60 MHz there). The build report says whether nextpnr's Fmax
-        meets it; ``bench/fpga.py`` records the measured Fmax.
+        a frequency the PLL hits exactly, below the Fmax nextpnr measured for the board's default
+        configuration (``bench/results/fpga.json``: iCEBreaker 28.3 MHz, ULX3S 71.0 MHz,
+        OrangeCrab 66.3 MHz, Tang Nano 9K 63.1 MHz). The build report says whether nextpnr's
+        Fmax meets it.
     default : dict
         Configuration fields of the default configuration (the rest are ``Config()``'s).
     notes : str
@@ -189,7 +189,7 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
         resources=Resources(luts=8640, ffs=6480, dsp_blocks=40, macs_per_dsp=1,
                             bram_blocks=26, bram_bits=18432, plls=2),
         clock_resource="clk27", clock_hz=27e6, uart="uart", led="led", dsp="gowin",
-        default_clock_mhz=27.0,
+        default_clock_mhz=54.0,
         default=dict(layers=(64, 10), batch_size=12, array_rows=2, array_cols=2,
                      acc_bits=20, rng_lanes=2),
         platform_module="amaranth_boards.tang_nano_9k", platform_class="TangNano9kPlatform",
