@@ -9,7 +9,7 @@ Layers, bottom up:
   :mod:`intrain.sim.tb_link` offers a simulated UART with the same methods, its timeouts in
   simulated seconds;
 - :class:`ProtocolClient`: requests and answers, with :class:`LinkStats`; an error answer, no
-  answer or a damaged answer raises :class:`~intrain.boards.protocol.BoardError`;
+  answer or a damaged answer raises :class:`~intrain.boards.protocol.LinkError`;
 - :class:`LinkTransport`: the transport of :class:`~intrain.sim.engine_host.EngineHost`
   (``write``, ``read``, ``run``), words cut into frames of at most the board's ``max_payload``;
   :class:`SerialTransport` is one over a serial port;
@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from intrain.boards import protocol as proto
-from intrain.boards.protocol import BoardError, BoardInfo, Command, FrameError, Status
+from intrain.boards.protocol import BoardInfo, Command, FrameError, LinkError, Status
 from intrain.config import Config
 
 __all__ = ["SerialLink", "LinkStats", "ProtocolClient", "LinkTransport", "SerialTransport",
@@ -40,14 +40,14 @@ __all__ = ["SerialLink", "LinkStats", "ProtocolClient", "LinkTransport", "Serial
 class SerialLink:
     """A serial port as a byte link (pyserial, 8N1).
 
-    Raises :class:`BoardError` with a one-line message when the port cannot be opened.
+    Raises :class:`LinkError` with a one-line message when the port cannot be opened.
     """
 
     def __init__(self, port: str, baud: int):
         import serial
 
         if isinstance(baud, bool) or not isinstance(baud, int) or baud < 1:
-            raise BoardError(f"the baud rate must be a positive integer, not {baud!r}")
+            raise LinkError(f"the baud rate must be a positive integer, not {baud!r}")
         self.port = port
         self.baud = baud
         self.seconds_per_byte = 10 / baud
@@ -55,7 +55,7 @@ class SerialLink:
             self.serial = serial.Serial(port, baud, timeout=0.1, write_timeout=10)
         except (serial.SerialException, OSError, ValueError) as e:
             reason = str(e).split(": ", 1)[-1] if isinstance(e, serial.SerialException) else e
-            raise BoardError(f"cannot open serial port {port}: {reason}") from None
+            raise LinkError(f"cannot open serial port {port}: {reason}") from None
 
     async def send(self, data: bytes) -> None:
         import serial
@@ -64,7 +64,7 @@ class SerialLink:
             self.serial.write(data)
             self.serial.flush()
         except (serial.SerialException, OSError) as e:
-            raise BoardError(f"cannot write to serial port {self.port}: {e}") from None
+            raise LinkError(f"cannot write to serial port {self.port}: {e}") from None
 
     async def recv(self, n: int, timeout: float) -> bytes:
         import serial
@@ -73,7 +73,7 @@ class SerialLink:
             self.serial.timeout = timeout
             return bytes(self.serial.read(n))
         except (serial.SerialException, OSError) as e:
-            raise BoardError(f"cannot read from serial port {self.port}: {e}") from None
+            raise LinkError(f"cannot read from serial port {self.port}: {e}") from None
 
     def discard(self) -> None:
         self.serial.reset_input_buffer()
@@ -135,14 +135,14 @@ class ProtocolClient:
         self.stats.bytes_received += len(head)
         if len(head) < proto.HEADER_BYTES:
             self.stats.seconds += time.perf_counter() - t0
-            raise BoardError(
+            raise LinkError(
                 f"no answer from the board in {timeout:.3g} s"
                 + (f" ({len(head)} of a header's {proto.HEADER_BYTES} bytes)" if head else "")
                 + ": is it programmed with this configuration's bitstream, and is the baud "
                 "rate right?")
         if head[0] != proto.SYNC:
             self.link.discard()
-            raise BoardError(f"the board's answer does not start with SYNC ({head.hex()}): "
+            raise LinkError(f"the board's answer does not start with SYNC ({head.hex()}): "
                              "wrong baud rate or wrong device?")
         length = int.from_bytes(head[1:3], "little")
         rest = await self.link.recv(length + proto.CRC_BYTES,
@@ -153,9 +153,9 @@ class ProtocolClient:
             command, payload = proto.decode_frame(head + rest)
         except FrameError as e:
             self.link.discard()
-            raise BoardError(f"damaged answer from the board: {e}") from None
+            raise LinkError(f"damaged answer from the board: {e}") from None
         if not command & proto.RESPONSE or (command & 0x7F) not in set(Status):
-            raise BoardError(f"the board answered with an unknown code {command:#04x}")
+            raise LinkError(f"the board answered with an unknown code {command:#04x}")
         status = Status(command & 0x7F)
         if status != Status.OK:
             self.stats.errors += 1
@@ -163,12 +163,12 @@ class ProtocolClient:
 
     async def request(self, command: Command, payload: bytes = b"", *, answer_bytes: int = 0,
                       wait: float = 0.0) -> bytes:
-        """Send a request; the answer's payload. An error answer raises :class:`BoardError`
-        (its :attr:`~BoardError.status` set)."""
+        """Send a request; the answer's payload. An error answer raises :class:`LinkError`
+        (its :attr:`~LinkError.status` set)."""
         status, data = await self.exchange(proto.encode_request(command, payload),
                                            answer_bytes=answer_bytes, wait=wait)
         if status != Status.OK:
-            raise BoardError(f"the board rejected {command.name} ({len(payload)} bytes): "
+            raise LinkError(f"the board rejected {command.name} ({len(payload)} bytes): "
                              f"{status.name}, {proto.STATUS_TEXT[status]}", status)
         return data
 
@@ -224,12 +224,12 @@ class LinkTransport:
 
     async def connect(self, expected: BoardInfo | None = None) -> BoardInfo:
         """Ask the board what it is; with ``expected``, refuse a board built for another
-        configuration (:class:`BoardError`)."""
+        configuration (:class:`LinkError`)."""
         info = await self.client.info()
         if expected is not None:
             why = info.mismatch(expected)
             if why:
-                raise BoardError(why)
+                raise LinkError(why)
         self.info = info
         return info
 
@@ -317,7 +317,7 @@ def train_on_board(config: Config, *, port: str, baud: int, data: str = "digits"
 
     Raises
     ------
-    BoardError
+    LinkError
         If the port cannot be opened, the board does not answer, was built for another
         configuration, rejects a frame, or differs from the golden model.
     """
@@ -349,7 +349,7 @@ def train_on_board(config: Config, *, port: str, baud: int, data: str = "digits"
                       "evaluate_on_rtl": evaluate_on_rtl}
             result = _train(trainer, config, params)
         except EngineMismatch as e:
-            raise BoardError(f"board and golden model differ: {e}") from None
+            raise LinkError(f"board and golden model differ: {e}") from None
     finally:
         if bar is not None:
             bar.close()

@@ -58,7 +58,7 @@ from intrain.errors import IntrainError
 __all__ = [
     "DEFAULT_BAUD",
     "SYNC", "RESPONSE", "VERSION", "RUN_TRAIN", "RUN_NO_WAIT", "HEADER_BYTES", "CRC_BYTES",
-    "INFO_BYTES", "COUNTERS", "Command", "Status", "BoardError", "FrameError", "BoardInfo",
+    "INFO_BYTES", "COUNTERS", "Command", "Status", "LinkError", "FrameError", "BoardInfo",
     "crc16", "encode_frame", "encode_request", "encode_response", "decode_frame",
     "config_hash", "hardware_fields", "word_bytes", "pack_words", "unpack_words", "run_payload",
     "parse_run_payload", "counters_payload", "parse_counters",
@@ -120,7 +120,7 @@ STATUS_TEXT = {
 }
 
 
-class BoardError(IntrainError, RuntimeError):
+class LinkError(IntrainError, RuntimeError):
     """The board answered with an error, did not answer, or cannot be reached; the message says
     which. :attr:`status` is the board's :class:`Status` when it answered one."""
 

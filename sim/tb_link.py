@@ -39,7 +39,7 @@ from cocotb.utils import get_sim_time
 
 from intrain.boards import protocol as proto
 from intrain.boards.host import LinkTransport, ProtocolClient, expected_info
-from intrain.boards.protocol import BoardError, Command, Status
+from intrain.boards.protocol import Command, LinkError, Status
 from intrain.config import Config
 from intrain.hdl.engine import Engine, HostTarget
 from intrain.sim.cocotb_helpers import reset, start_clock, test_parameters
@@ -252,7 +252,7 @@ async def bad_frames_are_rejected(dut):
     compare(0, "W1", other, (await host.read_weights())[0])
     try:
         await client.request(Command.WRITE, payload[:-1])
-    except BoardError as e:
+    except LinkError as e:
         assert e.status == Status.BAD_LENGTH and "BAD_LENGTH" in str(e)
     else:
         raise AssertionError("a bad WRITE raised nothing")

@@ -20,7 +20,7 @@ from intrain.boards.host import (
     host_engine,
     train_on_board,
 )
-from intrain.boards.protocol import BoardError, BoardInfo, Command, Status
+from intrain.boards.protocol import BoardInfo, Command, LinkError, Status
 from intrain.config import Config
 from intrain.errors import ConfigError
 from intrain.hdl.host_link import HostLink, crc16_step
@@ -162,7 +162,7 @@ def test_transport_runs_and_reads_the_counters():
 
 def test_transport_refuses_a_board_of_another_config():
     board, transport = _board(config=SMALL.replace(array_cols=3))
-    with pytest.raises(BoardError, match="built for another configuration"):
+    with pytest.raises(LinkError, match="built for another configuration"):
         _run(transport.connect(expected_info(SMALL)))
 
 
@@ -176,7 +176,7 @@ def test_transport_refuses_a_board_of_another_config():
 ])
 def test_bad_answers_are_clear_errors(answer, match):
     board, transport = _board(override={Command.INFO: answer})
-    with pytest.raises(BoardError, match=match):
+    with pytest.raises(LinkError, match=match):
         _run(transport.connect())
 
 
@@ -184,7 +184,7 @@ def test_bad_answers_are_clear_errors(answer, match):
 def test_error_answers_raise_board_error_with_the_status(status):
     board, transport = _board(override={Command.WRITE: proto.encode_response(status)})
     _run(transport.connect())
-    with pytest.raises(BoardError) as e:
+    with pytest.raises(LinkError) as e:
         _run(transport.write([1, 2]))
     assert e.value.status == status
     assert str(e.value).startswith(f"the board rejected WRITE ({2 * transport.info.write_bytes}"
@@ -194,9 +194,9 @@ def test_error_answers_raise_board_error_with_the_status(status):
 
 def test_a_missing_serial_port_is_a_one_line_error(tmp_path):
     port = str(tmp_path / "ttyNONE")
-    with pytest.raises(BoardError, match=f"^cannot open serial port {port}: ") as e:
+    with pytest.raises(LinkError, match=f"^cannot open serial port {port}: ") as e:
         SerialLink(port, 115200)
     assert "\n" not in str(e.value)
-    with pytest.raises(BoardError, match="cannot open serial port"):
+    with pytest.raises(LinkError, match="cannot open serial port"):
         train_on_board(SMALL.replace(layers=(64, 8, 10)), port=port, baud=115200, steps=1,
                        progress=False)
