@@ -291,10 +291,14 @@ def memory_blocks(config: Config, family: str) -> dict[str, int]:
 # 9,330 LUT4 + 2,527 carries synthesized (about 13,200 cells); ECP5 (2, 4) -> 5,149 placed,
 # (12, 144) -> 65,327 placed (42,009 LUT4 + 8,295 CCU2C synthesized); Gowin (2, 4) -> 5,947
 # placed, (6, 36) -> 16,898 synthesized.
+#: ``(a, b, c)`` of :func:`estimate_luts`, fitted to two builds per family of the engine with
+#: its host link (``bench/results/fpga.json`` and synthesis of the issue's target arrays):
+#: iCE40 1x1 (4,890 LCs) and 4x4 (about 11,900 LUT4 + carry); ECP5 4x4 (18,636) and 12x12
+#: (65,327 TRELLIS_COMB); Gowin 2x2 (7,621 LUT4 + ALU) and 6x6 (about 16,900).
 _LUT_MODEL = {
-    "ice40": (4150, 1076, 25),
-    "ecp5": (2585, 1232, 25),
-    "gowin": (4579, 634, 25),
+    "ice40": (3917, 948, 25),
+    "ecp5": (9540, 1087, 25),
+    "gowin": (6461, 530, 25),
 }
 
 
