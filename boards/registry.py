@@ -144,6 +144,10 @@ class Board:
         return make_platform(self)
 
 
+#: The LFE5U-85F of both ECP5 boards, as nextpnr-ecp5 counts it.
+_LFE5U_85F = Resources(luts=83640, ffs=83640, dsp_blocks=156, macs_per_dsp=1, bram_blocks=208,
+                       bram_bits=18432, plls=4)
+
 BOARDS: dict[str, Board] = {b.name: b for b in (
     Board(
         name="icebreaker", title="iCEBreaker", family="ice40",
@@ -162,8 +166,7 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
     Board(
         name="ulx3s-85f", title="ULX3S-85F", family="ecp5",
         device="LFE5U-85F", package="CABGA381", speed="6",
-        resources=Resources(luts=83640, ffs=83640, dsp_blocks=156, macs_per_dsp=1,
-                            bram_blocks=208, bram_bits=18432, plls=4),
+        resources=_LFE5U_85F,
         clock_resource="clk25", clock_hz=25e6, uart="uart", led="led", dsp="ecp5",
         default_clock_mhz=60.0,
         default=dict(layers=(64, 256, 10), batch_size=64, array_rows=4, array_cols=4),
@@ -173,8 +176,7 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
     Board(
         name="orangecrab-85f", title="OrangeCrab r0.2 85F", family="ecp5",
         device="LFE5U-85F", package="CSFBGA285", speed="6",
-        resources=Resources(luts=83640, ffs=83640, dsp_blocks=156, macs_per_dsp=1,
-                            bram_blocks=208, bram_bits=18432, plls=4),
+        resources=_LFE5U_85F,
         clock_resource="clk", clock_hz=48e6, uart="uart", led="rgb_led", dsp="ecp5",
         default_clock_mhz=60.0,
         default=dict(layers=(64, 256, 10), batch_size=64, array_rows=4, array_cols=4),
