@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import inspect
-
 from amaranth import ClockDomain, Elaboratable, Module
 from amaranth.lib import io
 
@@ -18,10 +16,8 @@ __all__ = ["BoardTop", "engine_dsp"]
 
 
 def engine_dsp(board: Board) -> str:
-    """The ``dsp`` mode the engine is built with on ``board``: the board's own when the engine
-    offers device arithmetic, ``"generic"`` otherwise."""
-    from intrain.hdl.engine import Engine
-    return board.dsp if "dsp" in inspect.signature(Engine).parameters else "generic"
+    """The ``dsp`` mode the engine is built with on ``board``: its family's multipliers."""
+    return board.dsp
 
 
 class BoardTop(Elaboratable):

@@ -247,6 +247,10 @@ class Engine(wiring.Component):
     dsp : str
         How the array's products are built: ``"generic"`` (default), ``"ice40"``, ``"ecp5"`` or
         ``"gowin"`` (see :class:`SystolicArray`); the cycle predictions follow its latency.
+    host_read_depth : int
+        Entries of the FIFO that holds host read answers: the most host reads in flight
+        (default :attr:`FIFO_DEPTH`, enough for one read per cycle). A host that waits for each
+        answer, as the serial link does, needs 1: the FIFO is then a single register.
     src_loc_at : int
         Stack frames to skip when recording where the component was created.
 
@@ -294,9 +298,14 @@ class Engine(wiring.Component):
     (:class:`TransposeMemory` with ``registered``): the paths from the engine's control to the
     block RAM ports are cut in two, for one more cycle of read latency."""
 
-    def __init__(self, config, *, dsp="generic", src_loc_at=0):
+    def __init__(self, config, *, dsp="generic", host_read_depth=FIFO_DEPTH, src_loc_at=0):
         if not isinstance(config, Config):
             raise TypeError(f"Configuration must be a Config, not {config!r}")
+        if not isinstance(host_read_depth, int) or isinstance(host_read_depth, bool) \
+                or host_read_depth < 1:
+            raise ValueError(f"Host read depth must be a positive integer, not "
+                             f"{host_read_depth!r}")
+        self._host_read_depth = host_read_depth
         self._config = config
         self._dsp = SystolicArray.check_dsp(dsp, *[SystolicArray.operand_shape(config)] * 2)
         self._plan = plan = config.plan
@@ -732,15 +741,12 @@ class Engine(wiring.Component):
                     cond, SliceMode.COLUMN, d2.c, d2.r, d2.mask,
                     [Cat(relu2[c], qs[c].o.payload.mask) for c in range(cols)]))
 
-        # Gradient: rows of G written as they leave the array; max |G| on the way.
-        g_max = m.submodules.g_max = _GlobalMaxLog2(self._g_width, lanes)
+        # Gradient: rows of G written as they leave the array; max |G| on the way. One unit
+        # finds both max |err| (in the argmax pass, used by the output error's QE) and max |G|
+        # (used by the update): the first is spent before the gradient job starts.
+        g_max = m.submodules.g_max = _GlobalMaxLog2(max(self._g_width, self._err_width), lanes)
+        err_max = g_max
         is_g = ev.kind == _Job.GRADIENT
-        m.d.comb += [
-            g_max.valid.eq(ev.out & is_g),
-            g_max.last.eq(ev.final & is_g),
-            *[g_max.values[c].eq(Mux(ev.valid & ev.mask[c], out.values[c], 0))
-              for c in range(cols)],
-        ]
         for j in range(n_layers):
             writes[id(g_mems[j])].append((
                 (layer == j) & ev.valid & is_g, SliceMode.ROW, ev.r, ev.c, ev.mask,
@@ -778,7 +784,6 @@ class Engine(wiring.Component):
         ps_row = Signal(range(batch_size + lanes), name="ps_row")
         ps_col = Signal(range(max(self._max_cols, n_classes) + lanes), name="ps_col")
         on_out = (job == _Job.ARGMAX) | (job == _Job.OUTPUT_ERROR)
-        err_max = m.submodules.err_max = _GlobalMaxLog2(self._err_width, lanes)
         gate = Signal(name="ps_gate")
         gates = [(_Job.ARGMAX, 1), (_Job.OUTPUT_ERROR, err_max.done)]
         if n_layers > 1:
@@ -830,10 +835,14 @@ class Engine(wiring.Component):
             value = out_mem.read_data.payload[k]
             hit = label_mem.read_data.payload[k] == ps2.col
             m.d.comb += err[k].eq(value - Mux(hit, label, 0))
+        in_argmax = job == _Job.ARGMAX
         m.d.comb += [
-            err_max.valid.eq(ps2.valid & (job == _Job.ARGMAX)),
-            err_max.last.eq(ps2.final & (job == _Job.ARGMAX)),
-            *[err_max.values[k].eq(Mux(lane_ok2[k], err[k], 0)) for k in range(lanes)],
+            g_max.valid.eq(Mux(in_argmax, ps2.valid, ev.out & is_g)),
+            g_max.last.eq(Mux(in_argmax, ps2.final, ev.final & is_g)),
+            *[g_max.values[k].eq(Mux(in_argmax, Mux(lane_ok2[k], err[k], 0),
+                                     Mux(ev.valid & ev.mask[k], out.values[k], 0)
+                                     if k < cols else 0))
+              for k in range(lanes)],
         ]
 
         # Argmax: the running maximum of every lane, classes in order (the first index wins).
@@ -914,10 +923,8 @@ class Engine(wiring.Component):
         m.d.comb += up_issue.eq((state == _State.ISSUE) & (job == _Job.UPDATE) & g_max.done)
         sub_end = up_j == n_sub - 1
         up_final = Signal(name="up_final")
-        m.d.comb += [
-            lfsr.o.ready.eq(up_issue & sub_end),
-            up_final.eq(up_issue & sub_end & (up_cb + rng_lanes >= n_in) & (up_o + 1 >= n_out)),
-        ]
+        m.d.comb += up_final.eq(
+            up_issue & sub_end & (up_cb + rng_lanes >= n_in) & (up_o + 1 >= n_out))
         with m.If(up_issue):
             with m.If(sub_end):
                 m.d.sync += up_j.eq(0)
@@ -934,24 +941,27 @@ class Engine(wiring.Component):
         up_i = Signal.like(up_cb, name="up_i0")
         m.d.comb += up_i.eq(up_cb + mul_const(up_j, lanes))
         up_layout = data.StructLayout({"valid": 1, "row": up_o.shape(), "col": up_i.shape(),
-                                       "mask": lanes, "final": 1})
+                                       "mask": lanes, "final": 1, "sub": up_j.shape()})
         up = Signal(up_layout, name="up_0")
         m.d.comb += [up.valid.eq(up_issue), up.row.eq(up_o), up.col.eq(up_i),
-                     up.final.eq(up_final)]
-        words = Signal(data.ArrayLayout(unsigned(d_bits), lanes), name="up_words")
+                     up.final.eq(up_final), up.sub.eq(up_j)]
         for k in range(lanes):
             subs = [sub for sub in range(n_sub) if sub * lanes + k < rng_lanes]
-            m.d.comb += [
-                up.mask[k].eq(_select(up_j, [(sub, up_i + k < n_in) for sub in subs])),
-                words[k].eq(_select(up_j, [(sub, lfsr.o.payload[sub * lanes + k])
-                                           for sub in subs])),
-            ]
+            m.d.comb += up.mask[k].eq(_select(up_j, [(sub, up_i + k < n_in) for sub in subs]))
         for j in range(n_layers):
             on = up_issue & (layer == j)
             reads[id(w_mems[j])].append((on, SliceMode.ROW, up_o, up_i))
             reads[id(g_mems[j])].append((on, SliceMode.ROW, up_o, up_i))
         up2 = _delay(m, up, rl, "up")   # with the data read
-        words2 = _delay(m, words, rl, "up_words")
+        # The draws are taken when the data arrive, ``rl`` cycles after the read: the bank only
+        # advances on a draw, so its words come in the same order as if taken at the read, and
+        # no register carries them meanwhile.
+        words2 = Signal(data.ArrayLayout(unsigned(d_bits), lanes), name="up_words")
+        m.d.comb += lfsr.o.ready.eq(up2.valid & (up2.sub == n_sub - 1))
+        for k in range(lanes):
+            subs = [sub for sub in range(n_sub) if sub * lanes + k < rng_lanes]
+            m.d.comb += words2[k].eq(_select(up2.sub, [(sub, lfsr.o.payload[sub * lanes + k])
+                                                       for sub in subs]))
         g_in = Signal(data.ArrayLayout(signed(self._g_width), lanes), name="up_g")
         w_in = Signal(data.ArrayLayout(w_mems[0].shape if n_layers == 1
                                        else signed(max(s.width for s in self._w_shapes)),
@@ -1023,11 +1033,12 @@ class Engine(wiring.Component):
         hw = self.host_write.payload
         m.d.comb += self.host_write.ready.eq(~busy)
         hr = self.host_read.payload
-        h_outstanding = Signal(range(self.FIFO_DEPTH + 1), name="host_outstanding")
+        h_depth = self._host_read_depth
+        h_outstanding = Signal(range(h_depth + 1), name="host_outstanding")
         h_issue = Signal(name="host_issue")
         h_pop = Signal(name="host_pop")
         m.d.comb += [
-            self.host_read.ready.eq(~busy & (h_outstanding < self.FIFO_DEPTH)),
+            self.host_read.ready.eq(~busy & (h_outstanding < h_depth)),
             h_issue.eq(self.host_read.valid & self.host_read.ready),
         ]
         m.d.sync += h_outstanding.eq(h_outstanding + h_issue - h_pop)
@@ -1084,7 +1095,7 @@ class Engine(wiring.Component):
                                                      for index, target in enumerate(host_mems)]))
                      for k in range(lanes)]
         h_fifo = m.submodules.host_fifo = SyncFIFO(width=self._host_data_layout.size,
-                                                   depth=self.FIFO_DEPTH)
+                                                   depth=h_depth)
         m.d.comb += [
             h_fifo.w_data.eq(response.as_value()),
             h_fifo.w_en.eq(h2_valid),
@@ -1130,7 +1141,6 @@ class Engine(wiring.Component):
         clear_layer = Signal(name="clear_layer_max")
         run_start = (state == _State.IDLE) & self.start
         m.d.comb += [
-            err_max.clear.eq(run_start),
             clear_layer.eq(run_start | ((state == _State.DRAIN) & finished & (
                 (job == _Job.OUTPUT_ERROR) | ((job == _Job.UPDATE) & (layer != 0))))),
             g_max.clear.eq(clear_layer),

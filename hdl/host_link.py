@@ -3,7 +3,6 @@ protocol of :mod:`intrain.boards.protocol`."""
 
 from __future__ import annotations
 
-import inspect
 
 from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
@@ -22,16 +21,9 @@ __all__ = ["HostLink", "make_engine", "crc16_step"]
 
 
 def make_engine(config: Config, dsp: str = "generic") -> Engine:
-    """``Engine(config)``, with ``dsp=`` passed on when the engine offers device arithmetic."""
-    if "dsp" in inspect.signature(Engine).parameters:
-        from .systolic_array import SystolicArray
-
-        if hasattr(SystolicArray, "check_dsp"):  # an unknown name fails before the engine exists
-            SystolicArray.check_dsp(dsp, *[SystolicArray.operand_shape(config)] * 2)
-        return Engine(config, dsp=dsp)
-    if dsp != "generic":
-        raise ConfigError(f"this engine has only generic arithmetic, not dsp={dsp!r}")
-    return Engine(config)
+    """The engine behind the link: ``Engine(config, dsp=dsp)`` with room for one host read in
+    flight (the link waits for each answer before it asks for the next)."""
+    return Engine(config, dsp=dsp, host_read_depth=1)
 
 
 def crc16_step(crc, byte):
