@@ -476,7 +476,8 @@ class Engine(wiring.Component):
         mask of a backward row), the QE pass of ``R`` (5 cycles waiting for its maximum,
         ``batch * ceil(n_in / lanes)`` reads, ``rl + 2`` to the last write) and the update pass
         (``n_out * ceil(n_in / rng_lanes) * ceil(rng_lanes / lanes)`` reads, ``rl + 5`` to the
-        last write; layer 1 first waits 5 cycles for ``RL2(max |G|)``).
+        last write; layer 1 first waits 6 cycles for ``RL2(max |G|)``: its rows reach the
+        maximum one cycle after they are written).
         """
         cfg, lanes, rl = self._config, self._lanes, self.read_latency
         total = self.forward_cycles(batch) + -(-batch // lanes) * cfg.layers[-1] + 5 + rl + 2
@@ -487,7 +488,7 @@ class Engine(wiring.Component):
             if p.index > 1:
                 total += rl + 5 + batch * -(-p.n_in // lanes) + rl + 2
             else:
-                total += 5
+                total += 6
             total += p.n_out * -(-p.n_in // cfg.rng_lanes) * n_sub + rl + 5
         return total
 
@@ -741,12 +742,19 @@ class Engine(wiring.Component):
                     cond, SliceMode.COLUMN, d2.c, d2.r, d2.mask,
                     [Cat(relu2[c], qs[c].o.payload.mask) for c in range(cols)]))
 
-        # Gradient: rows of G written as they leave the array; max |G| on the way. One unit
-        # finds both max |err| (in the argmax pass, used by the output error's QE) and max |G|
-        # (used by the update): the first is spent before the gradient job starts.
+        # The array's row, one cycle later (with ``d1``): the maxima of G and R start from
+        # registers, away from the row's address arithmetic.
+        out1 = Signal(data.ArrayLayout(signed(max(self._g_width, self._r_width)), cols),
+                      name="out_values_1")
+        m.d.sync += [out1[c].eq(out.values[c]) for c in range(cols)]
+
+        # Gradient: rows of G written as they leave the array; max |G| on the way (from ``d1``).
+        # One unit finds both max |err| (in the argmax pass, used by the output error's QE) and
+        # max |G| (used by the update): the first is spent before the gradient job starts.
         g_max = m.submodules.g_max = _GlobalMaxLog2(max(self._g_width, self._err_width), lanes)
         err_max = g_max
         is_g = ev.kind == _Job.GRADIENT
+        is_g1 = d1.kind == _Job.GRADIENT
         for j in range(n_layers):
             writes[id(g_mems[j])].append((
                 (layer == j) & ev.valid & is_g, SliceMode.ROW, ev.r, ev.c, ev.mask,
@@ -758,8 +766,8 @@ class Engine(wiring.Component):
         if n_layers > 1:
             r_max = m.submodules.r_max = _GlobalMaxLog2(self._r_width, lanes)
             values = Signal(data.ArrayLayout(signed(self._r_width), cols), name="r_values")
-            m.d.comb += [values[c].eq(out.values[c]) for c in range(cols)]
-            values2 = _delay(m, values, rl, "r_values")
+            m.d.comb += [values[c].eq(out1[c]) for c in range(cols)]
+            values2 = _delay(m, values, rl - 1, "r_values")
             is_r = dm.kind == _Job.BACKWARD
             clip2 = Signal(cols, name="clip2")
             for j in range(1, n_layers):
@@ -837,10 +845,10 @@ class Engine(wiring.Component):
             m.d.comb += err[k].eq(value - Mux(hit, label, 0))
         in_argmax = job == _Job.ARGMAX
         m.d.comb += [
-            g_max.valid.eq(Mux(in_argmax, ps2.valid, ev.out & is_g)),
-            g_max.last.eq(Mux(in_argmax, ps2.final, ev.final & is_g)),
+            g_max.valid.eq(Mux(in_argmax, ps2.valid, d1.out & is_g1)),
+            g_max.last.eq(Mux(in_argmax, ps2.final, d1.final & is_g1)),
             *[g_max.values[k].eq(Mux(in_argmax, Mux(lane_ok2[k], err[k], 0),
-                                     Mux(ev.valid & ev.mask[k], out.values[k], 0)
+                                     Mux(d1.valid & d1.mask[k], out1[k], 0)
                                      if k < cols else 0))
               for k in range(lanes)],
         ]
