@@ -3,7 +3,6 @@ protocol of :mod:`intrain.boards.protocol`."""
 
 from __future__ import annotations
 
-
 from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory

@@ -22,6 +22,16 @@ SIMULATORS = ("verilator", "icarus")
 RTL_EPOCHS = 3
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default only when it has one (not for unset options and flags)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default is None or action.default is False or "(default" in text:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _add_train(sub):
     p = sub.add_parser(
         "train", help="train a network with integers only and compare with float32",
@@ -29,7 +39,7 @@ def _add_train(sub):
                     "golden model, bit-exact with the RTL) and, in the same run, a float32 "
                     "baseline of the same network on the same split. With no options: the "
                     "built-in 8x8 digits, network 64-256-10, W-A-G-E 2-8-8-8.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     p.add_argument("--data", default="digits", metavar="SPEC",
                    help="'digits' (built in), a directory of MNIST IDX files, or a .npz file "
                         "with arrays x and y")
@@ -88,7 +98,7 @@ def _add_generate(sub):
     from intrain import generate
     p = sub.add_parser("generate", help="write the Verilog of a hardware block",
                        description="Write the Verilog of a block built from a configuration.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_HelpFormatter)
     generate.add_arguments(p)
     p.set_defaults(func=generate.run)
 
@@ -118,7 +128,7 @@ def _add_build(sub):
                     "the bitstream and a JSON report: resources used and available, Fmax, the "
                     "clock, pass or fail. A config that does not fit is refused with what to "
                     "shrink.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     p.add_argument("--board", required=True, metavar="NAME", help="see `intrain boards`")
     p.add_argument("--config", type=Path, metavar="FILE",
                    help="the network and array (.toml or .json, as written by "
