@@ -204,7 +204,10 @@ def _nextpnr_args(board: Board, name: str, clock_mhz: float, seed: int) -> list[
                          "--pcf", f"{name}.pcf", "--asc", f"{name}.asc"]
     if board.family == "ecp5":
         size = board.device.split("-")[1].lower().rstrip("f")
-        return common + [f"--{size}k", "--package", board.package, "--speed", board.speed,
+        # router2: router1 did not converge on an 8x8 engine in 20 minutes (congestion around
+        # the block RAMs); router2 routed it in 4.
+        return common + ["--router", "router2",
+                         f"--{size}k", "--package", board.package, "--speed", board.speed,
                          "--json", f"{name}.json", "--lpf", f"{name}.lpf",
                          "--textcfg", f"{name}.config"]
     return common + ["--device", board.device, "--vopt", "family=GW1N-9C",

@@ -123,11 +123,19 @@ class _GlobalMaxLog2(wiring.Component):
     """``RL2(max |x|)`` over a whole tensor streamed ``lanes`` elements per cycle.
 
     One :class:`MaxAbs` per lane folds its lane (lanes outside the tensor carry 0); after the
-    element with ``last``, the lane maxima are combined (one register) and go through
-    :class:`Log2Round`. ``done`` rises 6 cycles after the ``last`` element and holds ``rl2``
-    until ``clear``. A tensor of zeros gives ``rl2 = 0``, the same as a maximum of 1; its QE or
-    QG is all zero either way.
+    element with ``last``, the lane maxima are combined by a tree of pairwise maxima, two
+    levels per register (:meth:`extra_latency` registers more than the one of 2 to 4 lanes), and
+    go through :class:`Log2Round`. ``done`` rises ``6 + extra_latency(lanes)`` cycles after the
+    ``last`` element and holds ``rl2`` until ``clear``. A tensor of zeros gives ``rl2 = 0``, the
+    same as a maximum of 1; its QE or QG is all zero either way.
     """
+
+    @staticmethod
+    def extra_latency(lanes) -> int:
+        """Registers in the tree of lane maxima beyond the first: one per two more levels
+        (0 up to 4 lanes, 1 up to 16, 2 up to 64)."""
+        levels = max(1, (lanes - 1).bit_length())
+        return (levels - 1) // 2
 
     def __init__(self, width, lanes):
         self._width, self._lanes = width, lanes
@@ -152,11 +160,21 @@ class _GlobalMaxLog2(wiring.Component):
                 fold.o.ready.eq(1),
             ]
             folds.append(fold)
-        best = folds[0].o.payload
-        for fold in folds[1:]:
-            best = Mux(fold.o.payload > best, fold.o.payload, best)
+        # A balanced tree: a serial chain of ``lanes - 1`` compares would limit the clock of a
+        # wide array (8 lanes: 28 MHz on ECP5).
+        level, valid, depth = [fold.o.payload for fold in folds], folds[0].o.valid, 0
+        while len(level) > 1:
+            level = [Mux(b > a, b, a) for a, b in zip(level[0::2], level[1::2])] \
+                + level[len(level) - len(level) % 2:]
+            depth += 1
+            if depth % 2 == 0 and len(level) > 1:
+                regs = [Signal(unsigned(self._width), name=f"tree_{depth}_{n}")
+                        for n in range(len(level))]
+                valid_reg = Signal(name=f"tree_{depth}_valid")
+                m.d.sync += [*[r.eq(v) for r, v in zip(regs, level)], valid_reg.eq(valid)]
+                level, valid = regs, valid_reg
         log2 = m.submodules.log2 = Log2Round(self._width)
-        m.d.sync += [log2.i.valid.eq(folds[0].o.valid), log2.i.payload.eq(best)]
+        m.d.sync += [log2.i.valid.eq(valid), log2.i.payload.eq(level[0])]
         m.d.comb += log2.o.ready.eq(1)
         with m.If(log2.o.valid):
             m.d.sync += [self.done.eq(1), self.rl2.eq(log2.o.payload)]
@@ -477,18 +495,21 @@ class Engine(wiring.Component):
         ``batch * ceil(n_in / lanes)`` reads, ``rl + 2`` to the last write) and the update pass
         (``n_out * ceil(n_in / rng_lanes) * ceil(rng_lanes / lanes)`` reads, ``rl + 5`` to the
         last write; layer 1 first waits 6 cycles for ``RL2(max |G|)``: its rows reach the
-        maximum one cycle after they are written).
+        maximum one cycle after they are written). Past 4 lanes every wait for a maximum is
+        longer by the registers of the tree that combines the lanes' maxima
+        (``_GlobalMaxLog2.extra_latency``).
         """
         cfg, lanes, rl = self._config, self._lanes, self.read_latency
-        total = self.forward_cycles(batch) + -(-batch // lanes) * cfg.layers[-1] + 5 + rl + 2
+        wait = 5 + _GlobalMaxLog2.extra_latency(lanes)   # from a tensor's end to its maximum
+        total = self.forward_cycles(batch) + -(-batch // lanes) * cfg.layers[-1] + wait + rl + 2
         n_sub = -(-cfg.rng_lanes // lanes)
         for p, job in zip(reversed(self._plan), self._array_jobs(batch)):
             ks = [k for tiles, k in job for _ in range(tiles)]
             total += self._stream_cycles(ks)
             if p.index > 1:
-                total += rl + 5 + batch * -(-p.n_in // lanes) + rl + 2
+                total += rl + wait + batch * -(-p.n_in // lanes) + rl + 2
             else:
-                total += 6
+                total += wait + 1
             total += p.n_out * -(-p.n_in // cfg.rng_lanes) * n_sub + rl + 5
         return total
 
