@@ -20,7 +20,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from intrain.boards.build import TOOLS, build_board, tool_command
-from intrain.boards.registry import BOARDS, get_board
+from intrain.boards.registry import BOARDS
 from intrain.config import Config
 
 FAMILY_BOARD = {"ice40": "icebreaker", "ecp5": "ulx3s-85f", "gowin": "tang-nano-9k"}
@@ -104,12 +104,3 @@ def test_default_config_builds(name, tmp_path):
     report = build_board(name, None, out_dir=tmp_path / name, progress=False)
     _check_report(report, board, tmp_path / name)
     assert report["utilization"]["dsp"]["used"] >= 1
-
-
-@pytest.mark.parametrize("name", ["icebreaker", "ulx3s-85f", "tang-nano-9k"])
-def test_nextpnr_is_asked_for_a_margin_above_the_clock(name):
-    from intrain.boards.build import TIMING_MARGIN, _nextpnr_args
-    args = _nextpnr_args(get_board(name), "top", 50.0, 3)
-    assert TIMING_MARGIN > 1
-    assert float(args[args.index("--freq") + 1]) == pytest.approx(50.0 * TIMING_MARGIN)
-    assert args[args.index("--seed") + 1] == "3"
