@@ -107,8 +107,8 @@ class Board:
     default_clock_mhz : float
         The clock the PLL makes unless told otherwise (``intrain build --clock`` overrides it),
         a frequency the PLL hits exactly, below the Fmax nextpnr measured for the board's default
-        configuration (``bench/results/fpga.json``: iCEBreaker 28.3 MHz, ULX3S 71.0 MHz,
-        OrangeCrab 66.3 MHz, Tang Nano 9K 63.1 MHz). The build report says whether nextpnr's
+        configuration (``bench/results/fpga.json``: iCEBreaker 26.7 MHz, ULX3S 54.9 MHz,
+        OrangeCrab 53.5 MHz, Tang Nano 9K 70.4 MHz). The build report says whether nextpnr's
         Fmax meets it.
     default : dict
         Configuration fields of the default configuration (the rest are ``Config()``'s).
@@ -168,7 +168,7 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
         device="LFE5U-85F", package="CABGA381", speed="6",
         resources=_LFE5U_85F,
         clock_resource="clk25", clock_hz=25e6, uart="uart", led="led", dsp="ecp5",
-        default_clock_mhz=55.0,
+        default_clock_mhz=50.0,
         default=dict(layers=(64, 256, 10), batch_size=64, array_rows=8, array_cols=8),
         platform_module="amaranth_boards.ulx3s", platform_class="ULX3S_85F_Platform",
         notes="UART on the FTDI (its TXDEN output, uart_tx_enable, is left alone)",
@@ -178,7 +178,7 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
         device="LFE5U-85F", package="CSFBGA285", speed="6",
         resources=_LFE5U_85F,
         clock_resource="clk", clock_hz=48e6, uart="uart", led="rgb_led", dsp="ecp5",
-        default_clock_mhz=54.0,
+        default_clock_mhz=52.0,
         default=dict(layers=(64, 256, 10), batch_size=64, array_rows=8, array_cols=8),
         platform_module="amaranth_boards.orangecrab_r0_2",
         platform_class="OrangeCrabR0_2_85FPlatform",

@@ -93,7 +93,7 @@ def test_target_array_has_the_multipliers_and_memory(name):
 
 _LOGIC_TOO_BIG = pytest.mark.xfail(
     reason="the engine with its host link needs more LUTs than the small parts have (builds: "
-           "iCE40 4x4 about 11,900 LUT4 and carry cells for 5,280; GW1NR-9 6x6 about 16,900 "
+           "iCE40 4x4 about 10,600 LUT4 and carry cells for 5,280; GW1NR-9 6x6 about 16,000 "
            "for 8,640)", strict=True, raises=BoardError)
 
 
