@@ -89,14 +89,10 @@ def check_fit(board: Board, config: Config, *, luts: bool = True) -> dict:
     """Compare ``config`` with ``board``; return the estimates (``macs``, ``dsp_blocks``,
     ``bram_blocks``, ``luts``) or raise a :class:`BoardError` that says what to shrink.
     ``luts=False`` leaves out the LUT estimate (multipliers and block RAM only)."""
-    from .top import engine_dsp
-
     res = board.resources
     rows, cols = config.array_rows, config.array_cols
     macs = rows * cols
-    # Products per DSP block: the board's with its device arithmetic; one where the engine
-    # has only generic arithmetic (Yosys infers one product per block).
-    per_dsp = res.macs_per_dsp if engine_dsp(board) == board.dsp else 1
+    per_dsp = res.macs_per_dsp   # the engine uses its family's DSP mode
     capacity = res.dsp_blocks * per_dsp
     problems = []
     if macs > capacity:

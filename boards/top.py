@@ -10,14 +10,9 @@ from amaranth.lib import io
 from intrain.config import Config
 
 from .pll import Pll, PllSettings, pll_settings
-from .registry import Board, get_board
+from .registry import get_board
 
-__all__ = ["BoardTop", "engine_dsp"]
-
-
-def engine_dsp(board: Board) -> str:
-    """The ``dsp`` mode the engine is built with on ``board``: its family's multipliers."""
-    return board.dsp
+__all__ = ["BoardTop"]
 
 
 class BoardTop(Elaboratable):
@@ -46,7 +41,7 @@ class BoardTop(Elaboratable):
                                              clock_hz / 1e6)
         self.clock_hz = self.pll.out_mhz * 1e6
         self.baud = baud
-        self.dsp = engine_dsp(self.board)
+        self.dsp = self.board.dsp
         if link is None:
             from intrain.hdl.host_link import HostLink
             link = HostLink
