@@ -13,6 +13,8 @@ from amaranth.hdl import Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ._util import check_int as _check_int
+
 __all__ = ["ShiftQuantizer", "round_shift", "saturate"]
 
 
@@ -60,13 +62,6 @@ def saturate(x, limit: int) -> Value:
         raise TypeError(f"Saturation limit must be a non-negative integer, not {limit!r}")
     return Mux(x > limit, limit, Mux(x < -limit, -limit, x))
 
-
-def _check_int(what, value, minimum):
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{what} must be an integer, not {value!r}")
-    if value < minimum:
-        raise ValueError(f"{what} must be at least {minimum}, not {value!r}")
-    return value
 
 
 def _check_bool(what, value):

@@ -7,15 +7,10 @@ from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ._util import check_int as _check_int
+
 __all__ = ["StochasticRounder"]
 
-
-def _check_int(what, value, minimum=None):
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{what} must be an integer, not {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{what} must be at least {minimum}, not {value!r}")
-    return value
 
 
 class StochasticRounder(wiring.Component):

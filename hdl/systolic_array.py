@@ -6,17 +6,11 @@ from amaranth import Cat, Const, Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ._util import check_int as _check_int
 from .multiplier import DSP_FAMILIES, check_dsp, product_cycles, registered_products
 
 __all__ = ["SystolicArray"]
 
-
-def _check_int(what, value, minimum):
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{what} must be an integer, not {value!r}")
-    if value < minimum:
-        raise ValueError(f"{what} must be at least {minimum}, not {value!r}")
-    return value
 
 
 def _check_shape(what, value):

@@ -15,6 +15,8 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ._util import check_int as _check_int
+
 __all__ = ["SliceMode", "TransposeMemory", "divmod_const", "mul_const"]
 
 
@@ -25,13 +27,6 @@ class SliceMode(enum.Enum, shape=1):
     ROW = 0
     COLUMN = 1
 
-
-def _check_int(what, value, minimum):
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{what} must be an integer, not {value!r}")
-    if value < minimum:
-        raise ValueError(f"{what} must be at least {minimum}, not {value!r}")
-    return value
 
 
 def _check_shape(what, value):

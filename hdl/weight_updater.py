@@ -7,17 +7,11 @@ from amaranth import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ._util import check_int as _check_int
 from .shift_quantizer import round_shift, saturate
 
 __all__ = ["WeightUpdater"]
 
-
-def _check_int(what, value, minimum):
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{what} must be an integer, not {value!r}")
-    if value < minimum:
-        raise ValueError(f"{what} must be at least {minimum}, not {value!r}")
-    return value
 
 
 class WeightUpdater(wiring.Component):

@@ -24,7 +24,7 @@ WAVE_SUFFIXES = {"verilator": (".fst", ".vcd"), "icarus": (".fst",)}
 def run_engine(config: Config, *, data: str = "digits", sim: str = "verilator",
                steps: int | None = None, float_baseline: bool = True, waves=None,
                progress: bool = True, build_dir=None, corrupt: dict | None = None,
-               evaluate_on_rtl: bool = True) -> dict:
+               evaluate_on_rtl: bool = True, check_every: int = 0) -> dict:
     """Train ``config``'s network on the simulated engine; returns the report (the fields of
     ``intrain train --report`` plus ``cycles``, ``mac_utilization``, per-phase counters,
     ``bit_exact``, ``sim_samples_per_second`` and ``sim_cycles_per_second``).
@@ -54,6 +54,9 @@ def run_engine(config: Config, *, data: str = "digits", sim: str = "verilator",
     corrupt : dict, optional
         Change one stored weight after a step (see :mod:`intrain.sim.tb_engine`): a test that
         a difference is caught.
+    check_every : int
+        Every step is checked by the engine's tensor CRCs; also read every tensor back after
+        every ``check_every`` steps (0: only when a CRC differs).
 
     Raises
     ------
@@ -89,7 +92,7 @@ def run_engine(config: Config, *, data: str = "digits", sim: str = "verilator",
         params = {"config": config.to_dict(), "data": data, "steps": steps,
                   "float_baseline": float_baseline, "report": str(report_file),
                   "progress": str(progress_file), "corrupt": corrupt,
-                  "evaluate_on_rtl": evaluate_on_rtl}
+                  "evaluate_on_rtl": evaluate_on_rtl, "check_every": check_every}
         build_args = ["--trace-fst"] if sim == "verilator" and waves is not None \
             and waves.suffix == ".fst" else []
         outcome: dict = {}

@@ -12,51 +12,18 @@ from amaranth.lib.wiring import In, Out
 
 from intrain.config import Config
 
-from .lfsr_bank import LfsrBank
-from .log2round import Log2Round
-from .max_abs import MaxAbs
-from .shift_quantizer import ShiftQuantizer, round_shift, saturate
-from .stochastic_rounder import StochasticRounder
-from .systolic_array import SystolicArray
-from .transpose_memory import SliceMode, TransposeMemory, mul_const
-from .weight_updater import WeightUpdater
+from .._util import const_mux, delay, first, select
+from ..lfsr_bank import LfsrBank
+from ..shift_quantizer import ShiftQuantizer, round_shift, saturate
+from ..stochastic_rounder import StochasticRounder
+from ..systolic_array import SystolicArray
+from ..transpose_memory import SliceMode, TransposeMemory, mul_const
+from ..weight_updater import WeightUpdater
+from .crc import TensorCrc
+from .geometry import FIFO_DEPTH, READ_LATENCY, EngineGeometry, HostTarget, Phase
+from .global_max import GlobalMaxLog2
 
 __all__ = ["Engine", "HostTarget", "Phase"]
-
-
-class HostTarget(enum.Enum, shape=3):
-    """Which kind of matrix a host access addresses (with its ``layer`` field).
-
-    - ``WEIGHTS``, layer ``l`` in ``1 .. L``: the stored weights ``W_l``, ``n_out x n_in``.
-    - ``ACTIVATIONS``, layer ``l`` in ``0 .. L``: ``A_l``, ``batch_size x layers[l]``; ``A_0`` is
-      the input, ``A_L`` the output accumulators ``OUT``.
-    - ``PREDICTIONS`` (``layer`` ignored): ``argmax(OUT)`` per sample, ``batch_size x 1``.
-    - ``LABELS`` (``layer`` ignored): the class of every sample, ``batch_size x 1``.
-    - ``ERRORS``, layer ``l`` in ``1 .. L``: ``E_l``, the quantized error at layer ``l``'s output
-      of the last training step, ``batch_size x layers[l]``.
-    """
-
-    WEIGHTS = 0
-    ACTIVATIONS = 1
-    PREDICTIONS = 2
-    LABELS = 3
-    ERRORS = 4
-
-
-class Phase(enum.Enum, shape=2):
-    """The phases of a run that the per-phase counters tell apart.
-
-    - ``FORWARD``: the forward pass of every layer and the argmax pass.
-    - ``BACKWARD``: the output error and its QE, every ``R_l = E_l . T_l`` and the QE passes that
-      turn it into ``E_{l-1}``.
-    - ``GRADIENT``: every ``G_l = E_l^T . A_{l-1}``.
-    - ``UPDATE``: the weight update passes.
-    """
-
-    FORWARD = 0
-    BACKWARD = 1
-    GRADIENT = 2
-    UPDATE = 3
 
 
 class _State(enum.Enum, shape=2):
@@ -80,107 +47,6 @@ _PHASE_OF_JOB = {
     _Job.OUTPUT_ERROR: Phase.BACKWARD, _Job.BACKWARD: Phase.BACKWARD, _Job.ERROR: Phase.BACKWARD,
     _Job.GRADIENT: Phase.GRADIENT, _Job.UPDATE: Phase.UPDATE,
 }
-
-
-def _first(pairs, default=0):
-    """The value of the first ``(condition, value)`` of ``pairs`` whose condition holds, else
-    ``default``: a chain of ``Mux``.
-
-    The engine builds its combinational selections this way rather than with ``m.Switch`` or
-    ``m.If``: those become Verilog ``always @*`` blocks, which Icarus Verilog (``-g2012``, as
-    cocotb runs it) only evaluates once one of their inputs changes, so a selection whose inputs
-    keep their initial values (``layer`` and ``job`` stay 0 through the first forward layer)
-    would stay X. A ``Mux`` chain becomes continuous assignments, defined from time 0.
-    """
-    result = default
-    for cond, value in reversed(list(pairs)):
-        result = Mux(cond, value, result)
-    return result
-
-
-def _select(sel, pairs, default=0):
-    """The value of the ``(key, value)`` of ``pairs`` with ``sel == key``, else ``default``."""
-    return _first([(sel == key, value) for key, value in pairs], default)
-
-
-def _const_mux(m, sel, values, name):
-    """A signal that holds ``values[sel]`` (combinational; 0 for ``sel`` past the list)."""
-    sig = Signal(range(max(values) + 1), name=name)
-    m.d.comb += sig.eq(_select(sel, enumerate(values)))
-    return sig
-
-
-def _delay(m, sig, cycles, name):
-    """``sig`` delayed by ``cycles`` clock edges (a chain of registers)."""
-    for n in range(cycles):
-        reg = Signal.like(sig, name=f"{name}_{n + 1}")
-        m.d.sync += reg.eq(sig)
-        sig = reg
-    return sig
-
-
-class _GlobalMaxLog2(wiring.Component):
-    """``RL2(max |x|)`` over a whole tensor streamed ``lanes`` elements per cycle.
-
-    One :class:`MaxAbs` per lane folds its lane (lanes outside the tensor carry 0); after the
-    element with ``last``, the lane maxima are combined by a tree of pairwise maxima, two
-    levels per register (:meth:`extra_latency` registers more than the one of 2 to 4 lanes), and
-    go through :class:`Log2Round`. ``done`` rises ``6 + extra_latency(lanes)`` cycles after the
-    ``last`` element and holds ``rl2`` until ``clear``. A tensor of zeros gives ``rl2 = 0``, the
-    same as a maximum of 1; its QE or QG is all zero either way.
-    """
-
-    @staticmethod
-    def extra_latency(lanes) -> int:
-        """Registers in the tree of lane maxima beyond the first: one per two more levels
-        (0 up to 4 lanes, 1 up to 16, 2 up to 64)."""
-        levels = max(1, (lanes - 1).bit_length())
-        return (levels - 1) // 2
-
-    def __init__(self, width, lanes):
-        self._width, self._lanes = width, lanes
-        super().__init__({
-            "valid": In(1),
-            "last": In(1),
-            "values": In(data.ArrayLayout(signed(width), lanes)),
-            "clear": In(1),
-            "done": Out(1),
-            "rl2": Out(range(width + 1)),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        folds = []
-        for k in range(self._lanes):
-            fold = m.submodules[f"max_{k}"] = MaxAbs(self._width)
-            m.d.comb += [
-                fold.i.valid.eq(self.valid),
-                fold.i.payload.value.eq(self.values[k]),
-                fold.i.payload.last.eq(self.last),
-                fold.o.ready.eq(1),
-            ]
-            folds.append(fold)
-        # A balanced tree: a serial chain of ``lanes - 1`` compares would limit the clock of a
-        # wide array (8 lanes: 28 MHz on ECP5).
-        level, valid, depth = [fold.o.payload for fold in folds], folds[0].o.valid, 0
-        while len(level) > 1:
-            level = [Mux(b > a, b, a) for a, b in zip(level[0::2], level[1::2])] \
-                + level[len(level) - len(level) % 2:]
-            depth += 1
-            if depth % 2 == 0 and len(level) > 1:
-                regs = [Signal(unsigned(self._width), name=f"tree_{depth}_{n}")
-                        for n in range(len(level))]
-                valid_reg = Signal(name=f"tree_{depth}_valid")
-                m.d.sync += [*[r.eq(v) for r, v in zip(regs, level)], valid_reg.eq(valid)]
-                level, valid = regs, valid_reg
-        log2 = m.submodules.log2 = Log2Round(self._width)
-        m.d.sync += [log2.i.valid.eq(valid), log2.i.payload.eq(level[0])]
-        m.d.comb += log2.o.ready.eq(1)
-        with m.If(log2.o.valid):
-            m.d.sync += [self.done.eq(1), self.rl2.eq(log2.o.payload)]
-        with m.If(self.clear):
-            m.d.sync += self.done.eq(0)
-        return m
 
 
 class Engine(wiring.Component):
@@ -308,9 +174,8 @@ class Engine(wiring.Component):
     """
 
     COUNTER_BITS = 32
-    FIFO_DEPTH = 5
-    """Entries of the operand FIFO in front of the array: the round trip from issuing a read to
-    taking its beat (:attr:`read_latency` ``+ 1`` cycles), plus one."""
+    FIFO_DEPTH = FIFO_DEPTH
+    """Entries of the operand FIFO in front of the array (:data:`geometry.FIFO_DEPTH`)."""
     REGISTERED_MEMORIES = True
     """Every memory registers its requests before its address arithmetic
     (:class:`TransposeMemory` with ``registered``): the paths from the engine's control to the
@@ -326,52 +191,12 @@ class Engine(wiring.Component):
         self._host_read_depth = host_read_depth
         self._config = config
         self._dsp = SystolicArray.check_dsp(dsp, *[SystolicArray.operand_shape(config)] * 2)
-        self._plan = plan = config.plan
-        rows, cols = config.array_rows, config.array_cols
-        self._lanes = max(rows, cols)
-        n_layers = len(plan)
-        self._w_shapes = [signed(p.w_max.bit_length() + 1) for p in plan]
-        self._a_shapes = [signed(config.input_bits)]
-        self._a_shapes += [unsigned(p.bits.a - 1) for p in plan[:-1]]
-        self._a_shapes += [signed(config.acc_bits)]
-        self._p_shape = unsigned(max(1, (config.layers[-1] - 1).bit_length()))
-        self._e_shapes = [signed(p.bits.e) for p in plan]
-        last = plan[-1]
-        self._err_width = max(last.acc_bits_forward, last.out_shift + 2) + 1
-        self._r_width = max([p.acc_bits_backward for p in plan[1:]], default=0)
-        self._g_width = max(p.acc_bits_gradient for p in plan)
-        batch = config.batch_size
-        geometry = {}
-        for j, p in enumerate(plan):
-            geometry[f"W{j + 1}"] = (self._w_shapes[j], p.n_out, p.n_in)
-        for j, width in enumerate(config.layers):
-            geometry["OUT" if j == n_layers else f"A{j}"] = (self._a_shapes[j], batch, width)
-        geometry["P"] = (self._p_shape, batch, 1)
-        geometry["LABELS"] = (self._p_shape, batch, 1)
-        for j, p in enumerate(plan):
-            geometry[f"E{j + 1}"] = (self._e_shapes[j], batch, p.n_out)
-        for j, p in enumerate(plan[:-1]):
-            geometry[f"M{j + 1}"] = (unsigned(2), batch, p.n_out)
-        for j, p in enumerate(plan):
-            geometry[f"G{j + 1}"] = (signed(p.acc_bits_gradient), p.n_out, p.n_in)
-        if n_layers > 1:
-            geometry["R"] = (signed(self._r_width), batch, max(config.layers[1:-1]))
-        self._geometry = geometry
-        self._host_width = max(s.width + (0 if s.signed else 1)
-                               for s in self._w_shapes + self._a_shapes + self._e_shapes)
-        self._max_rows = max([config.batch_size] + [p.n_out for p in plan])
-        self._max_cols = max(config.layers)
-        address = {
-            "target": HostTarget,
-            "layer": range(n_layers + 1),
-            "mode": SliceMode,
-            "row": range(self._max_rows),
-            "col": range(self._max_cols),
-        }
-        self._host_read_layout = data.StructLayout(address)
-        self._host_data_layout = data.ArrayLayout(signed(self._host_width), self._lanes)
-        self._host_write_layout = data.StructLayout({
-            **address, "data": self._host_data_layout, "mask": unsigned(self._lanes)})
+        self._geo = geo = EngineGeometry(config, self._dsp)
+        self._plan = config.plan
+        self._lanes = geo.lanes
+        self._host_read_layout = geo.host_read_layout
+        self._host_data_layout = geo.host_data_layout
+        self._host_write_layout = geo.host_write_layout
         counters = data.ArrayLayout(unsigned(self.COUNTER_BITS), len(Phase))
         super().__init__({
             "start": In(1),
@@ -385,19 +210,26 @@ class Engine(wiring.Component):
             "steps": Out(self.COUNTER_BITS),
             "phase_cycles": Out(counters),
             "phase_mac_cycles": Out(counters),
+            "crcs": Out(data.ArrayLayout(32, len(geo.crc_tensors))),
             "host_write": In(stream.Signature(self._host_write_layout)),
             "host_read": In(stream.Signature(self._host_read_layout)),
             "host_read_data": Out(stream.Signature(self._host_data_layout)),
         }, src_loc_at=src_loc_at + 1)
+
     # -- configuration ------------------------------------------------------------------------
     @property
     def config(self) -> Config:
         return self._config
 
     @property
+    def geometry(self) -> EngineGeometry:
+        """Shapes, memory map, cycle model and CRC write order (:class:`EngineGeometry`)."""
+        return self._geo
+
+    @property
     def read_latency(self) -> int:
-        """Cycles from a memory read to its data: 3 with :attr:`REGISTERED_MEMORIES`, else 2."""
-        return 3 if self.REGISTERED_MEMORIES else 2
+        """Cycles from a memory read to its data (:data:`geometry.READ_LATENCY`)."""
+        return READ_LATENCY
 
     @property
     def lanes(self) -> int:
@@ -407,7 +239,7 @@ class Engine(wiring.Component):
     @property
     def host_width(self) -> int:
         """Width of the signed host data words: enough for every memory's elements."""
-        return self._host_width
+        return self._geo.host_width
 
     @property
     def host_read_layout(self) -> data.StructLayout:
@@ -420,131 +252,44 @@ class Engine(wiring.Component):
     @property
     def weight_shapes(self) -> list:
         """Element shapes of ``W_1 .. W_L``."""
-        return list(self._w_shapes)
+        return list(self._geo.weight_shapes)
 
     @property
     def activation_shapes(self) -> list:
         """Element shapes of ``A_0 .. A_L`` (``A_L`` is ``OUT``)."""
-        return list(self._a_shapes)
+        return list(self._geo.activation_shapes)
 
     @property
     def prediction_shape(self):
         """Element shape of the predictions ``P``: enough for ``n_classes - 1``."""
-        return self._p_shape
+        return self._geo.prediction_shape
 
-    def _check_batch(self, batch):
-        if not isinstance(batch, int) or isinstance(batch, bool) \
-                or not 1 <= batch <= self._config.batch_size:
-            raise ValueError(
-                f"Batch must be an integer from 1 to {self._config.batch_size}, not {batch!r}")
-        return batch
-
+    # The cycle model and the MACs live in the geometry; these are its figures for this engine.
     def tiles(self, batch) -> list[int]:
-        """Tiles of every layer: ``ceil(n_out / R) * ceil(batch / C)``."""
-        self._check_batch(batch)
-        rows, cols = self._config.array_rows, self._config.array_cols
-        return [-(-p.n_out // rows) * -(-batch // cols) for p in self._plan]
+        return self._geo.tiles(batch)
 
     def forward_macs(self, batch) -> int:
-        """MACs the array performs in a forward pass, padding included: ``R * C`` per beat,
-        ``sum_l tiles_l * n_in * R * C`` (what ``mac_cycles`` counts)."""
-        macs = self._config.array_rows * self._config.array_cols
-        return sum(t * p.n_in * macs for t, p in zip(self.tiles(batch), self._plan))
+        return self._geo.forward_macs(batch)
 
     def useful_macs(self, batch) -> int:
-        """MACs of the network itself: ``batch * sum_l n_in * n_out``."""
-        return self._check_batch(batch) * sum(p.n_in * p.n_out for p in self._plan)
-
-    def _stream_cycles(self, ks) -> int:
-        """Cycles of a stream of tiles of ``ks`` beats from its first read to the cycle that
-        writes its last row (the array's schedule with its input always valid, output always
-        ready): :attr:`read_latency` ``+ 1`` cycles from a read to the array, the schedule, 1 to
-        write the row."""
-        rows, cols = self._config.array_rows, self._config.array_cols
-        latency = SystolicArray.dsp_pipeline_cycles(self._dsp) + cols - 1
-        cycle, lasts, outs, prev_out = 0, [], [], -1
-        for n, k in enumerate(ks):
-            cycle += k - 1
-            if n >= 1:
-                cycle = max(cycle, lasts[-1] + cols)
-            if n >= 2:
-                cycle = max(cycle, outs[n - 2])
-            lasts.append(cycle)
-            cycle += 1
-            prev_out = max(lasts[-1] + latency, prev_out + 1) + rows - 1
-            outs.append(prev_out)
-        return self.read_latency + 1 + outs[-1] + 1
-
-    def forward_cycles(self, batch) -> int:
-        """Busy cycles of a forward pass of ``batch`` samples (the ``cycles`` counter)."""
-        total = 0
-        for n_tiles, p in zip(self.tiles(batch), self._plan):
-            # Final row to written: 1 cycle; QA: 2 more in hidden layers.
-            total += self._stream_cycles([p.n_in] * n_tiles) + (0 if p.last else 2)
-        # The argmax pass: one read per class and block of ``lanes`` samples, then the latency.
-        return total + -(-batch // self._lanes) * self._config.layers[-1] + self.read_latency
-
-    def train_cycles(self, batch) -> int:
-        """Busy cycles of a training step of ``batch`` samples (the ``cycles`` counter).
-
-        The forward pass (:meth:`forward_cycles`); the QE pass of the output error (5 cycles
-        waiting for ``RL2(max |err|)``, one read per class and block of ``lanes`` samples,
-        ``rl + 2`` to the last write, ``rl`` the :attr:`read_latency`); then per layer, last to
-        first: the gradient and backward tiles as one stream (``rl`` more cycles for the clip
-        mask of a backward row), the QE pass of ``R`` (5 cycles waiting for its maximum,
-        ``batch * ceil(n_in / lanes)`` reads, ``rl + 2`` to the last write) and the update pass
-        (``n_out * ceil(n_in / rng_lanes) * ceil(rng_lanes / lanes)`` reads, ``rl + 5`` to the
-        last write; layer 1 first waits 6 cycles for ``RL2(max |G|)``: its rows reach the
-        maximum one cycle after they are written). Past 4 lanes every wait for a maximum is
-        longer by the registers of the tree that combines the lanes' maxima
-        (``_GlobalMaxLog2.extra_latency``).
-        """
-        cfg, lanes, rl = self._config, self._lanes, self.read_latency
-        wait = 5 + _GlobalMaxLog2.extra_latency(lanes)   # from a tensor's end to its maximum
-        total = self.forward_cycles(batch) + -(-batch // lanes) * cfg.layers[-1] + wait + rl + 2
-        n_sub = -(-cfg.rng_lanes // lanes)
-        for p, job in zip(reversed(self._plan), self._array_jobs(batch)):
-            ks = [k for tiles, k in job for _ in range(tiles)]
-            total += self._stream_cycles(ks)
-            if p.index > 1:
-                total += rl + wait + batch * -(-p.n_in // lanes) + rl + 2
-            else:
-                total += wait + 1
-            total += p.n_out * -(-p.n_in // cfg.rng_lanes) * n_sub + rl + 5
-        return total
-
-    def memory_bits(self) -> dict[str, int]:
-        """Bits of every on-chip memory by name (``W1``, ``A0``, ``OUT``, ``P``, ``LABELS``,
-        ``E1``, ``M1``, ``G1``, ``R``, ...): ``lanes * ceil(rows / lanes) * cols * width``, the
-        banks of its :class:`TransposeMemory`."""
-        lanes = self._lanes
-        return {name: lanes * -(-rows // lanes) * cols * shape.width
-                for name, (shape, rows, cols) in self._geometry.items()}
-
-    def _array_jobs(self, batch):
-        """Per job of the array in a training step: ``(tiles, K)`` runs, in order."""
-        rows, cols = self._config.array_rows, self._config.array_cols
-        jobs = []
-        for p in reversed(self._plan):
-            job = [(-(-p.n_out // rows) * -(-p.n_in // cols), batch)]
-            if p.index > 1:
-                job.append((-(-batch // rows) * -(-p.n_in // cols), p.n_out))
-            jobs.append(job)
-        return jobs
+        return self._geo.useful_macs(batch)
 
     def train_macs(self, batch) -> int:
-        """MACs the array performs in a training step, padding included (what ``mac_cycles``
-        counts): the forward pass, every gradient (``ceil(n_out / R) * ceil(n_in / C)`` tiles of
-        ``K = batch``) and every backward product (``ceil(batch / R) * ceil(n_in / C)`` tiles of
-        ``K = n_out``)."""
-        macs = self._config.array_rows * self._config.array_cols
-        return self.forward_macs(batch) + sum(
-            t * k * macs for job in self._array_jobs(batch) for t, k in job)
+        return self._geo.train_macs(batch)
+
+    def forward_cycles(self, batch) -> int:
+        return self._geo.forward_cycles(batch)
+
+    def train_cycles(self, batch) -> int:
+        return self._geo.train_cycles(batch)
+
+    def memory_bits(self) -> dict[str, int]:
+        return self._geo.memory_bits()
 
     # -- hardware -----------------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()
-        cfg, plan = self._config, self._plan
+        cfg, plan, geo = self._config, self._plan, self._geo
         n_layers = len(plan)
         rows, cols, lanes = cfg.array_rows, cfg.array_cols, self._lanes
         last_layer = n_layers - 1
@@ -554,9 +299,9 @@ class Engine(wiring.Component):
 
         # -- memories ------------------------------------------------------------------------
         mem = {}
-        for name, (shape, n_rows, n_cols) in self._geometry.items():
+        for name, spec in self._geo.memories.items():
             mem[name] = m.submodules[f"mem_{name.lower()}"] = TransposeMemory(
-                shape, n_rows, n_cols, lanes, registered=self.REGISTERED_MEMORIES)
+                spec.shape, spec.rows, spec.cols, lanes, registered=self.REGISTERED_MEMORIES)
         w_mems = [mem[f"W{j + 1}"] for j in range(n_layers)]
         a_mems = [mem[f"A{j}"] for j in range(n_layers)] + [mem["OUT"]]
         e_mems = [mem[f"E{j + 1}"] for j in range(n_layers)]
@@ -577,8 +322,8 @@ class Engine(wiring.Component):
         lam = Signal(signed(8), name="lam_run")
         busy = Signal(name="busy_int")
         m.d.comb += [busy.eq(state != _State.IDLE), self.busy.eq(busy)]
-        n_in = _const_mux(m, layer, [p.n_in for p in plan], "n_in")
-        n_out = _const_mux(m, layer, [p.n_out for p in plan], "n_out")
+        n_in = const_mux(m, layer, [p.n_in for p in plan], "n_in")
+        n_out = const_mux(m, layer, [p.n_out for p in plan], "n_out")
         finished = Signal(name="job_finished")   # the job's last result is written
 
         # Every memory access of the engine: (condition, mode, row, col) for reads and
@@ -653,7 +398,7 @@ class Engine(wiring.Component):
             s1.valid.eq(issue), s1.first.eq(iss_k == 0), s1.last.eq(iss_k == i_nk - 1),
             s1.kind.eq(job),
         ]
-        s2 = _delay(m, s1, rl - 1, "rd_s")
+        s2 = delay(m, s1, rl - 1, "rd_s")
 
         # Operands of the beat, by job, into the FIFO.
         beat_layout = array.i.payload.shape()
@@ -676,8 +421,8 @@ class Engine(wiring.Component):
                 beat_a[r] += [(fwd, to_t(w_data[r])), (grad | bwd, e_data[r])]
             for c in range(cols):
                 beat_b[c] += [(fwd | grad, a_data[c]), (bwd, to_t(w_data[c]))]
-        m.d.comb += [beat.a[r].eq(_first(beat_a[r])) for r in range(rows)]
-        m.d.comb += [beat.b[c].eq(_first(beat_b[c])) for c in range(cols)]
+        m.d.comb += [beat.a[r].eq(first(beat_a[r])) for r in range(rows)]
+        m.d.comb += [beat.b[c].eq(first(beat_b[c])) for c in range(cols)]
         fifo = m.submodules.operand_fifo = SyncFIFO(width=beat_layout.size,
                                                     depth=self.FIFO_DEPTH)
         m.d.comb += [
@@ -728,7 +473,7 @@ class Engine(wiring.Component):
         m.d.sync += [d1.eq(ev), d2.eq(d1)]
         relu = Signal(cols, name="relu")
         m.d.comb += [relu[c].eq(out.values[c] > 0) for c in range(cols)]
-        relu2 = _delay(m, relu, 2, "relu")
+        relu2 = delay(m, relu, 2, "relu")
 
         # Forward: QA, one set of ``cols`` quantizers per distinct QA of the hidden layers.
         groups = {}
@@ -765,14 +510,14 @@ class Engine(wiring.Component):
 
         # The array's row, one cycle later (with ``d1``): the maxima of G and R start from
         # registers, away from the row's address arithmetic.
-        out1 = Signal(data.ArrayLayout(signed(max(self._g_width, self._r_width)), cols),
+        out1 = Signal(data.ArrayLayout(signed(max(geo.g_width, geo.r_width)), cols),
                       name="out_values_1")
         m.d.sync += [out1[c].eq(out.values[c]) for c in range(cols)]
 
         # Gradient: rows of G written as they leave the array; max |G| on the way (from ``d1``).
         # One unit finds both max |err| (in the argmax pass, used by the output error's QE) and
         # max |G| (used by the update): the first is spent before the gradient job starts.
-        g_max = m.submodules.g_max = _GlobalMaxLog2(max(self._g_width, self._err_width), lanes)
+        g_max = m.submodules.g_max = GlobalMaxLog2(max(geo.g_width, geo.err_width), lanes)
         err_max = g_max
         is_g = ev.kind == _Job.GRADIENT
         is_g1 = d1.kind == _Job.GRADIENT
@@ -783,19 +528,19 @@ class Engine(wiring.Component):
 
         # Backward: R times the clip mask of the layer below, read while the row waits ``rl``
         # cycles (``dm`` is the row's event then).
-        dm = _delay(m, d2, rl - 2, "wr_d")
+        dm = delay(m, d2, rl - 2, "wr_d")
         if n_layers > 1:
-            r_max = m.submodules.r_max = _GlobalMaxLog2(self._r_width, lanes)
-            values = Signal(data.ArrayLayout(signed(self._r_width), cols), name="r_values")
+            r_max = m.submodules.r_max = GlobalMaxLog2(geo.r_width, lanes)
+            values = Signal(data.ArrayLayout(signed(geo.r_width), cols), name="r_values")
             m.d.comb += [values[c].eq(out1[c]) for c in range(cols)]
-            values2 = _delay(m, values, rl - 1, "r_values")
+            values2 = delay(m, values, rl - 1, "r_values")
             is_r = dm.kind == _Job.BACKWARD
             clip2 = Signal(cols, name="clip2")
             for j in range(1, n_layers):
                 reads[id(mask_mems[j - 1])].append((
                     (layer == j) & ev.valid & (ev.kind == _Job.BACKWARD),
                     SliceMode.ROW, ev.r, ev.c))
-            m.d.comb += [clip2[c].eq(_select(layer, [
+            m.d.comb += [clip2[c].eq(select(layer, [
                 (j, mask_mems[j - 1].read_data.payload[c][1]) for j in range(1, n_layers)]))
                 for c in range(cols)]
             masked = [Mux(dm.valid & dm.mask[c] & clip2[c], values2[c], 0) for c in range(cols)]
@@ -811,13 +556,13 @@ class Engine(wiring.Component):
         # OUT is read in column slices (``lanes`` samples of one class, classes inner), R in row
         # slices (``lanes`` features of one sample, features inner).
         ps_row = Signal(range(batch_size + lanes), name="ps_row")
-        ps_col = Signal(range(max(self._max_cols, n_classes) + lanes), name="ps_col")
+        ps_col = Signal(range(max(max(cfg.layers), n_classes) + lanes), name="ps_col")
         on_out = (job == _Job.ARGMAX) | (job == _Job.OUTPUT_ERROR)
         gate = Signal(name="ps_gate")
         gates = [(_Job.ARGMAX, 1), (_Job.OUTPUT_ERROR, err_max.done)]
         if n_layers > 1:
             gates.append((_Job.ERROR, r_max.done))
-        m.d.comb += gate.eq(_select(job, gates))
+        m.d.comb += gate.eq(select(job, gates))
         ps_issue = Signal(name="ps_issue")
         m.d.comb += ps_issue.eq((state == _State.ISSUE) & gate)
         inner_end = Signal(name="ps_inner_end")
@@ -843,23 +588,26 @@ class Engine(wiring.Component):
             for j in range(1, n_layers):
                 reads[id(mask_mems[j - 1])].append(
                     (on_r & (layer == j), SliceMode.ROW, ps_row, ps_col))
+        # ``kind``: the job that issued the read. Writes follow it, not the current job: the
+        # argmax pass's last reads arrive after its job has ended.
         ps_flags = data.StructLayout({"valid": 1, "row": range(batch_size + lanes),
-                                      "col": ps_col.shape(), "final": 1})
+                                      "col": ps_col.shape(), "final": 1, "kind": _Job})
         ps = Signal(ps_flags, name="ps_0")
         m.d.comb += [
+            ps.kind.eq(job),
             ps.valid.eq(ps_issue & (on_out | (job == _Job.ERROR))),
             ps.row.eq(ps_row), ps.col.eq(ps_col), ps.final.eq(ps.valid & inner_end & outer_end),
         ]
-        ps2 = _delay(m, ps, rl, "ps")   # with the data read
-        ps4 = _delay(m, ps2, 2, "ps")
+        ps2 = delay(m, ps, rl, "ps")   # with the data read
+        ps4 = delay(m, ps2, 2, "ps")
         lane_ok2 = Signal(lanes, name="ps_lane_ok2")
         m.d.comb += [lane_ok2[k].eq(Mux(on_out, ps2.row + k < n_batch, ps2.col + k < n_in))
                      for k in range(lanes)]
-        lane_ok4 = _delay(m, lane_ok2, 2, "ps_lane_ok")
+        lane_ok4 = delay(m, lane_ok2, 2, "ps_lane_ok")
 
         # The output error ``OUT - label * onehot``; its max |err| during the argmax pass.
         label = plan[-1].label
-        err = Signal(data.ArrayLayout(signed(self._err_width), lanes), name="err")
+        err = Signal(data.ArrayLayout(signed(geo.err_width), lanes), name="err")
         for k in range(lanes):
             value = out_mem.read_data.payload[k]
             hit = label_mem.read_data.payload[k] == ps2.col
@@ -876,7 +624,7 @@ class Engine(wiring.Component):
 
         # Argmax: the running maximum of every lane, classes in order (the first index wins).
         best = [Signal(signed(cfg.acc_bits), name=f"am_best_{k}") for k in range(lanes)]
-        best_class = [Signal(self._p_shape, name=f"am_best_class_{k}") for k in range(lanes)]
+        best_class = [Signal(geo.prediction_shape, name=f"am_best_class_{k}") for k in range(lanes)]
         p_data = []
         argmax = ps2.valid & (job == _Job.ARGMAX)
         for k in range(lanes):
@@ -890,7 +638,7 @@ class Engine(wiring.Component):
                                   ps2.row, 0, lane_ok2, p_data))
 
         # QE: one run-time-shift quantizer per lane and distinct error width.
-        qe_width = max(self._err_width, self._r_width)
+        qe_width = max(geo.err_width, geo.r_width)
         qe_groups = {}
         x = Signal(data.ArrayLayout(signed(qe_width), lanes), name="qe_in")
         for k in range(lanes):
@@ -916,18 +664,18 @@ class Engine(wiring.Component):
                 qs.append(q.o.payload.value)
             qe_groups[p.bits.e] = qs
         writes[id(e_mems[last_layer])].append((
-            ps4.valid & (job == _Job.OUTPUT_ERROR), SliceMode.COLUMN, ps4.row, ps4.col,
+            ps4.valid & (ps4.kind == _Job.OUTPUT_ERROR), SliceMode.COLUMN, ps4.row, ps4.col,
             lane_ok4, qe_groups[plan[-1].bits.e]))
         if n_layers > 1:
             relu_in = Signal(lanes, name="qe_relu")
-            m.d.comb += [relu_in[k].eq(_select(layer, [
+            m.d.comb += [relu_in[k].eq(select(layer, [
                 (j, mask_mems[j - 1].read_data.payload[k][0]) for j in range(1, n_layers)]))
                 for k in range(lanes)]
-            relu4 = _delay(m, relu_in, 2, "qe_relu")
+            relu4 = delay(m, relu_in, 2, "qe_relu")
             for j in range(1, n_layers):
                 qs = qe_groups[plan[j - 1].bits.e]
                 writes[id(e_mems[j - 1])].append((
-                    ps4.valid & (job == _Job.ERROR) & (layer == j), SliceMode.ROW, ps4.row,
+                    ps4.valid & (ps4.kind == _Job.ERROR) & (layer == j), SliceMode.ROW, ps4.row,
                     ps4.col, lane_ok4, [Mux(relu4[k], qs[k], 0) for k in range(lanes)]))
         ps_finished = Mux(job == _Job.ARGMAX, ps2.final, ps4.final)
 
@@ -938,9 +686,9 @@ class Engine(wiring.Component):
         n_sub = -(-rng_lanes // lanes)
         w_bits = max(p.w_max.bit_length() for p in plan)
         d_bits = cfg.lfsr.draw_bits
-        min_shift, max_shift = -(w_bits + 1), self._g_width + d_bits
+        min_shift, max_shift = -(w_bits + 1), geo.g_width + d_bits
         qg_shift = Signal(range(min_shift, max_shift + 1), name="qg_shift")
-        wide = Signal(signed(max(self._g_width.bit_length(), 8) + 2), name="qg_shift_wide")
+        wide = Signal(signed(max(geo.g_width.bit_length(), 8) + 2), name="qg_shift_wide")
         m.d.comb += [
             wide.eq(g_max.rl2 - lam),
             qg_shift.eq(Mux(wide < min_shift, min_shift, Mux(wide > max_shift, max_shift, wide))),
@@ -976,12 +724,12 @@ class Engine(wiring.Component):
                      up.final.eq(up_final), up.sub.eq(up_j)]
         for k in range(lanes):
             subs = [sub for sub in range(n_sub) if sub * lanes + k < rng_lanes]
-            m.d.comb += up.mask[k].eq(_select(up_j, [(sub, up_i + k < n_in) for sub in subs]))
+            m.d.comb += up.mask[k].eq(select(up_j, [(sub, up_i + k < n_in) for sub in subs]))
         for j in range(n_layers):
             on = up_issue & (layer == j)
             reads[id(w_mems[j])].append((on, SliceMode.ROW, up_o, up_i))
             reads[id(g_mems[j])].append((on, SliceMode.ROW, up_o, up_i))
-        up2 = _delay(m, up, rl, "up")   # with the data read
+        up2 = delay(m, up, rl, "up")   # with the data read
         # The draws are taken when the data arrive, ``rl`` cycles after the read: the bank only
         # advances on a draw, so its words come in the same order as if taken at the read, and
         # no register carries them meanwhile.
@@ -989,25 +737,25 @@ class Engine(wiring.Component):
         m.d.comb += lfsr.o.ready.eq(up2.valid & (up2.sub == n_sub - 1))
         for k in range(lanes):
             subs = [sub for sub in range(n_sub) if sub * lanes + k < rng_lanes]
-            m.d.comb += words2[k].eq(_select(up2.sub, [(sub, lfsr.o.payload[sub * lanes + k])
+            m.d.comb += words2[k].eq(select(up2.sub, [(sub, lfsr.o.payload[sub * lanes + k])
                                                        for sub in subs]))
-        g_in = Signal(data.ArrayLayout(signed(self._g_width), lanes), name="up_g")
+        g_in = Signal(data.ArrayLayout(signed(geo.g_width), lanes), name="up_g")
         w_in = Signal(data.ArrayLayout(w_mems[0].shape if n_layers == 1
-                                       else signed(max(s.width for s in self._w_shapes)),
+                                       else signed(max(s.width for s in geo.weight_shapes)),
                                        lanes), name="up_w")
         for k in range(lanes):
             m.d.comb += [
-                g_in[k].eq(_select(layer, [(j, g_mems[j].read_data.payload[k])
+                g_in[k].eq(select(layer, [(j, g_mems[j].read_data.payload[k])
                                            for j in range(n_layers)])),
-                w_in[k].eq(_select(layer, [(j, w_mems[j].read_data.payload[k])
+                w_in[k].eq(select(layer, [(j, w_mems[j].read_data.payload[k])
                                            for j in range(n_layers)])),
             ]
-        w5 = _delay(m, w_in, 3, "up_w")
+        w5 = delay(m, w_in, 3, "up_w")
         # Lanes ``k >= rng_lanes`` never update (their mask bit is 0): no rounder, no updater.
         up_lanes = min(lanes, rng_lanes)
         rounders = []
         for k in range(up_lanes):
-            rnd = StochasticRounder(self._g_width, d_bits, max_shift, min_shift)
+            rnd = StochasticRounder(geo.g_width, d_bits, max_shift, min_shift)
             m.submodules[f"qg_{k}"] = rnd
             m.d.comb += [
                 rnd.i.valid.eq(up2.valid),
@@ -1017,7 +765,7 @@ class Engine(wiring.Component):
                 rnd.o.ready.eq(1),
             ]
             rounders.append(rnd)
-        up7 = _delay(m, up2, 5, "up")
+        up7 = delay(m, up2, 5, "up")
         updaters = {}
         for p in plan:
             key = (p.w_max, p.t_shift, p.t_max)
@@ -1072,7 +820,7 @@ class Engine(wiring.Component):
         ]
         m.d.sync += h_outstanding.eq(h_outstanding + h_issue - h_pop)
         h_sel = Signal(range(len(host_mems) + 1), name="host_sel")  # past the list: zeros
-        m.d.comb += h_sel.eq(_first([(host_select(hr, index), index)
+        m.d.comb += h_sel.eq(first([(host_select(hr, index), index)
                                      for index in range(len(host_mems))], len(host_mems)))
 
         def access(target, host):
@@ -1092,21 +840,21 @@ class Engine(wiring.Component):
                 wr_data = [hw.data[k] for k in range(lanes)]
 
             def pick(accesses, field, other):
-                return Mux(busy, _first((a[0], a[field]) for a in accesses), other)
+                return Mux(busy, first((a[0], a[field]) for a in accesses), other)
 
             m.d.comb += [
                 target.read.valid.eq(
-                    Mux(busy, _first((cond, 1) for cond, *_ in rd), rd_valid)),
+                    Mux(busy, first((cond, 1) for cond, *_ in rd), rd_valid)),
                 Value.cast(rd_port.mode).eq(pick(rd, 1, rd_mode)),
                 rd_port.row.eq(pick(rd, 2, rd_row)),
                 rd_port.col.eq(pick(rd, 3, rd_col)),
                 target.write.valid.eq(
-                    Mux(busy, _first((cond, 1) for cond, *_ in wr), wr_valid)),
+                    Mux(busy, first((cond, 1) for cond, *_ in wr), wr_valid)),
                 Value.cast(wr_port.mode).eq(pick(wr, 1, wr_mode)),
                 wr_port.row.eq(pick(wr, 2, wr_row)),
                 wr_port.col.eq(pick(wr, 3, wr_col)),
                 wr_port.mask.eq(pick(wr, 4, wr_mask)),
-                *[wr_port.data[k].eq(Mux(busy, _first(
+                *[wr_port.data[k].eq(Mux(busy, first(
                     (a[0], a[5][k] if k < len(a[5]) else 0) for a in wr), wr_data[k]))
                   for k in range(lanes)],
                 target.read_data.ready.eq(1),
@@ -1117,10 +865,10 @@ class Engine(wiring.Component):
                                 None))
 
         # Host responses: the memory's slice ``rl`` cycles later, extended, into a FIFO.
-        h2_valid = _delay(m, h_issue, rl, "host_valid")
-        h2_sel = _delay(m, h_sel, rl, "host_sel")
+        h2_valid = delay(m, h_issue, rl, "host_valid")
+        h2_sel = delay(m, h_sel, rl, "host_sel")
         response = Signal(self._host_data_layout, name="host_response")
-        m.d.comb += [response[k].eq(_select(h2_sel, [(index, target.read_data.payload[k])
+        m.d.comb += [response[k].eq(select(h2_sel, [(index, target.read_data.payload[k])
                                                      for index, target in enumerate(host_mems)]))
                      for k in range(lanes)]
         h_fifo = m.submodules.host_fifo = SyncFIFO(width=self._host_data_layout.size,
@@ -1135,7 +883,7 @@ class Engine(wiring.Component):
         ]
 
         # -- the run: start, jobs, done; counters ---------------------------------------------
-        m.d.comb += finished.eq(_select(job, [
+        m.d.comb += finished.eq(select(job, [
             (_Job.FORWARD, Mux(layer == last_layer, ev.final, d2.final)),
             (_Job.GRADIENT, ev.final & (ev.kind == _Job.GRADIENT)),
             (_Job.BACKWARD, dm.final & (dm.kind == _Job.BACKWARD)),
@@ -1146,7 +894,7 @@ class Engine(wiring.Component):
         ]))
 
         phase = Signal(Phase, name="phase")
-        m.d.comb += Value.cast(phase).eq(_select(job, [(kind, ph.value)
+        m.d.comb += Value.cast(phase).eq(select(job, [(kind, ph.value)
                                                        for kind, ph in _PHASE_OF_JOB.items()]))
         m.d.sync += self.done.eq(0)
         # The array's ``mac_count`` (late in the cycle: it depends on the array's stall logic)
@@ -1176,6 +924,20 @@ class Engine(wiring.Component):
         ]
         if n_layers > 1:
             m.d.comb += r_max.clear.eq(clear_layer)
+
+        # -- a CRC of every tensor the run writes: the words its memories' write ports take ------
+        crc_unit = m.submodules.crc = TensorCrc(lanes, geo.crc_element_bits,
+                                                len(geo.crc_tensors))
+        crc_mems = [mem[name].write for name in geo.crc_tensors]
+        m.d.comb += [
+            crc_unit.clear.eq(run_start),
+            crc_unit.valid.eq(busy & first([(w.valid, 1) for w in crc_mems])),
+            crc_unit.tensor.eq(first([(w.valid, k) for k, w in enumerate(crc_mems)])),
+            crc_unit.mask.eq(first([(w.valid, w.payload.mask) for w in crc_mems])),
+            *[crc_unit.values[k].eq(first([(w.valid, w.payload.data[k]) for w in crc_mems]))
+              for k in range(lanes)],
+            self.crcs.eq(crc_unit.crcs),
+        ]
 
         def begin_gradient(j):
             m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.GRADIENT),

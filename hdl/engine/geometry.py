@@ -1,0 +1,383 @@
+"""The engine's geometry: everything about an engine that follows from its configuration without
+building hardware.
+
+:class:`EngineGeometry` is plain Python, built from a :class:`~intrain.config.Config` (and the
+array's DSP mapping): the memory map (every matrix, its shape and element type), memory bits,
+host word sizes, the tiles of every array job, the cycle model of a forward pass and of a
+training step, the MACs counted, and the tensors whose CRC the engine keeps with the order in
+which it writes them. The engine (:class:`~intrain.hdl.engine.Engine`), the fit check and
+``intrain boards``, the host driver and the benchmarks all read it; nobody builds an engine to
+learn its size.
+
+Latencies are declared once, as constants here, and the hardware takes its delays from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from amaranth import Shape, signed, unsigned
+from amaranth.lib import data, enum
+
+from intrain.config import Config
+
+from ..multiplier import product_cycles
+from ..transpose_memory import SliceMode
+
+__all__ = ["EngineGeometry", "HostTarget", "MemorySpec", "Phase", "READ_LATENCY", "FIFO_DEPTH",
+           "CRC_TENSOR_KINDS"]
+
+#: Cycles from a memory read request to its data (registered requests, then the block RAM and
+#: the slice rotation).
+READ_LATENCY = 3
+#: Entries of the operand FIFO in front of the array: the round trip from issuing a read to taking
+#: its beat (``READ_LATENCY + 1`` cycles), plus one.
+FIFO_DEPTH = READ_LATENCY + 2
+#: Cycles from the ``last`` element of a tensor to ``RL2(max |x|)`` of up to 4 lanes (the lanes'
+#: :class:`MaxAbs`, one register, :class:`Log2Round`, the result register).
+MAX_LOG2_CYCLES = 5
+#: The kinds of tensor whose CRC-32 the engine keeps, in the order of its ``crcs`` port: the
+#: stored weights after the update (``W1 .. WL``), the quantized errors (``E1 .. EL``), the output
+#: accumulators and the predictions.
+CRC_TENSOR_KINDS = ("W", "E", "OUT", "P")
+
+
+class HostTarget(enum.Enum, shape=3):
+    """Which kind of matrix a host access addresses (with its ``layer`` field).
+
+    - ``WEIGHTS``, layer ``l`` in ``1 .. L``: the stored weights ``W_l``, ``n_out x n_in``.
+    - ``ACTIVATIONS``, layer ``l`` in ``0 .. L``: ``A_l``, ``batch_size x layers[l]``; ``A_0`` is
+      the input, ``A_L`` the output accumulators ``OUT``.
+    - ``PREDICTIONS`` (``layer`` ignored): ``argmax(OUT)`` per sample, ``batch_size x 1``.
+    - ``LABELS`` (``layer`` ignored): the class of every sample, ``batch_size x 1``.
+    - ``ERRORS``, layer ``l`` in ``1 .. L``: ``E_l``, the quantized error at layer ``l``'s output
+      of the last training step, ``batch_size x layers[l]``.
+    """
+
+    WEIGHTS = 0
+    ACTIVATIONS = 1
+    PREDICTIONS = 2
+    LABELS = 3
+    ERRORS = 4
+
+
+class Phase(enum.Enum, shape=2):
+    """The phases of a run that the per-phase counters tell apart.
+
+    - ``FORWARD``: the forward pass of every layer and the argmax pass.
+    - ``BACKWARD``: the output error and its QE, every ``R_l = E_l . T_l`` and the QE passes that
+      turn it into ``E_{l-1}``.
+    - ``GRADIENT``: every ``G_l = E_l^T . A_{l-1}``.
+    - ``UPDATE``: the weight update passes.
+    """
+
+    FORWARD = 0
+    BACKWARD = 1
+    GRADIENT = 2
+    UPDATE = 3
+
+
+
+@dataclass(frozen=True)
+class MemorySpec:
+    """One matrix in on-chip memory: ``rows x cols`` elements of ``shape``."""
+
+    name: str
+    shape: Shape
+    rows: int
+    cols: int
+
+    @property
+    def width(self) -> int:
+        return self.shape.width
+
+
+def max_tree_registers(lanes: int) -> int:
+    """Registers in the tree that combines the lanes' maxima beyond the first: one per two more
+    levels (0 up to 4 lanes, 1 up to 16, 2 up to 64)."""
+    levels = max(1, (lanes - 1).bit_length())
+    return (levels - 1) // 2
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class EngineGeometry:
+    """Shapes, memory map, cycles and MACs of the engine of ``config`` (see the module).
+
+    Parameters
+    ----------
+    config : Config
+        The network, widths, batch size, array shape and random lanes.
+    dsp : str
+        The array's product mapping (``"generic"``, ``"ice40"``, ``"ecp5"``, ``"gowin"``): its
+        pipeline enters the cycle model.
+    """
+
+    def __init__(self, config: Config, dsp: str = "generic"):
+        if not isinstance(config, Config):
+            raise TypeError(f"Configuration must be a Config, not {config!r}")
+        self.config = config
+        self.dsp = dsp
+        self.plan = config.plan
+        self.rows, self.cols = config.array_rows, config.array_cols
+        self.lanes = max(self.rows, self.cols)
+        self.n_layers = len(self.plan)
+
+    # -- element shapes ---------------------------------------------------------------------------
+    @cached_property
+    def weight_shapes(self) -> list[Shape]:
+        """Stored weights ``W_1 .. W_L``: as wide as :class:`WeightUpdater`'s ``w``."""
+        return [signed(p.w_max.bit_length() + 1) for p in self.plan]
+
+    @cached_property
+    def activation_shapes(self) -> list[Shape]:
+        """``A_0`` (the input), the hidden ``A_l`` (QA's results lie in ``[0, 2 ** (a-1) - 1]``)
+        and ``A_L = OUT`` (raw accumulators)."""
+        cfg = self.config
+        return ([signed(cfg.input_bits)] + [unsigned(p.bits.a - 1) for p in self.plan[:-1]]
+                + [signed(cfg.acc_bits)])
+
+    @cached_property
+    def error_shapes(self) -> list[Shape]:
+        return [signed(p.bits.e) for p in self.plan]
+
+    @cached_property
+    def prediction_shape(self) -> Shape:
+        """Predictions and labels: enough for ``n_classes - 1``."""
+        return unsigned(max(1, (self.config.layers[-1] - 1).bit_length()))
+
+    @cached_property
+    def err_width(self) -> int:
+        """The output error ``OUT - label * onehot``."""
+        last = self.plan[-1]
+        return max(last.acc_bits_forward, last.out_shift + 2) + 1
+
+    @cached_property
+    def r_width(self) -> int:
+        """``R_l = E_l . T_l`` of every layer but the first (0 for one layer)."""
+        return max([p.acc_bits_backward for p in self.plan[1:]], default=0)
+
+    @cached_property
+    def g_width(self) -> int:
+        return max(p.acc_bits_gradient for p in self.plan)
+
+    @cached_property
+    def host_width(self) -> int:
+        """Width of the signed host data words: enough for every host-visible memory."""
+        return max(s.width + (0 if s.signed else 1)
+                   for s in self.weight_shapes + self.activation_shapes + self.error_shapes)
+
+    @cached_property
+    def host_read_layout(self) -> data.StructLayout:
+        """A host request: ``target`` (:class:`HostTarget`), ``layer``, ``mode``, ``row``,
+        ``col``."""
+        return data.StructLayout({
+            "target": HostTarget,
+            "layer": range(self.n_layers + 1),
+            "mode": SliceMode,
+            "row": range(max([self.config.batch_size] + [p.n_out for p in self.plan])),
+            "col": range(max(self.config.layers)),
+        })
+
+    @cached_property
+    def host_data_layout(self) -> data.ArrayLayout:
+        """A slice as the host sees it: ``lanes`` values of ``signed(host_width)``."""
+        return data.ArrayLayout(signed(self.host_width), self.lanes)
+
+    @cached_property
+    def host_write_layout(self) -> data.StructLayout:
+        """A host write: the request's fields, ``data`` and ``mask`` (one bit per lane)."""
+        fields = dict(self.host_read_layout.members)
+        return data.StructLayout({**fields, "data": self.host_data_layout,
+                                  "mask": unsigned(self.lanes)})
+
+    # -- memory map -------------------------------------------------------------------------------
+    @cached_property
+    def memories(self) -> dict[str, MemorySpec]:
+        """Every on-chip matrix by name: ``W{l}``, ``A{l}`` (``OUT`` for ``A_L``), ``P``,
+        ``LABELS``, ``E{l}``, ``M{l}`` (hidden layers' ReLU and clip masks), ``G{l}`` and ``R``
+        (the clip-masked ``R_l`` of the layer being trained; only with two or more layers)."""
+        cfg, plan, batch = self.config, self.plan, self.config.batch_size
+        specs = []
+        for j, p in enumerate(plan):
+            specs.append((f"W{j + 1}", self.weight_shapes[j], p.n_out, p.n_in))
+        for j, width in enumerate(cfg.layers):
+            name = "OUT" if j == self.n_layers else f"A{j}"
+            specs.append((name, self.activation_shapes[j], batch, width))
+        specs.append(("P", self.prediction_shape, batch, 1))
+        specs.append(("LABELS", self.prediction_shape, batch, 1))
+        for j, p in enumerate(plan):
+            specs.append((f"E{j + 1}", self.error_shapes[j], batch, p.n_out))
+        for j, p in enumerate(plan[:-1]):
+            specs.append((f"M{j + 1}", unsigned(2), batch, p.n_out))
+        for j, p in enumerate(plan):
+            specs.append((f"G{j + 1}", signed(p.acc_bits_gradient), p.n_out, p.n_in))
+        if self.n_layers > 1:
+            specs.append(("R", signed(self.r_width), batch, max(cfg.layers[1:-1])))
+        return {name: MemorySpec(name, shape, rows, cols) for name, shape, rows, cols in specs}
+
+    def memory_banks(self) -> dict[str, tuple[int, int, int]]:
+        """Every memory as ``(banks, depth, width)``: ``lanes`` diagonally banked memories of
+        ``ceil(rows / lanes) * cols`` words."""
+        lanes = self.lanes
+        return {name: (lanes, _ceil(s.rows, lanes) * s.cols, s.width)
+                for name, s in self.memories.items()}
+
+    def memory_bits(self) -> dict[str, int]:
+        """Bits of every memory by name: ``lanes * ceil(rows / lanes) * cols * width``."""
+        return {name: banks * depth * width
+                for name, (banks, depth, width) in self.memory_banks().items()}
+
+    # -- the array's jobs -------------------------------------------------------------------------
+    def check_batch(self, batch) -> int:
+        if not isinstance(batch, int) or isinstance(batch, bool) \
+                or not 1 <= batch <= self.config.batch_size:
+            raise ValueError(
+                f"Batch must be an integer from 1 to {self.config.batch_size}, not {batch!r}")
+        return batch
+
+    def tiles(self, batch) -> list[int]:
+        """Forward tiles of every layer: ``ceil(n_out / R) * ceil(batch / C)``."""
+        self.check_batch(batch)
+        return [_ceil(p.n_out, self.rows) * _ceil(batch, self.cols) for p in self.plan]
+
+    def array_jobs(self, batch) -> list[list[tuple[int, int]]]:
+        """Per layer, last to first, the gradient and backward jobs of a training step as
+        ``(tiles, K)`` runs: ``ceil(n_out / R) * ceil(n_in / C)`` tiles of ``K = batch`` and, past
+        the first layer, ``ceil(batch / R) * ceil(n_in / C)`` tiles of ``K = n_out``."""
+        jobs = []
+        for p in reversed(self.plan):
+            job = [(_ceil(p.n_out, self.rows) * _ceil(p.n_in, self.cols), batch)]
+            if p.index > 1:
+                job.append((_ceil(batch, self.rows) * _ceil(p.n_in, self.cols), p.n_out))
+            jobs.append(job)
+        return jobs
+
+    @property
+    def macs(self) -> int:
+        return self.rows * self.cols
+
+    def forward_macs(self, batch) -> int:
+        """MACs the array performs in a forward pass, padding included: ``R * C`` per beat."""
+        return sum(t * p.n_in * self.macs for t, p in zip(self.tiles(batch), self.plan))
+
+    def train_macs(self, batch) -> int:
+        """MACs the array performs in a training step, padding included (``mac_cycles``)."""
+        return self.forward_macs(batch) + sum(
+            t * k * self.macs for job in self.array_jobs(batch) for t, k in job)
+
+    def useful_macs(self, batch) -> int:
+        """MACs of the network itself: ``batch * sum_l n_in * n_out``."""
+        return self.check_batch(batch) * sum(p.n_in * p.n_out for p in self.plan)
+
+    # -- cycle model ------------------------------------------------------------------------------
+    @property
+    def array_latency(self) -> int:
+        """Cycles from a beat entering the array to its first result row leaving it."""
+        return product_cycles(self.dsp) + 1 + self.cols - 1
+
+    @property
+    def max_wait(self) -> int:
+        """Cycles from a tensor's last element to its ``RL2(max |x|)``."""
+        return MAX_LOG2_CYCLES + max_tree_registers(self.lanes)
+
+    def stream_cycles(self, ks) -> int:
+        """Cycles of a stream of tiles of ``ks`` beats from its first read to the cycle that
+        writes its last row (the array's schedule with its input always valid, output always
+        ready): ``READ_LATENCY + 1`` cycles from a read to the array, the schedule, 1 to write
+        the row."""
+        rows, cols, latency = self.rows, self.cols, self.array_latency
+        cycle, lasts, outs, prev_out = 0, [], [], -1
+        for n, k in enumerate(ks):
+            cycle += k - 1
+            if n >= 1:
+                cycle = max(cycle, lasts[-1] + cols)
+            if n >= 2:
+                cycle = max(cycle, outs[n - 2])
+            lasts.append(cycle)
+            cycle += 1
+            prev_out = max(lasts[-1] + latency, prev_out + 1) + rows - 1
+            outs.append(prev_out)
+        return READ_LATENCY + 1 + outs[-1] + 1
+
+    def forward_cycles(self, batch) -> int:
+        """Busy cycles of a forward pass of ``batch`` samples (the ``cycles`` counter): every
+        layer's stream of tiles (QA: 2 more cycles in hidden layers), then the argmax pass (one
+        read per class and block of ``lanes`` samples, then the read latency)."""
+        total = 0
+        for n_tiles, p in zip(self.tiles(batch), self.plan):
+            total += self.stream_cycles([p.n_in] * n_tiles) + (0 if p.last else 2)
+        return total + _ceil(batch, self.lanes) * self.config.layers[-1] + READ_LATENCY
+
+    def train_phase_cycles(self, batch) -> dict[str, int]:
+        """Busy cycles of a training step by part: ``forward`` (:meth:`forward_cycles`),
+        ``output_error`` (the QE pass of the output error), and per layer ``l`` (last to first)
+        ``gradient_backward_l`` (the gradient and backward tiles as one stream), ``error_l`` (the
+        QE pass of ``R``, or for layer 1 the wait for ``RL2(max |G|)``) and ``update_l``."""
+        cfg, lanes, rl, wait = self.config, self.lanes, READ_LATENCY, self.max_wait
+        parts = {"forward": self.forward_cycles(batch),
+                 "output_error": _ceil(batch, lanes) * cfg.layers[-1] + wait + rl + 2}
+        n_sub = _ceil(cfg.rng_lanes, lanes)
+        for p, job in zip(reversed(self.plan), self.array_jobs(batch)):
+            n = p.index
+            parts[f"gradient_backward_{n}"] = self.stream_cycles(
+                [k for tiles, k in job for _ in range(tiles)])
+            if n > 1:
+                parts[f"error_{n}"] = rl + wait + batch * _ceil(p.n_in, lanes) + rl + 2
+            else:
+                parts[f"error_{n}"] = wait + 1
+            parts[f"update_{n}"] = p.n_out * _ceil(p.n_in, cfg.rng_lanes) * n_sub + rl + 5
+        return parts
+
+    def train_cycles(self, batch) -> int:
+        """Busy cycles of a training step of ``batch`` samples (the ``cycles`` counter)."""
+        return sum(self.train_phase_cycles(batch).values())
+
+    # -- CRCs -------------------------------------------------------------------------------------
+    @cached_property
+    def crc_tensors(self) -> list[str]:
+        """Names of the tensors whose CRC-32 the engine keeps, in the order of its ``crcs``
+        port: ``W1 .. WL``, ``E1 .. EL``, ``OUT``, ``P``."""
+        n = self.n_layers
+        return ([f"W{j}" for j in range(1, n + 1)] + [f"E{j}" for j in range(1, n + 1)]
+                + ["OUT", "P"])
+
+    @property
+    def crc_element_bits(self) -> int:
+        """Bits of every element in a CRC word: the host width rounded up to whole bytes (the
+        element in two's complement, sign- or zero-extended, little-endian)."""
+        return 8 * _ceil(self.host_width, 8)
+
+    def crc_layout(self, tensor: str, batch: int) -> list[tuple[int, int, int, int, int]]:
+        """The writes the engine makes to ``tensor`` in a run of ``batch`` samples, in order: one
+        ``(row0, col0, dr, dc, n)`` per write, whose lanes ``k < n`` hold element
+        ``(row0 + k * dr, col0 + k * dc)`` of the matrix and the others 0. These are the words
+        the engine feeds its CRC unit: the twin of its write schedule."""
+        self.check_batch(batch)
+        lanes, rows, cols = self.lanes, self.rows, self.cols
+        if tensor == "OUT":
+            n_out = self.plan[-1].n_out
+            return [(cb, rb + r, 1, 0, min(cols, batch - cb))
+                    for rb in range(0, n_out, rows) for cb in range(0, batch, cols)
+                    for r in range(min(rows, n_out - rb))]
+        if tensor == "P":
+            return [(b0, 0, 1, 0, min(lanes, batch - b0)) for b0 in range(0, batch, lanes)]
+        kind, layer = tensor[0], int(tensor[1:])
+        p = self.plan[layer - 1]
+        if kind == "E" and layer == self.n_layers:
+            return [(b0, o, 1, 0, min(lanes, batch - b0))
+                    for b0 in range(0, batch, lanes) for o in range(p.n_out)]
+        if kind == "E":
+            return [(b, f0, 0, 1, min(lanes, p.n_out - f0))
+                    for b in range(batch) for f0 in range(0, p.n_out, lanes)]
+        if kind == "W":
+            rng = self.config.rng_lanes
+            n_sub = _ceil(rng, lanes)
+            return [(o, cb + j * lanes, 0, 1,
+                     max(0, min(lanes, rng - j * lanes, p.n_in - cb - j * lanes)))
+                    for o in range(p.n_out) for cb in range(0, p.n_in, rng)
+                    for j in range(n_sub)]
+        raise ValueError(f"no CRC is kept of {tensor!r}")
