@@ -7,6 +7,9 @@ step included), on Verilator and on Icarus Verilog (when installed), and tabulat
 - the wall time of the training steps (one epoch on Verilator by default);
 - the MAC utilization of the training steps, per phase (busy MAC-cycles / (PEs x cycles)).
 Icarus is much slower: it runs ``--icarus-steps`` steps (2 by default) of the same training.
+Every step is checked by the engine's tensor CRCs; the same Verilator run with every tensor read
+back after every step (``--check-every 1``, the check of the previous engine) is the baseline
+row ``verilator-readback``.
 The testbench times the training steps itself, so the build (cached) is not in the figures.
 
     python bench/sim.py [--steps N] [--icarus-steps N] [--array 8x8] [--sims verilator,icarus]
@@ -41,25 +44,29 @@ def main(argv=None) -> int:
     config = Config(epochs=1, array_rows=int(rows_), array_cols=int(cols_))
     asked = [s.strip() for s in args.sims.split(",") if s.strip()]
     sims = [s for s in asked if s in available_simulators()]
+    runs = [(sim, sim, 0) for sim in sims]
+    if "verilator" in sims:
+        runs.insert(1, ("verilator-readback", "verilator", 1))
     results = {}
-    for sim in sims:
+    for name, sim, check_every in runs:
         steps = args.steps if sim == "verilator" else args.icarus_steps
         # The testbench times the training steps itself: the build is not in the figures.
         t0 = time.perf_counter()
         r = run_engine(config, sim=sim, steps=steps, float_baseline=False, progress=True,
-                       evaluate_on_rtl=False)
+                       evaluate_on_rtl=False, check_every=check_every)
         r["wall_seconds"] = time.perf_counter() - t0
-        results[sim] = r
+        r["check"] = "full read-back every step" if check_every else "CRC every step"
+        results[name] = r
 
     print(f"\nnetwork {'-'.join(map(str, config.layers))}, batch {config.batch_size}, "
           f"{config.array_rows}x{config.array_cols} array; training steps with golden checks")
-    head = (f"{'simulator':<10} {'steps':>5} {'cycles':>10} {'train s':>8} {'cycles/s':>10} "
-            f"{'samples/s':>10} {'MAC util':>9}")
+    head = (f"{'run':<19} {'steps':>5} {'cycles':>10} {'train s':>8} {'cycles/s':>10} "
+            f"{'samples/s':>10} {'MAC util':>9}  check")
     print(head)
     for sim, r in results.items():
-        print(f"{sim:<10} {r['steps']:>5} {r['cycles']:>10,} {r['train_seconds']:>8.1f} "
+        print(f"{sim:<19} {r['steps']:>5} {r['cycles']:>10,} {r['train_seconds']:>8.1f} "
               f"{r['sim_cycles_per_second']:>10,.0f} {r['sim_samples_per_second']:>10,.1f} "
-              f"{r['mac_utilization']:>8.1%}")
+              f"{r['mac_utilization']:>8.1%}  {r['check']}")
     if "verilator" in results:
         r = results["verilator"]
         print("\nMAC utilization per phase (Verilator run)")
@@ -67,16 +74,20 @@ def main(argv=None) -> int:
         for name, p in r["phases"].items():
             print(f"{name:<10} {p['cycles']:>10,} {p['mac_cycles']:>12,} "
                   f"{p['mac_utilization']:>11.1%}")
-    if len(results) == 2:
+    if "verilator-readback" in results:
+        v, b = results["verilator"], results["verilator-readback"]
+        print(f"\nCRC checks: {b['train_seconds'] / v['train_seconds']:.1f}x faster than full "
+              "read-back")
+    if "verilator" in results and "icarus" in results:
         v, i = results["verilator"], results["icarus"]
         print(f"\nVerilator simulates {v['sim_cycles_per_second'] / i['sim_cycles_per_second']:.0f}"
               "x as many cycles per second as Icarus")
-    missing = [s for s in asked if s not in results]
+    missing = [s for s in asked if s not in sims]
     if missing:
         print(f"(not installed: {', '.join(missing)})")
     keep = ("steps", "samples_trained", "cycles", "mac_cycles", "mac_utilization", "phases",
             "train_seconds", "sim_cycles_per_second", "sim_samples_per_second", "bit_exact",
-            "wall_seconds")
+            "checks", "check", "wall_seconds")
     out = {
         "benchmark": "RTL simulation of the training engine",
         "network": list(config.layers), "bits": "2-8-8-8", "batch_size": config.batch_size,

@@ -133,10 +133,8 @@ def check_fit(board: Board, config: Config, *, luts: bool = True) -> dict:
 
 
 def _memory_bits(config: Config) -> dict[str, int]:
-    from intrain.hdl.engine import Engine
-    engine = Engine(config)
-    engine._MustUse__silence = True
-    return engine.memory_bits()
+    from intrain.hdl.engine import EngineGeometry
+    return EngineGeometry(config).memory_bits()
 
 
 # -- tools ----------------------------------------------------------------------------------------

@@ -195,12 +195,11 @@ class ProtocolClient:
 # The engine's transport
 
 def host_engine(config: Config):
-    """``Engine(config)`` for its layouts and sizes only (the host side never elaborates it)."""
-    from intrain.hdl.engine import Engine
+    """The engine's geometry (:class:`~intrain.hdl.engine.EngineGeometry`): its host layouts
+    and sizes, all the host side needs."""
+    from intrain.hdl.engine import EngineGeometry
 
-    engine = Engine(config)
-    engine._MustUse__silence = True  # no "created but never used" warning
-    return engine
+    return EngineGeometry(config)
 
 
 def expected_info(config: Config) -> BoardInfo:
@@ -279,11 +278,11 @@ class SerialTransport(LinkTransport):
 # Training on a board
 
 def _board_trainer_class():
-    """:class:`~intrain.sim.tb_engine.RtlTrainer` with its blocking methods run on an asyncio
-    loop instead of cocotb's scheduler (made on first use: it imports cocotb)."""
-    from intrain.sim.tb_engine import RtlTrainer
+    """:class:`~intrain.host.checked.CheckedTrainer` with its blocking methods run on an
+    asyncio loop."""
+    from intrain.host.checked import CheckedTrainer
 
-    class BoardTrainer(RtlTrainer):
+    class BoardTrainer(CheckedTrainer):
         def __init__(self, host, config, loop, bar=None):
             super().__init__(host, config)
             self._loop = loop
@@ -322,8 +321,8 @@ def train_on_board(config: Config, *, port: str, baud: int, data: str = "digits"
         configuration, rejects a frame, or differs from the golden model.
     """
     from intrain.data import load_dataset
-    from intrain.sim.engine_host import EngineHost
-    from intrain.sim.tb_engine import EngineMismatch, _train
+    from intrain.host.checked import EngineMismatch, run_checked_training
+    from intrain.host.driver import EngineHost
 
     n_train = load_dataset(data).n_train  # a bad data set fails before the port is opened
     total = config.epochs * n_train
@@ -346,8 +345,8 @@ def train_on_board(config: Config, *, port: str, baud: int, data: str = "digits"
         try:
             loop.run_until_complete(trainer.load())
             params = {"data": data, "steps": steps, "float_baseline": float_baseline,
-                      "evaluate_on_rtl": evaluate_on_rtl}
-            result = _train(trainer, config, params)
+                      "evaluate_on_rtl": evaluate_on_rtl, "backend": "board"}
+            result = run_checked_training(trainer, config, params)
         except EngineMismatch as e:
             raise LinkError(f"board and golden model differ: {e}") from None
     finally:

@@ -250,24 +250,9 @@ def get_board(name) -> Board:
 # -- memory -----------------------------------------------------------------------------------
 def memory_banks(config: Config) -> dict[str, tuple[int, int, int]]:
     """Every memory of the engine as ``(banks, depth, width)``: ``lanes`` banks of
-    ``ceil(rows / lanes) * cols`` words (the engine's :meth:`~intrain.hdl.Engine.memory_bits`
-    layout)."""
-    from intrain.hdl.engine import Engine
-    engine = Engine(config)
-    lanes = engine.lanes
-    banks = {}
-    for name, bits in engine.memory_bits().items():
-        shape, rows, cols = engine._geometry[name]
-        depth = -(-rows // lanes) * cols
-        assert lanes * depth * shape.width == bits
-        banks[name] = (lanes, depth, shape.width)
-    _silence(engine)
-    return banks
-
-
-def _silence(elaboratable):
-    """Mark an elaboratable built only to read its properties as used (no Amaranth warning)."""
-    elaboratable._MustUse__silence = True
+    ``ceil(rows / lanes) * cols`` words (:meth:`EngineGeometry.memory_banks`)."""
+    from intrain.hdl.engine import EngineGeometry
+    return EngineGeometry(config).memory_banks()
 
 
 def bank_blocks(family: str, depth: int, width: int) -> int:

@@ -84,6 +84,9 @@ def _add_train(sub):
     p.add_argument("--waves", type=Path, metavar="FILE",
                    help="rtl backend: write the waveform of the run (Verilator: .vcd, or .fst "
                         "with the lz4 headers installed; Icarus: .fst)")
+    p.add_argument("--check-every", type=int, default=0, metavar="N",
+                   help="rtl: every step is checked by the engine's CRCs of its tensors; also "
+                        "read every tensor back every N steps (default: only on a mismatch)")
     p.add_argument("--no-float", action="store_true", help="skip the float32 baseline")
     p.add_argument("--report", type=Path, metavar="FILE.json", help="write the measured results")
     p.add_argument("--plot", type=Path, metavar="FILE.png",
@@ -262,6 +265,10 @@ def _run_train(args) -> int:
                            (args.baud, "--baud")):
             if value is not None:
                 raise ConfigError(f"{opt} needs --backend board")
+    if args.check_every < 0:
+        raise ConfigError(f"--check-every must be 0 or more, not {args.check_every}")
+    if args.check_every and args.backend != "rtl":
+        raise ConfigError("--check-every needs --backend rtl")
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps must be at least 1, not {args.steps}")
     data = load_dataset(args.data)
@@ -296,7 +303,7 @@ def _run_train(args) -> int:
 
         result = run_engine(config, data=args.data, sim=args.sim, steps=args.steps,
                             float_baseline=not args.no_float, waves=args.waves,
-                            progress=not args.quiet)
+                            progress=not args.quiet, check_every=args.check_every)
         report = TrainReport.from_dict(result)
     elif args.backend == "board":
         from intrain.boards.host import train_on_board
@@ -343,6 +350,10 @@ def _print_summary(report) -> None:
         rows.append(("simulator", x.get("sim", "?"), ""))
         rows.append(("steps bit-exact with golden", f"{report.steps}" if x["bit_exact"] else "no",
                      ""))
+        checks = x.get("checks", {})
+        if checks:
+            rows.append(("tensors checked by CRC / read back",
+                          f"{checks['crc_tensors']:,} / {checks['readback_tensors']:,}", ""))
         rows.append(("simulated cycles", f"{x['cycles']:,}", ""))
         rows.append(("MAC utilization", pct(x["mac_utilization"]), ""))
         rows.append(("simulated cycles / s", f"{x['sim_cycles_per_second']:,.0f}", ""))

@@ -111,17 +111,23 @@ def test_icebreaker_target_uses_every_dsp_in_dual_mode():
     assert cfg.array_rows * cfg.array_cols == board.resources.dsp_blocks * 2 == 16
 
 
-def test_memory_banks_match_engine_bits():
+def test_memory_banks_match_the_engines_memories():
+    from amaranth.hdl import Fragment
+
     from intrain.hdl.engine import Engine
-    cfg = Config(layers=(64, 32, 10), batch_size=16, array_rows=4, array_cols=4)
+    from intrain.hdl.transpose_memory import TransposeMemory
+    cfg = Config(layers=(64, 32, 10), batch_size=16, array_rows=4, array_cols=3)
     engine = Engine(cfg)
-    engine._MustUse__silence = True
-    bits = engine.memory_bits()
+    top = Fragment.get(engine, None)
+    built = {name[len("mem_"):].upper(): next(o for o in sub.origins
+                                              if isinstance(o, TransposeMemory))
+             for sub, name, _ in top.subfragments if name.startswith("mem_")}
     banks = memory_banks(cfg)
-    assert set(banks) == set(bits)
+    assert set(banks) == set(built)
     for name, (n, depth, width) in banks.items():
-        assert n == 4
-        assert n * depth * width == bits[name]
+        mem = built[name]
+        assert (n, depth, width) == (mem.lanes, mem.bank_depth, mem.shape.width)
+        assert n * depth * width == mem.size_bits
 
 
 @pytest.mark.parametrize("family, depth, width, blocks", [

@@ -5,6 +5,8 @@ step; the hardware twin of ``intrain.golden.model.GoldenModel.forward`` and
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
@@ -297,7 +299,23 @@ class Engine(wiring.Component):
         batch_size = cfg.batch_size
         rl = self.read_latency
 
-        # -- memories ------------------------------------------------------------------------
+        s = SimpleNamespace(
+            batch_size=batch_size, cfg=cfg, cols=cols, geo=geo, lanes=lanes, last_layer=last_layer,
+            m=m, n_classes=n_classes, n_layers=n_layers, plan=plan, rl=rl, rows=rows,
+        )
+        self._build_memories(s)
+        self._build_control(s)
+        self._build_issue(s)
+        self._build_results(s)
+        self._build_passes(s)
+        self._build_update(s)
+        self._build_host(s)
+        self._build_run(s)
+        return m
+
+    def _build_memories(self, s):
+        """Memories."""
+        cfg, lanes, m, n_layers = s.cfg, s.lanes, s.m, s.n_layers
         mem = {}
         for name, spec in self._geo.memories.items():
             mem[name] = m.submodules[f"mem_{name.lower()}"] = TransposeMemory(
@@ -313,7 +331,14 @@ class Engine(wiring.Component):
         array = m.submodules.array = SystolicArray.for_config(cfg, dsp=self._dsp,
                                                               output_always_ready=True)
 
-        # -- control ---------------------------------------------------------------------------
+        s.__dict__.update(
+            a_mems=a_mems, array=array, e_mems=e_mems, g_mems=g_mems, label_mem=label_mem,
+            mask_mems=mask_mems, mem=mem, out_mem=out_mem, p_mem=p_mem, r_mem=r_mem, w_mems=w_mems,
+        )
+
+    def _build_control(self, s):
+        """Control."""
+        batch_size, m, mem, n_layers, plan = s.batch_size, s.m, s.mem, s.n_layers, s.plan
         state = Signal(_State, name="state")
         job = Signal(_Job, name="job")
         layer = Signal(range(n_layers), name="layer")
@@ -348,7 +373,32 @@ class Engine(wiring.Component):
             ]
             return nr, nc, nk
 
-        # -- issue: one beat (a read of two memories) per cycle, while credits last -------------
+        s.__dict__.update(
+            busy=busy, finished=finished, job=job, lam=lam, layer=layer, limits=limits,
+            max_c=max_c, max_k=max_k, max_r=max_r, n_batch=n_batch, n_in=n_in, n_out=n_out,
+            reads=reads, state=state, training=training, writes=writes,
+        )
+
+    def _build_issue(self, s):
+        """Issue: one beat (a read of two memories) per cycle, while credits last."""
+        a_mems = s.a_mems
+        array = s.array
+        cols = s.cols
+        e_mems = s.e_mems
+        job = s.job
+        layer = s.layer
+        limits = s.limits
+        m = s.m
+        max_c = s.max_c
+        max_k = s.max_k
+        max_r = s.max_r
+        n_layers = s.n_layers
+        plan = s.plan
+        reads = s.reads
+        rl = s.rl
+        rows = s.rows
+        state = s.state
+        w_mems = s.w_mems
         i_nr, i_nc, i_nk = limits(job, "iss")
         iss_k = Signal(range(max_k), name="iss_k")
         iss_r = Signal(range(max_r + rows), name="iss_r0")
@@ -434,7 +484,33 @@ class Engine(wiring.Component):
             pop.eq(fifo.r_rdy & array.i.ready),
         ]
 
-        # -- results of the array: one row of a tile per cycle ----------------------------------
+        s.__dict__.update(
+            iss_c=iss_c, iss_k=iss_k, iss_r=iss_r,
+        )
+
+    def _build_results(self, s):
+        """Results of the array: one row of a tile per cycle."""
+        a_mems = s.a_mems
+        array = s.array
+        cols = s.cols
+        g_mems = s.g_mems
+        geo = s.geo
+        lanes = s.lanes
+        last_layer = s.last_layer
+        layer = s.layer
+        limits = s.limits
+        m = s.m
+        mask_mems = s.mask_mems
+        max_c = s.max_c
+        max_r = s.max_r
+        n_layers = s.n_layers
+        out_mem = s.out_mem
+        plan = s.plan
+        r_mem = s.r_mem
+        reads = s.reads
+        rl = s.rl
+        rows = s.rows
+        writes = s.writes
         m.d.comb += array.o.ready.eq(1)
         wr_kind = Signal(_Job, name="wr_kind")
         w_nr, w_nc, _ = limits(wr_kind, "wr")
@@ -552,7 +628,43 @@ class Engine(wiring.Component):
             writes[id(r_mem)].append((dm.valid & is_r, SliceMode.ROW, dm.r, dm.c, dm.mask,
                                       masked))
 
-        # -- passes over OUT and R: argmax, QE of the output error, QE of R ----------------------
+        s.__dict__.update(
+            d1=d1, d2=d2, dm=dm, err_max=err_max, ev=ev, g_max=g_max, is_g1=is_g1, out1=out1,
+            r_max=r_max, wr_c=wr_c, wr_kind=wr_kind, wr_r=wr_r,
+        )
+
+    def _build_passes(self, s):
+        """Passes over OUT and R: argmax, QE of the output error, QE of R."""
+        batch_size = s.batch_size
+        cfg = s.cfg
+        cols = s.cols
+        d1 = s.d1
+        e_mems = s.e_mems
+        err_max = s.err_max
+        g_max = s.g_max
+        geo = s.geo
+        is_g1 = s.is_g1
+        job = s.job
+        label_mem = s.label_mem
+        lanes = s.lanes
+        last_layer = s.last_layer
+        layer = s.layer
+        m = s.m
+        mask_mems = s.mask_mems
+        n_batch = s.n_batch
+        n_classes = s.n_classes
+        n_in = s.n_in
+        n_layers = s.n_layers
+        out1 = s.out1
+        out_mem = s.out_mem
+        p_mem = s.p_mem
+        plan = s.plan
+        r_max = s.r_max
+        r_mem = s.r_mem
+        reads = s.reads
+        rl = s.rl
+        state = s.state
+        writes = s.writes
         # OUT is read in column slices (``lanes`` samples of one class, classes inner), R in row
         # slices (``lanes`` features of one sample, features inner).
         ps_row = Signal(range(batch_size + lanes), name="ps_row")
@@ -679,7 +791,30 @@ class Engine(wiring.Component):
                     ps4.col, lane_ok4, [Mux(relu4[k], qs[k], 0) for k in range(lanes)]))
         ps_finished = Mux(job == _Job.ARGMAX, ps2.final, ps4.final)
 
-        # -- update: W = clip(W - QG(G)), row slices of chunks of rng_lanes columns --------------
+        s.__dict__.update(
+            ps_finished=ps_finished,
+        )
+
+    def _build_update(self, s):
+        """Update: W = clip(W - QG(G)), row slices of chunks of rng_lanes columns."""
+        cfg = s.cfg
+        g_max = s.g_max
+        g_mems = s.g_mems
+        geo = s.geo
+        job = s.job
+        lam = s.lam
+        lanes = s.lanes
+        layer = s.layer
+        m = s.m
+        n_in = s.n_in
+        n_layers = s.n_layers
+        n_out = s.n_out
+        plan = s.plan
+        reads = s.reads
+        rl = s.rl
+        state = s.state
+        w_mems = s.w_mems
+        writes = s.writes
         rng_lanes = cfg.rng_lanes
         lfsr = m.submodules.lfsr = LfsrBank.from_config(cfg)
         m.d.comb += lfsr.load.valid.eq(0)
@@ -788,7 +923,25 @@ class Engine(wiring.Component):
                 up7.valid & (job == _Job.UPDATE) & (layer == j), SliceMode.ROW, up7.row,
                 up7.col, up7.mask, updaters[(p.w_max, p.t_shift, p.t_max)]))
 
-        # -- host access ---------------------------------------------------------------------
+        s.__dict__.update(
+            up7=up7,
+        )
+
+    def _build_host(self, s):
+        """Host access."""
+        a_mems = s.a_mems
+        busy = s.busy
+        e_mems = s.e_mems
+        label_mem = s.label_mem
+        lanes = s.lanes
+        m = s.m
+        mem = s.mem
+        n_layers = s.n_layers
+        p_mem = s.p_mem
+        reads = s.reads
+        rl = s.rl
+        w_mems = s.w_mems
+        writes = s.writes
         host_mems = w_mems + a_mems + [p_mem, label_mem] + e_mems
 
         def host_select(request, index):
@@ -882,7 +1035,38 @@ class Engine(wiring.Component):
             h_pop.eq(h_fifo.r_rdy & self.host_read_data.ready),
         ]
 
-        # -- the run: start, jobs, done; counters ---------------------------------------------
+
+    def _build_run(self, s):
+        """The run: start, jobs, done; counters."""
+        array = s.array
+        batch_size = s.batch_size
+        busy = s.busy
+        d2 = s.d2
+        dm = s.dm
+        ev = s.ev
+        finished = s.finished
+        g_max = s.g_max
+        geo = s.geo
+        iss_c = s.iss_c
+        iss_k = s.iss_k
+        iss_r = s.iss_r
+        job = s.job
+        lam = s.lam
+        lanes = s.lanes
+        last_layer = s.last_layer
+        layer = s.layer
+        m = s.m
+        mem = s.mem
+        n_batch = s.n_batch
+        n_layers = s.n_layers
+        ps_finished = s.ps_finished
+        r_max = s.r_max
+        state = s.state
+        training = s.training
+        up7 = s.up7
+        wr_c = s.wr_c
+        wr_kind = s.wr_kind
+        wr_r = s.wr_r
         m.d.comb += finished.eq(select(job, [
             (_Job.FORWARD, Mux(layer == last_layer, ev.final, d2.final)),
             (_Job.GRADIENT, ev.final & (ev.kind == _Job.GRADIENT)),
@@ -994,4 +1178,3 @@ class Engine(wiring.Component):
                             with m.Else():
                                 m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.GRADIENT),
                                              wr_kind.eq(_Job.GRADIENT), layer.eq(layer - 1)]
-        return m

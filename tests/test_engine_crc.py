@@ -1,0 +1,217 @@
+"""The engine's tensor CRCs: the hardware unit against its software twin, the write order of the
+geometry, and the checked trainer's use of them."""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from intrain.config import Config
+from intrain.hdl.engine import EngineGeometry
+from intrain.hdl.engine.crc import TensorCrc, crc32_parameters
+from intrain.host.checked import CheckedTrainer, EngineMismatch
+from intrain.host.crc import expected_crcs, tensor_crc, tensor_words
+
+
+@pytest.mark.parametrize("width", [8, 16, 64, 256])
+def test_zlib_crc32_is_the_amaranth_crc_of_little_endian_words(width):
+    rng = np.random.default_rng(width)
+    words = [int.from_bytes(rng.bytes(width // 8), "little") for _ in range(40)]
+    data = b"".join(w.to_bytes(width // 8, "little") for w in words)
+    assert crc32_parameters(width).compute(words) == zlib.crc32(data)
+
+
+CONFIGS = {
+    "default": Config(),
+    "2x3_rng4": Config(layers=(7, 5, 3), array_rows=2, array_cols=3, batch_size=5, rng_lanes=4),
+    "4x2_rng1": Config(layers=(9, 6, 4, 3), array_rows=4, array_cols=2, batch_size=7,
+                       rng_lanes=1),
+    "1x1": Config(layers=(5, 3), array_rows=1, array_cols=1, batch_size=3, rng_lanes=1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_every_element_is_in_exactly_one_crc_word(name):
+    geo = EngineGeometry(CONFIGS[name])
+    for batch in sorted({1, geo.config.batch_size, max(1, geo.config.batch_size - 2)}):
+        for tensor in geo.crc_tensors:
+            kind = tensor.rstrip("0123456789")
+            if kind == "W":
+                p = geo.plan[int(tensor[1:]) - 1]
+                rows, cols = p.n_out, p.n_in
+            elif kind == "E":
+                rows, cols = batch, geo.plan[int(tensor[1:]) - 1].n_out
+            else:
+                rows, cols = batch, geo.config.layers[-1] if kind == "OUT" else 1
+            seen = np.zeros((rows, cols), dtype=int)
+            for r0, c0, dr, dc, n in geo.crc_layout(tensor, batch):
+                assert 0 <= n <= geo.lanes
+                for k in range(n):
+                    seen[r0 + k * dr, c0 + k * dc] += 1
+            assert (seen == 1).all(), (tensor, batch)
+
+
+def test_a_changed_element_changes_the_crc():
+    geo = EngineGeometry(CONFIGS["2x3_rng4"])
+    w = np.random.default_rng(0).integers(-64, 65, (5, 7))
+    base = tensor_crc(geo, "W1", w, 5)
+    w[4, 6] += 1
+    assert tensor_crc(geo, "W1", w, 5) != base
+
+
+def test_crc_words_pad_masked_lanes_with_zeros():
+    geo = EngineGeometry(CONFIGS["2x3_rng4"])   # 3 lanes, 4-byte elements
+    out = np.arange(15).reshape(5, 3) - 7       # OUT: batch 5 x 3 classes
+    words = tensor_words(geo, "OUT", out, 5)
+    n_bytes = geo.crc_element_bits // 8
+    values = np.frombuffer(words, dtype=f"<i{n_bytes}").reshape(-1, geo.lanes)
+    # Tiles of 2 classes x 3 samples: rows (classes) 0, 1 of samples 0-2, then samples 3-4 ...
+    assert values[0].tolist() == out[0:3, 0].tolist()
+    assert values[1].tolist() == out[0:3, 1].tolist()
+    assert values[2].tolist() == out[3:5, 0].tolist() + [0]
+
+
+def _run_unit(lanes, bits, n, writes):
+    """Run ``writes`` (``(tensor, values, mask)`` or None for an idle cycle; ``"clear"``)
+    through a :class:`TensorCrc`; its ``crcs`` at the end."""
+    dut = TensorCrc(lanes, bits, n)
+    out = {}
+
+    async def tb(ctx):
+        for w in writes:
+            if w == "clear":
+                ctx.set(dut.valid, 0)
+                ctx.set(dut.clear, 1)
+                await ctx.tick()
+                ctx.set(dut.clear, 0)
+                continue
+            ctx.set(dut.valid, w is not None)
+            if w is not None:
+                tensor, values, mask = w
+                ctx.set(dut.tensor, tensor)
+                ctx.set(dut.mask, mask)
+                for k, v in enumerate(values):
+                    ctx.set(dut.values[k], v)
+            await ctx.tick()
+        ctx.set(dut.valid, 0)
+        await ctx.tick().repeat(TensorCrc.LATENCY)
+        out["crcs"] = [ctx.get(dut.crcs[t]) for t in range(n)]
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    return out["crcs"]
+
+
+def _words(writes, tensor, lanes, n_bytes):
+    data = b""
+    for w in writes:
+        if w is None or w == "clear" or w[0] != tensor:
+            continue
+        _, values, mask = w
+        for k in range(lanes):
+            v = values[k] if mask >> k & 1 else 0
+            data += (v & ((1 << (8 * n_bytes)) - 1)).to_bytes(n_bytes, "little")
+    return data
+
+
+def test_tensor_crc_unit_matches_zlib_per_tensor():
+    rng = np.random.default_rng(1)
+    lanes, bits, n = 3, 16, 4
+    writes = ["clear"]
+    for tensor in (2, 0, 3):      # one tensor after the other, idle cycles between some
+        for _ in range(int(rng.integers(1, 9))):
+            values = [int(v) for v in rng.integers(-2**15, 2**15, lanes)]
+            writes.append((tensor, values, int(rng.integers(0, 2**lanes))))
+            if rng.random() < 0.3:
+                writes.append(None)
+    crcs = _run_unit(lanes, bits, n, writes)
+    for tensor in (0, 2, 3):
+        assert crcs[tensor] == zlib.crc32(_words(writes, tensor, lanes, 2)), tensor
+    assert crcs[1] == 0   # never written
+
+
+def test_tensor_crc_restarts_after_clear_and_keeps_unwritten_tensors():
+    a = [(0, [1, 2], 3), (1, [5, -6], 1)]
+    b = [(0, [7, 8], 2)]
+    crcs = _run_unit(2, 8, 2, ["clear", *a, "clear", *b])
+    assert crcs[0] == zlib.crc32(_words(b, 0, 2, 1))
+    assert crcs[1] == zlib.crc32(_words(a, 1, 2, 1))
+
+
+class _FakeHost:
+    """Answers read-backs from a dict of matrices (the engine's memories)."""
+
+    def __init__(self, geometry, memories):
+        self.geometry = geometry
+        self.memories = memories
+
+    async def read_outputs(self, batch):
+        return self.memories["OUT"]
+
+    async def read_predictions(self, batch):
+        return self.memories["P"]
+
+    async def read_errors(self, layer, batch):
+        return self.memories[f"E{layer}"]
+
+    async def read_matrix(self, target, layer, rows, cols):
+        return self.memories[f"W{layer}"]
+
+
+def _checked(config, memories):
+    geo = EngineGeometry(config)
+    return CheckedTrainer(_FakeHost(geo, memories), config), geo
+
+
+def _tensors(config, batch, seed=0):
+    rng = np.random.default_rng(seed)
+    t = {"OUT": rng.integers(-999, 999, (batch, config.layers[-1])),
+         "P": rng.integers(0, config.layers[-1], batch)}
+    for p in config.plan:
+        t[f"E{p.index}"] = rng.integers(-127, 128, (batch, p.n_out))
+        t[f"W{p.index}"] = rng.integers(-64, 65, (p.n_out, p.n_in))
+    return t
+
+
+def test_matching_crcs_read_nothing_back():
+    config = CONFIGS["2x3_rng4"]
+    want = _tensors(config, 5)
+    trainer, geo = _checked(config, {})
+    crcs = [expected_crcs(geo, want, 5)[n] for n in geo.crc_tensors]
+    asyncio.run(trainer.check(1, want, 5, {"crcs": crcs}))
+    assert trainer.checks["readback_tensors"] == 0 and trainer.checks["crc_tensors"] == 6
+
+
+def test_a_crc_mismatch_is_named_by_the_read_back():
+    config = CONFIGS["2x3_rng4"]
+    want = _tensors(config, 5)
+    engine = {k: v.copy() for k, v in want.items()}
+    engine["W2"][1, 3] += 2
+    trainer, geo = _checked(config, engine)
+    crcs = [expected_crcs(geo, engine, 5)[n] for n in geo.crc_tensors]
+    with pytest.raises(EngineMismatch, match=r"step 4, phase update: W2\[1, 3\]"):
+        asyncio.run(trainer.check(4, want, 5, {"crcs": crcs}))
+
+
+def test_a_crc_mismatch_with_equal_elements_is_an_error():
+    config = CONFIGS["2x3_rng4"]
+    want = _tensors(config, 5)
+    trainer, geo = _checked(config, want)
+    crcs = [expected_crcs(geo, want, 5)[n] for n in geo.crc_tensors]
+    crcs[geo.crc_tensors.index("E1")] ^= 1
+    with pytest.raises(EngineMismatch, match="CRC of E1 .* every element read back equals"):
+        asyncio.run(trainer.check(2, want, 5, {"crcs": crcs}))
+
+
+def test_without_crcs_every_tensor_is_read_back():
+    config = CONFIGS["2x3_rng4"]
+    want = _tensors(config, 5)
+    trainer, _ = _checked(config, want)
+    asyncio.run(trainer.check(1, want, 5, {}))
+    assert trainer.checks["readback_tensors"] == len(want)
