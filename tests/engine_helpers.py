@@ -1,37 +1,31 @@
-"""Host-side helpers of the engine tests: whole matrices through the host ports, runs, and
-random weights and inputs."""
+"""Host-side helpers of the engine tests: whole matrices and runs through the host driver that
+the simulated engine and the boards use (:class:`intrain.host.driver.EngineHost`, here over
+:class:`intrain.sim.amaranth_host.AmaranthTransport`), raw slice reads, and random weights and
+inputs."""
 
 from __future__ import annotations
 
 import numpy as np
 from amaranth.sim import Simulator
 
-from intrain.hdl.engine import HostTarget
+from intrain.hdl.engine import HostTarget, Phase
 from intrain.hdl.transpose_memory import SliceMode
+from intrain.host.driver import EngineHost
+from intrain.sim.amaranth_host import AmaranthTransport
 
 W, A, P = HostTarget.WEIGHTS, HostTarget.ACTIVATIONS, HostTarget.PREDICTIONS
 LABELS, ERRORS = HostTarget.LABELS, HostTarget.ERRORS
 ROW, COLUMN = SliceMode.ROW, SliceMode.COLUMN
 
 
+def host(ctx, dut, rng=None) -> EngineHost:
+    """The engine's host driver on the simulated ports (random stalls if ``rng``)."""
+    return EngineHost(dut.geometry, AmaranthTransport(ctx, dut, rng))
+
+
 async def write_matrix(ctx, dut, target, layer, matrix, rng=None):
     """Row slices covering ``matrix``, one per cycle (with random idle cycles if ``rng``)."""
-    lanes = dut.lanes
-    rows, cols = matrix.shape
-    for r in range(rows):
-        for c in range(0, cols, lanes):
-            n = min(lanes, cols - c)
-            data = [int(v) for v in matrix[r, c:c + n]] + [0] * (lanes - n)
-            while rng is not None and rng.random() < 0.3:
-                ctx.set(dut.host_write.valid, 0)
-                await ctx.tick()
-            ctx.set(dut.host_write.payload, {
-                "target": target, "layer": layer, "mode": ROW, "row": r, "col": c,
-                "data": data, "mask": (1 << lanes) - 1})
-            ctx.set(dut.host_write.valid, 1)
-            _, _, ready = await ctx.tick().sample(dut.host_write.ready)
-            assert ready
-    ctx.set(dut.host_write.valid, 0)
+    await host(ctx, dut, rng).write_matrix(target, layer, np.asarray(matrix))
 
 
 async def read_slices(ctx, dut, requests, rng=None):
@@ -58,31 +52,15 @@ async def read_slices(ctx, dut, requests, rng=None):
 
 
 async def read_matrix(ctx, dut, target, layer, rows, cols, rng=None):
-    lanes = dut.lanes
-    starts = [(r, c) for r in range(rows) for c in range(0, cols, lanes)]
-    got = await read_slices(ctx, dut, [
-        {"target": target, "layer": layer, "mode": ROW, "row": r, "col": c} for r, c in starts],
-        rng)
-    out = np.zeros((rows, cols), dtype=np.int64)
-    for (r, c), values in zip(starts, got, strict=True):
-        n = min(lanes, cols - c)
-        out[r, c:c + n] = values[:n]
-    return out
+    """``rows x cols`` of a memory through pipelined row-slice reads (random back-pressure if
+    ``rng``)."""
+    return await host(ctx, dut, rng).read_matrix(target, layer, rows, cols)
 
 
 async def run_forward(ctx, dut, batch):
-    """Start a forward pass, wait for ``done``; returns ``(cycles, mac_cycles)``."""
-    ctx.set(dut.batch, batch)
-    ctx.set(dut.start, 1)
-    await ctx.tick()
-    ctx.set(dut.start, 0)
-    for _ in range(100000):
-        _, _, done, busy = await ctx.tick().sample(dut.done, dut.busy)
-        if done:
-            assert not busy
-            return ctx.get(dut.cycles), ctx.get(dut.mac_cycles)
-        assert busy
-    raise AssertionError("the forward pass did not finish")
+    """A forward pass; returns ``(cycles, mac_cycles)``."""
+    counters = await run_engine(ctx, dut, batch, train=False)
+    return counters["cycles"], counters["mac_cycles"]
 
 
 def simulate(dut, testbench):
@@ -102,23 +80,11 @@ def random_inputs(config, rng, batch):
 
 
 async def run_engine(ctx, dut, batch, *, train, lam=0, limit=1_000_000):
-    """Start a run (a training step if ``train``), wait for ``done``; returns every counter:
-    ``cycles``, ``mac_cycles``, ``steps``, ``phase_cycles`` and ``phase_mac_cycles`` (lists)."""
-    ctx.set(dut.batch, batch)
-    ctx.set(dut.train, int(train))
-    ctx.set(dut.lam, lam)
-    ctx.set(dut.start, 1)
-    await ctx.tick()
-    ctx.set(dut.start, 0)
-    for _ in range(limit):
-        _, _, done, busy = await ctx.tick().sample(dut.done, dut.busy)
-        if done:
-            assert not busy
-            return {
-                "cycles": ctx.get(dut.cycles), "mac_cycles": ctx.get(dut.mac_cycles),
-                "steps": ctx.get(dut.steps),
-                "phase_cycles": [int(v) for v in ctx.get(dut.phase_cycles)],
-                "phase_mac_cycles": [int(v) for v in ctx.get(dut.phase_mac_cycles)],
-            }
-        assert busy
-    raise AssertionError("the run did not finish")
+    """A run (a training step if ``train``) through the host driver; returns every counter:
+    ``cycles``, ``mac_cycles``, ``steps``, ``phase_cycles`` and ``phase_mac_cycles`` (lists by
+    :class:`Phase`) and ``crcs``."""
+    counters = await host(ctx, dut).run(batch, train=train, lam=lam)
+    phases = [ph.name.lower() for ph in Phase]
+    counters["phase_cycles"] = [counters[f"{n}_cycles"] for n in phases]
+    counters["phase_mac_cycles"] = [counters[f"{n}_mac_cycles"] for n in phases]
+    return counters

@@ -26,6 +26,7 @@ from engine_helpers import (
 from intrain.config import Config
 from intrain.golden.model import GoldenModel, init_weights
 from intrain.hdl.engine import Engine, Phase
+from intrain.host.crc import expected_crcs
 
 
 def train_on_engine(config, weights, steps, *, infer_after=False):
@@ -94,6 +95,10 @@ def check_against_golden(config, weights, steps, *, infer_after=False):
         assert np.array_equal(got["pred"], np.argmax(trace["out"], axis=1)), f"P, {where}"
         assert np.array_equal(got["labels"], labels)
         check_counters(dut, got["counters"], len(a0), number)
+        tensors = {"OUT": trace["out"], "P": np.argmax(trace["out"], axis=1),
+                   **{f"{k}{j}": trace[f"{k}{j}"] for k in "WE" for j in range(1, n + 1)}}
+        want = expected_crcs(dut.geometry, tensors, len(a0))
+        assert got["counters"]["crcs"] == [want[t] for t in dut.geometry.crc_tensors], where
     if infer_after:
         got = results[-1]
         a0 = steps[-1][0]

@@ -605,6 +605,7 @@ class Engine(wiring.Component):
         # Backward: R times the clip mask of the layer below, read while the row waits ``rl``
         # cycles (``dm`` is the row's event then).
         dm = delay(m, d2, rl - 2, "wr_d")
+        r_max = None   # no R with one layer
         if n_layers > 1:
             r_max = m.submodules.r_max = GlobalMaxLog2(geo.r_width, lanes)
             values = Signal(data.ArrayLayout(signed(geo.r_width), cols), name="r_values")
