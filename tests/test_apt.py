@@ -198,3 +198,25 @@ def test_apt_mistakes_end_in_one_error_line(args, message, capsys, tmp_path, mon
     assert main(["train", "-q", "--epochs", "1", *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("intrain: error:") and message in err and err.count("\n") == 1
+
+
+def test_bench_cost_model_adds_one_pass_of_a_layers_products_per_extra_slice():
+    import importlib.util
+    from pathlib import Path
+
+    from intrain.hdl.engine import Engine
+
+    path = Path(__file__).parents[1] / "bench" / "apt.py"
+    spec = importlib.util.spec_from_file_location("bench_apt", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    engine = Engine(Config())
+    extra = bench.wide_error_extra_cycles
+    assert extra(engine, (8, 8), 64) == extra(engine, (4, 6), 64) == 0
+    out = extra(engine, (8, 16), 64)
+    # Layer 2: 2 x 32 gradient tiles of K = 64 and 8 x 32 backward tiles of K = 10 (8x8 array).
+    assert 64 * 64 + 256 * 10 <= out < 1.1 * (64 * 64 + 256 * 10)
+    assert extra(engine, (8, 9), 64) == out and extra(engine, (8, 24), 64) == 2 * out
+    hidden = extra(engine, (16, 8), 64)  # layer 1: its gradient only, 32 x 8 tiles of K = 64
+    assert 256 * 64 <= hidden < 1.1 * 256 * 64
+    assert extra(engine, (16, 16), 64) == out + hidden
