@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "round_shift", "saturate", "rl2", "max_abs", "qa", "qe", "qg_scale", "stochastic_round",
-    "qg", "forward_weights", "update_weights",
+    "round_shift", "saturate", "rl2", "max_abs", "qa", "qe_scale", "qe", "qg_scale",
+    "stochastic_round", "qg", "forward_weights", "update_weights",
 ]
 
 
@@ -92,16 +92,23 @@ def qa(acc, shift: int, a_max: int):
     return np.minimum(round_shift(h, shift), a_max), (h << -shift) <= a_max
 
 
+def qe_scale(x, e_max: int) -> int | None:
+    """The shift of QE: ``k - (kE - 1)`` with ``k = RL2(max|x|)`` and ``e_max = 2 ** (kE - 1) - 1``
+    (positive: QE shifts right), or None when ``x`` is all zero."""
+    m = max_abs(x)
+    if m == 0:
+        return None
+    return rl2(m) - ((e_max + 1).bit_length() - 1)
+
+
 def qe(x, e_max: int):
     """QE over a whole tensor: 0 if all of ``x`` is 0; else with ``k = RL2(max|x|)``,
     ``clip(round(x * 2 ** (kE - 1 - k)))`` where ``e_max = 2 ** (kE - 1) - 1``."""
     x = _int(x)
-    m = max_abs(x)
-    if m == 0:
+    shift = qe_scale(x, e_max)
+    if shift is None:
         return np.zeros_like(x)
-    k = rl2(m)
-    ke1 = (e_max + 1).bit_length() - 1  # kE - 1
-    y = round_shift(x, k - ke1)  # a new array: saturated in place
+    y = round_shift(x, shift)  # a new array: saturated in place
     t = y.dtype.type
     return np.clip(y, t(-e_max), t(e_max), out=y)
 

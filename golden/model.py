@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from intrain.config import Config
+from intrain.golden.apt import AptState
 from intrain.golden.arith import forward_weights, qa, qe, qg, update_weights
 from intrain.golden.lfsr import LfsrBank
 
@@ -99,6 +100,7 @@ class GoldenModel:
                                  f"not {w.shape}")
         self.rng = LfsrBank(config.lfsr, config.rng_seeds)
         self.steps = 0
+        self.apt = AptState(config) if config.apt else None
         # Draws per layer update, and where each layer's draws start in a step's draws.
         self._draw_counts = [config.draws_per_update(p) for p in self.plan]
         offsets, o = [0] * len(self.plan), 0
@@ -106,6 +108,11 @@ class GoldenModel:
             offsets[i], o = o, o + self._draw_counts[i]
         self._draw_offsets = offsets
         self._draws_per_step = o
+
+    @property
+    def error_widths(self) -> tuple[int, ...]:
+        """``kE_l`` of every layer for the next step (APT mode grows them: :attr:`apt`)."""
+        return tuple(p.bits.e for p in self.plan)
 
     # ------------------------------------------------------------------------------------------
     def forward_weights(self) -> list[np.ndarray]:
@@ -186,6 +193,8 @@ class GoldenModel:
         trace = result.trace
         n = len(self.plan)
         e = qe(err, self.plan[-1].e_max)
+        if self.apt is not None:
+            self.apt.measure(n - 1, err, e)
         # All draws of the step at once: layers are updated from the last to the first.
         words = self.rng.draw(self._draws_per_step)
         if record:
@@ -211,6 +220,8 @@ class GoldenModel:
                 masked = r * clipmasks[i - 1] if record else np.multiply(r, clipmasks[i - 1], out=r)
                 e_prev = qe(masked, self.plan[i - 1].e_max)
                 e_prev *= relumasks[i - 1]
+                if self.apt is not None:
+                    self.apt.measure(i - 1, masked, e_prev, relumasks[i - 1])
                 if record:
                     trace[f"R{i + 1}"] = r
             # (n_out * chunks, lanes) words in visiting order -> one word per weight.
@@ -227,6 +238,8 @@ class GoldenModel:
                 trace[f"dW{i + 1}"] = dw
                 trace[f"W{i + 1}"] = self.weights[i].copy()
             e = e_prev
+        if self.apt is not None and self.apt.end_step(self.steps):
+            self.plan = self.apt.plan
         self.steps += 1
         return result
 

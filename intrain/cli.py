@@ -68,6 +68,14 @@ def _add_train(sub):
                         "config's (8x8)")
     p.add_argument("--steps", type=int, metavar="N",
                    help="stop after N training steps; unset: train every epoch")
+    p.add_argument("--apt", action="store_true",
+                   help="APT mode: each layer's error width starts at kE and grows while its "
+                        "QE loses too much (golden backend)")
+    p.add_argument("--apt-threshold", metavar="NUM/DEN",
+                   help="APT: a width holds while |S - S^| * DEN <= NUM * S (default 43/2048)")
+    p.add_argument("--apt-step", type=int, metavar="N",
+                   help="APT: bits a failing width grows by (default 4)")
+    p.add_argument("--apt-max", type=int, metavar="N", help="APT: the widest error (default 16)")
     p.add_argument("--backend", choices=BACKENDS, default="golden",
                    help="where the integer training runs: the golden model, the RTL engine "
                         "in simulation, or a board over its serial link (both with the golden "
@@ -225,12 +233,14 @@ def config_from_args(args, n_features: int, n_classes: int, base=None):
         base["array_rows"], base["array_cols"] = int(rows), int(cols)
     for opt, key in (("bits", "bits"), ("epochs", "epochs"), ("batch_size", "batch_size"),
                      ("lr", "lr_schedule"), ("weight_clip", "weight_clip"), ("seed", "seed"),
-                     ("lanes", "rng_lanes")):
+                     ("lanes", "rng_lanes"), ("apt_threshold", "apt_threshold"),
+                     ("apt_step", "apt_step"), ("apt_max", "apt_max"), ("apt", "apt")):
         v = getattr(args, opt)
         if v is not None:
             if key == "bits":
                 v = tuple(b for b in v.split(","))
-            base[key] = v
+            if v is not False:
+                base[key] = v
     if isinstance(base.get("layers"), list):
         base["layers"] = tuple(base["layers"])
     try:
@@ -277,6 +287,9 @@ def _run_train(args) -> int:
         # The board's bitstream is built from its default config: start from it.
         base = board.default_config
     config = config_from_args(args, data.n_features, data.n_classes, base=base)
+    if config.apt and args.backend != "golden":
+        raise ConfigError(f"APT mode (--apt) runs on the golden backend only: the {args.backend} "
+                          "backend's engine has no error widths above 8 bits yet")
     if base is not None:
         from intrain.boards.protocol import hardware_fields
 
@@ -346,6 +359,10 @@ def _print_summary(report) -> None:
     rows.append(("samples / s", f"{report.samples_per_second:,.0f}",
                  f"{report.float_samples_per_second:,.0f}" if f else "-"))
     x = report.extra
+    if x.get("apt_widths"):
+        start, end = (b.e for b in report.config.bits), x["apt_widths"][-1]
+        rows.append(("error widths kE (APT)",
+                     f"{'-'.join(map(str, start))} -> {'-'.join(map(str, end))}", ""))
     if "bit_exact" in x:
         rows.append(("simulator", x.get("sim", "?"), ""))
         rows.append(("steps bit-exact with golden", f"{report.steps}" if x["bit_exact"] else "no",

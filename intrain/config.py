@@ -189,6 +189,14 @@ class Config:
         Width of the hardware accumulators; must hold every accumulator of every layer.
     array_rows, array_cols : int
         Shape of the systolic MAC array.
+    apt : bool
+        APT mode: each layer's error width ``kE_l`` starts at ``bits.e`` and grows while training
+        (README, "APT mode"); off by default.
+    apt_threshold : tuple of (int, int)
+        ``(num, den)``: a layer's QE keeps enough of its tensor when
+        ``|S - S^| * den <= num * S``; ``"NUM/DEN"`` is accepted.
+    apt_step, apt_max : int
+        A width that fails the threshold grows by ``apt_step`` bits, up to ``apt_max``.
     """
 
     layers: tuple[int, ...] = DEFAULT_LAYERS
@@ -205,6 +213,10 @@ class Config:
     acc_bits: int = 32
     array_rows: int = 8
     array_cols: int = 8
+    apt: bool = False
+    apt_threshold: tuple[int, int] = (43, 2048)
+    apt_step: int = 4
+    apt_max: int = 16
 
     def __post_init__(self):
         s = object.__setattr__
@@ -271,21 +283,43 @@ class Config:
         _check_int("acc_bits", self.acc_bits, 8, 64)
         _check_int("array_rows", self.array_rows, 1, 256)
         _check_int("array_cols", self.array_cols, 1, 256)
-        for p in self.plan:
+        self._check_apt()
+        wide = self.error_plan([self.apt_max] * n_weight_layers) if self.apt else ()
+        for p in self.plan + wide:
             need = max(p.acc_bits_forward, p.acc_bits_backward, p.acc_bits_gradient)
             if need > self.acc_bits:
                 raise ConfigError(
                     f"acc_bits must be at least {need} for layer {p.index} "
-                    f"({p.n_in}->{p.n_out}, batch {self.batch_size}), not {self.acc_bits}")
+                    f"({p.n_in}->{p.n_out}, batch {self.batch_size}"
+                    f"{', errors of apt_max bits' if p in wide else ''}), not {self.acc_bits}")
+
+    def _check_apt(self):
+        if not isinstance(self.apt, bool):
+            raise ConfigError(f"apt must be true or false, not {self.apt!r}")
+        t = self.apt_threshold
+        if isinstance(t, str) and t.count("/") == 1:
+            t = tuple(int(v) if v.strip().isdigit() else v for v in t.split("/"))
+        if not isinstance(t, (tuple, list)) or len(t) != 2:
+            raise ConfigError(f"apt_threshold must be NUM/DEN, e.g. 43/2048, not {t!r}")
+        den = _check_int("apt_threshold denominator", t[1], 1, 2**32)
+        object.__setattr__(self, "apt_threshold",
+                           (_check_int("apt_threshold numerator", t[0], 0, den), den))
+        _check_int("apt_step", self.apt_step, 1, 14)
+        _check_int("apt_max", self.apt_max, max(b.e for b in self.bits), 16)
 
     # ----------------------------------------------------------------------------------------
     @cached_property
     def plan(self) -> tuple[LayerPlan, ...]:
         """Per-layer constants, computed once."""
+        return self.error_plan([b.e for b in self.bits])
+
+    def error_plan(self, widths) -> tuple[LayerPlan, ...]:
+        """The per-layer constants with error widths ``kE_l = widths[l - 1]`` in place of
+        ``bits.e`` (the widths APT mode reaches)."""
         plans = []
         n = len(self.layers) - 1
         for i in range(n):
-            b = self.bits[i]
+            b = replace(self.bits[i], e=widths[i])
             in_bits = self.input_bits if i == 0 else self.bits[i - 1].a
             n_in, n_out = self.layers[i], self.layers[i + 1]
             alpha = _alpha_log2(n_in, b.w)
@@ -359,6 +393,10 @@ class Config:
             "acc_bits": self.acc_bits,
             "array_rows": self.array_rows,
             "array_cols": self.array_cols,
+            "apt": self.apt,
+            "apt_threshold": list(self.apt_threshold),
+            "apt_step": self.apt_step,
+            "apt_max": self.apt_max,
         }
 
     @classmethod

@@ -17,7 +17,9 @@ def plot_history(report, path) -> Path:
     h = report.history
     epochs = [s.epoch + 1 for s in h]
     has_float = h and h[0].float_test_accuracy is not None
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    widths = report.extra.get("apt_widths")
+    fig, axes = plt.subplots(1, 3 if widths else 2, figsize=(16 if widths else 11, 4),
+                             constrained_layout=True)
     ax = axes[0]
     ax.plot(epochs, [s.train_loss for s in h], color="C0", label="integer: SSE / sample")
     ax.set_xlabel("epoch")
@@ -47,8 +49,24 @@ def plot_history(report, path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     ax.set_title(f"{report.dataset}: network {'-'.join(map(str, report.config.layers))}")
+    if widths:
+        _plot_widths(axes[2], report.config, widths)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _plot_widths(ax, config, widths) -> None:
+    """APT mode: each layer's error width ``kE_l`` at the start and after every epoch."""
+    start = [b.e for b in config.bits]
+    for i in range(len(start)):
+        ax.step(range(len(widths) + 1), [start[i]] + [w[i] for w in widths], where="post",
+                label=f"layer {i + 1}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("error width kE (bits)")
+    ax.set_ylim(0, config.apt_max + 1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title("APT mode: error widths")

@@ -175,6 +175,8 @@ def train(config: Config, data: Dataset, model=None, *, float_baseline: bool = T
                 stats.float_train_accuracy = f_correct / seen
                 stats.float_test_accuracy = fmodel.evaluate(f_test, y_test)[0]
             report.history.append(stats)
+            if config.apt:
+                report.extra.setdefault("apt_widths", []).append(list(model.error_widths))
             if bar is not None:
                 post = {"int": f"{test_acc:.2%}"}
                 if fmodel is not None:
@@ -185,6 +187,8 @@ def train(config: Config, data: Dataset, model=None, *, float_baseline: bool = T
             bar.close()
     last = report.history[-1]
     report.test_accuracy = last.test_accuracy
+    if config.apt:
+        report.extra["apt_events"] = [list(e) for e in model.apt.events]
     report.train_accuracy = (final_eval_model or model).evaluate(a_train, y_train)[0]
     report.train_seconds = t_int
     report.samples_trained = trained
