@@ -4,7 +4,7 @@ For a starting error width kE of 4 and 6 (every layer): the golden model trained
 fixed, with APT mode from it, and with fixed 8-bit errors (one run, shared by both rows). The
 table gives the test accuracy after the full schedule, the widths each layer ends with, and the
 cost of a training step on the engine (default 8x8 array, full batch): the engine's own cycle
-model (``Engine.train_cycles``) plus, for errors wider than the array's 8-bit operands, the
+model (``EngineGeometry.train_cycles``) plus, for errors wider than the array's 8-bit operands, the
 model of :func:`wide_error_extra_cycles` (labelled "model" in the table: the engine does not
 train wide errors yet). The mean over the run follows the widths step by step. One test set
 of 355 images makes one image 0.28 points, so the mean test accuracy over ``--seeds`` seeds
@@ -25,14 +25,14 @@ from tqdm import tqdm
 
 from intrain.config import Config
 from intrain.data import load_digits
-from intrain.hdl.engine import Engine
+from intrain.hdl.engine import EngineGeometry
 from intrain.train import train
 
 #: Operand width of the engine's array: the errors are cut into slices this wide.
 OPERAND_BITS = 8
 
 
-def wide_error_extra_cycles(engine: Engine, widths, batch: int) -> int:
+def wide_error_extra_cycles(geometry: EngineGeometry, widths, batch: int) -> int:
     """A MODEL, not a measurement: the extra cycles of a training step whose error widths
     ``widths`` (``kE_1 .. kE_L``) may pass the array's :data:`OPERAND_BITS`.
 
@@ -45,21 +45,21 @@ def wide_error_extra_cycles(engine: Engine, widths, batch: int) -> int:
     error's +-32,767: the engine will need an unsigned low digit or a third pass there.)
     """
     extra = 0
-    for k_e, job in zip(reversed(widths), engine._array_jobs(batch)):
+    for k_e, job in zip(reversed(widths), geometry.array_jobs(batch)):
         passes = -(-k_e // OPERAND_BITS)
         if passes > 1:
-            extra += (passes - 1) * engine._stream_cycles([k for n, k in job for _ in range(n)])
+            extra += (passes - 1) * geometry.stream_cycles([k for n, k in job for _ in range(n)])
     return extra
 
 
 def _step_costs(config: Config, start, events, n_train: int, steps: int):
     """Cycles of a full-batch step at the final widths, and the mean cycles per step of the
     run (each step at the widths in force then, the last batch of an epoch short)."""
-    engine = Engine(config)
+    geometry = EngineGeometry(config)
 
     @cache
     def cycles(widths, batch):
-        return engine.train_cycles(batch) + wide_error_extra_cycles(engine, widths, batch)
+        return geometry.train_cycles(batch) + wide_error_extra_cycles(geometry, widths, batch)
 
     per_epoch = -(-n_train // config.batch_size)
     widths, pending, total = list(start), list(events), 0
@@ -71,7 +71,7 @@ def _step_costs(config: Config, start, events, n_train: int, steps: int):
             _, layer, w = pending.pop(0)
             widths[layer - 1] = w
     full = config.batch_size
-    return cycles(tuple(widths), full), total / steps, engine.train_cycles(full)
+    return cycles(tuple(widths), full), total / steps, geometry.train_cycles(full)
 
 
 def _run(config: Config, data, seeds: int) -> dict:

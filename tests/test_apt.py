@@ -204,13 +204,13 @@ def test_bench_cost_model_adds_one_pass_of_a_layers_products_per_extra_slice():
     import importlib.util
     from pathlib import Path
 
-    from intrain.hdl.engine import Engine
+    from intrain.hdl.engine import EngineGeometry
 
     path = Path(__file__).parents[1] / "bench" / "apt.py"
     spec = importlib.util.spec_from_file_location("bench_apt", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    engine = Engine(Config())
+    engine = EngineGeometry(Config())
     extra = bench.wide_error_extra_cycles
     assert extra(engine, (8, 8), 64) == extra(engine, (4, 6), 64) == 0
     out = extra(engine, (8, 16), 64)
