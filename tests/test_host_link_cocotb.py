@@ -61,7 +61,7 @@ def test_training_over_the_uart_is_bit_exact(tmp_path):
          evaluate_on_rtl=True, report=str(report))
     r = json.loads(report.read_text())
     assert r["bit_exact"] and r["rtl_steps"] == r["steps"] == 2
-    assert r["link"]["errors"] == 0 and r["link"]["framing_errors"] == 0
+    assert r["link"]["errors"] == 0
     assert r["link"]["frames"] > 0 and r["link"]["bytes_received"] > 0
     assert 0 < r["mac_cycles"] <= 4 * r["cycles"]
 
