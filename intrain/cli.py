@@ -200,6 +200,49 @@ def _run_program(args) -> int:
     return 0
 
 
+def _add_board_check(sub):
+    p = sub.add_parser(
+        "board-check", help="self-test a programmed board over its serial link",
+        description="Check a programmed board over its serial link: protocol version and "
+                    "config hash, the UART rate at the board's clock, a write/read pattern in "
+                    "the weight, input and label memories, one training step compared with the "
+                    "golden model, and the measured link rate. Exit status 1 when a check "
+                    "fails.",
+        formatter_class=_HelpFormatter)
+    p.add_argument("--board", required=True, metavar="NAME", help="see `intrain boards`")
+    p.add_argument("--port", required=True, metavar="DEV",
+                   help="the board's serial port, e.g. /dev/ttyUSB1")
+    p.add_argument("--baud", type=int, metavar="N",
+                   help="the link's baud rate (default: the board's, see `intrain boards`)")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="the config the bitstream was built with; unset: the board's default")
+    p.add_argument("--timeout", type=float, default=0.5, metavar="SECONDS",
+                   help="how long an answer may take beyond its time on the line")
+    p.add_argument("--report", type=Path, metavar="FILE.json", help="write the results")
+    p.set_defaults(func=_run_board_check)
+
+
+def _run_board_check(args) -> int:
+    from intrain.boards.check import board_check, check_line
+    from intrain.boards.registry import check_baud, get_board
+    from intrain.config import Config
+
+    board = get_board(args.board)
+    if args.report is not None and args.report.suffix != ".json":
+        raise ConfigError(f"--report file must end in .json, not {args.report}")
+    config = Config.load(args.config) if args.config else board.default_config
+    baud = check_baud(board, board.link_baud if args.baud is None else args.baud)
+    print(f"{board.title} on {args.port} at {baud:,} baud", flush=True)
+    if not args.timeout > 0:
+        raise ConfigError(f"--timeout must be a positive number of seconds, not {args.timeout}")
+    result = board_check(config, port=args.port, baud=baud, timeout=args.timeout,
+                         echo=lambda c: print(check_line(c), flush=True))
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if result["ok"] else 1
+
+
 def _build_summary(r: dict) -> str:
     rows = [("board", f"{r['board']} ({r['device']})")]
     for key, label in (("luts", "LUTs"), ("ffs", "flip-flops"), ("dsps", "multipliers"),
@@ -229,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_boards(sub)
     _add_build(sub)
     _add_program(sub)
+    _add_board_check(sub)
     try:
         _add_generate(sub)
     except ImportError:  # pragma: no cover - generate not available in this build

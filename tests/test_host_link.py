@@ -218,3 +218,46 @@ def test_a_missing_serial_port_is_a_one_line_error(tmp_path):
     with pytest.raises(LinkError, match="cannot open serial port"):
         train_on_board(SMALL.replace(layers=(64, 8, 10)), port=port, baud=115200, steps=1,
                        progress=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# The board self-test against the scripted board (it passes on the simulated board:
+# test_host_link_cocotb.py)
+
+def _check(transport, baud=100):
+    from intrain.boards.check import board_check
+
+    seen = []
+    result = board_check(SMALL, port="scripted", baud=baud, transport=transport,
+                         echo=seen.append)
+    assert [c.to_dict() for c in seen] == result["checks"]
+    return result, {c.name: c for c in seen}
+
+
+def test_board_check_finds_a_memory_that_reads_back_wrong():
+    # The scripted board answers every READ with `request * 3 + 1`, not what was written.
+    _, transport = _board()
+    result, checks = _check(transport)
+    assert [c["name"] for c in result["checks"]] == ["protocol", "config", "uart", "memory"]
+    assert not result["ok"] and not checks["memory"].ok
+    assert checks["memory"].detail.startswith("W1 pattern 1: ")
+    assert "values differ, first [0, 0]: wrote" in checks["memory"].detail
+    assert checks["uart"].detail == "clock 0.001 MHz / 10 = 100 baud (+0.00% from 100)"
+    assert result["board"]["clk_freq"] == 1000
+
+
+def test_board_check_stops_at_another_protocol_version():
+    info = BoardInfo.for_engine(_engine(SMALL), max_payload=64, clk_freq=1000)
+    other = proto.BoardInfo(**{**info.__dict__, "version": proto.VERSION + 1})
+    _, transport = _board(override={Command.INFO: proto.encode_response(Status.OK,
+                                                                          other.to_bytes())})
+    result, checks = _check(transport)
+    assert list(checks) == ["protocol"] and not result["ok"]
+    assert checks["protocol"].detail.startswith(f"version {proto.VERSION + 1} (host: 1)")
+
+
+def test_board_check_refuses_a_rate_the_board_clock_cannot_make():
+    _, transport = _board()
+    result, checks = _check(transport, baud=300)     # 1 kHz / 300: 3 cycles per bit
+    assert list(checks) == ["protocol", "config", "uart"] and not checks["uart"].ok
+    assert "at least 4 clock cycles per bit" in checks["uart"].detail
