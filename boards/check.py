@@ -137,12 +137,12 @@ async def _run_checks(transport: LinkTransport, config: Config, baud: int, seed:
     host = EngineHost(host_engine(config), transport)
     rng = np.random.default_rng(seed)
     stats = transport.stats
-    moved, seconds = stats.bytes_sent + stats.bytes_received, stats.seconds
+    moved = stats.bytes_sent + stats.bytes_received
     t0 = time.perf_counter()
     if not report(await _memory(host, rng)):
         return info
+    seconds = time.perf_counter() - t0
     moved = stats.bytes_sent + stats.bytes_received - moved
-    seconds = max(stats.seconds - seconds, time.perf_counter() - t0)
     if not report(await _training_step(host, config, rng)):
         return info
     rate = 10 * moved / seconds
