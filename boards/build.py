@@ -36,7 +36,15 @@ from intrain.config import Config
 from intrain.errors import ConfigError, IntrainError
 
 from .pll import pll_settings
-from .registry import LINK_BLOCKS, Board, BoardError, estimate_luts, get_board, memory_blocks
+from .registry import (
+    LINK_BLOCKS,
+    Board,
+    BoardError,
+    check_baud,
+    estimate_luts,
+    get_board,
+    memory_blocks,
+)
 
 __all__ = ["BuildError", "check_fit", "build_board", "tool_command", "TOOLS"]
 
@@ -280,7 +288,7 @@ def _load_config(config) -> Config | None:
 
 # -- build ----------------------------------------------------------------------------------------
 def build_board(board_name, config=None, *, out_dir, clock_mhz=None, progress=True, seed=1,
-                baud=1_000_000, check=True, link=None, name="top") -> dict:
+                baud=None, check=True, link=None, name="top") -> dict:
     """Build the bitstream of ``config`` (default: the board's own) for the board called
     ``board_name`` in ``out_dir``; return the report, also written to ``out_dir/report.json``.
 
@@ -288,6 +296,8 @@ def build_board(board_name, config=None, *, out_dir, clock_mhz=None, progress=Tr
     configuration that does not fit or a clock the PLL cannot make, and :class:`BuildError`
     when a tool is missing or fails (the message names the log). ``check=False`` skips the fit
     check (the tools then say what overflows).
+    ``baud`` is the link's rate (default: the board's :attr:`~Board.link_baud`), checked
+    against the board's USB bridge and the UART divider at the PLL's clock.
     """
     t0 = time.monotonic()
     board = get_board(board_name)
@@ -296,7 +306,8 @@ def build_board(board_name, config=None, *, out_dir, clock_mhz=None, progress=Tr
     target = board.default_clock_mhz if clock_mhz is None else clock_mhz
     if isinstance(target, bool) or not isinstance(target, (int, float)) or target <= 0:
         raise BoardError(f"clock_mhz must be a positive number of MHz, not {clock_mhz!r}")
-    pll_settings(board.family, board.clock_hz / 1e6, target)   # a clock the PLL can make
+    pll = pll_settings(board.family, board.clock_hz / 1e6, target)   # a clock the PLL makes
+    baud = check_baud(board, board.link_baud if baud is None else baud, pll.out_mhz * 1e6)
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,8 @@ from functools import cached_property
 from intrain.config import Config
 from intrain.errors import ConfigError
 
-__all__ = ["Board", "BoardError", "Resources", "BOARDS", "get_board", "board_names",
+__all__ = ["Board", "BoardError", "Resources", "Programmer", "BOARDS", "get_board", "board_names",
+           "check_baud",
            "memory_banks", "bank_blocks", "memory_blocks", "LINK_BLOCKS", "estimate_luts",
            "largest_array", "largest_hidden", "boards_table", "list_boards_text"]
 
@@ -79,6 +80,33 @@ LINK_BLOCKS = 1
 
 
 @dataclass(frozen=True)
+class Programmer:
+    """How openFPGALoader (``intrain program``) reaches a board.
+
+    Attributes
+    ----------
+    sram : str or None
+        openFPGALoader's board name (``-b``) for loading the FPGA's configuration SRAM; ``None``
+        where the board's own USB port cannot (a JTAG cable is needed: ``--cable``).
+    flash : str
+        Its board name for writing the configuration flash (``-f``).
+    probe : str
+        What openFPGALoader talks to, for messages.
+    jtag_models : tuple of str
+        The models ``openFPGALoader --detect`` names for the board's FPGA (its ``model`` line);
+        empty where the FPGA is not reached over JTAG (an iCE40 is configured over SPI).
+    hint : str
+        How to make the board reachable, for the message when it is not found.
+    """
+
+    sram: str | None
+    flash: str
+    probe: str
+    jtag_models: tuple[str, ...] = ()
+    hint: str = ""
+
+
+@dataclass(frozen=True)
 class Board:
     """One supported board.
 
@@ -112,6 +140,17 @@ class Board:
         Fmax meets it.
     default : dict
         Configuration fields of the default configuration (the rest are ``Config()``'s).
+    usb_bridge : str
+        The USB-serial bridge the host link goes through.
+    bridge_max_baud : int or None
+        The highest rate that bridge carries reliably (``None``: the bridge is the user's own).
+    link_baud : int
+        The link's default rate (``intrain build``, ``train --backend board`` and
+        ``board-check`` take it unless ``--baud`` says otherwise): at most
+        ``bridge_max_baud``, a rate the bridge makes exactly, and one the UART divider makes
+        from the default clock within 2 % (:func:`check_baud`).
+    programmer : Programmer
+        How ``intrain program`` loads a bitstream.
     notes : str
         How the board is wired or built, where that is not obvious.
     """
@@ -130,6 +169,10 @@ class Board:
     dsp: str
     default_clock_mhz: float
     default: dict = field(default_factory=dict)
+    usb_bridge: str = ""
+    bridge_max_baud: int | None = None
+    link_baud: int = 1_000_000
+    programmer: Programmer | None = None
     platform_module: str = ""
     platform_class: str = ""
     notes: str = ""
@@ -159,6 +202,13 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
         default_clock_mhz=24.0,
         default=dict(layers=(64, 10), batch_size=16, array_rows=1, array_cols=1,
                      acc_bits=20, rng_lanes=1),
+        # FTDI DS_FT2232H: its UARTs run up to 12 Mbaud (12 MHz / n); 3 Mbaud (12 MHz / 4) keeps
+        # 8 clock cycles per bit at the 24 MHz default clock.
+        usb_bridge="FT2232H", bridge_max_baud=3_000_000, link_baud=3_000_000,
+        # openFPGALoader's board list names the iCEBreaker "ice40_generic" (FT2232H channel A
+        # in SPI mode: SRAM through the iCE40's SPI slave port, or the flash).
+        programmer=Programmer(sram="ice40_generic", flash="ice40_generic",
+                              probe="FT2232H (SPI)"),
         platform_module="amaranth_boards.icebreaker", platform_class="ICEBreakerPlatform",
         notes="UART on the FTDI's second channel; a hidden layer needs more than the 30 "
               "block RAMs (13 memories of 4 banks)",
@@ -170,6 +220,13 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
         clock_resource="clk25", clock_hz=25e6, uart="uart", led="led", dsp="ecp5",
         default_clock_mhz=50.0,
         default=dict(layers=(64, 256, 10), batch_size=64, array_rows=8, array_cols=8),
+        # FTDI DS_FT231X: 300 baud to 3 Mbaud, made as 3 MHz / n (n = 1, 1.5, 2, 2.125, ...: 3,
+        # 2, 1.5 Mbaud, ...). 3 Mbaud needs 16.7 cycles per bit at the 50 MHz default clock
+        # (16: 3.125 Mbaud, 4.2 % off); 2 Mbaud is 25 exactly. `intrain build --clock 45` makes
+        # 3 Mbaud exact (15 cycles per bit).
+        usb_bridge="FT231X", bridge_max_baud=3_000_000, link_baud=2_000_000,
+        programmer=Programmer(sram="ulx3s", flash="ulx3s", probe="FT231X (JTAG)",
+                              jtag_models=("LFE5U-85",)),
         platform_module="amaranth_boards.ulx3s", platform_class="ULX3S_85F_Platform",
         notes="UART on the FTDI (its TXDEN output, uart_tx_enable, is left alone)",
     ),
@@ -180,6 +237,15 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
         clock_resource="clk", clock_hz=48e6, uart="uart", led="rgb_led", dsp="ecp5",
         default_clock_mhz=52.0,
         default=dict(layers=(64, 256, 10), batch_size=64, array_rows=8, array_cols=8),
+        # No bridge on the board: a 3.3 V USB-serial adapter on the Feather pins. 1 Mbaud is what
+        # the common ones carry (Silicon Labs CP2102 datasheet: up to 1 Mbaud), 52 cycles per
+        # bit; an FTDI FT232R (DS_FT232R: up to 3 Mbaud, as 3 MHz / n) takes --baud 2000000.
+        usb_bridge="USB-serial adapter", link_baud=1_000_000,
+        # Its USB port reaches only the DFU bootloader, which writes the flash; the SRAM is
+        # loaded over JTAG (the board's JTAG pads and a cable: --cable).
+        programmer=Programmer(sram=None, flash="orangeCrab", probe="DFU bootloader",
+                              jtag_models=("LFE5U-85",),
+                              hint="with its button held, to start the bootloader"),
         platform_module="amaranth_boards.orangecrab_r0_2",
         platform_class="OrangeCrabR0_2_85FPlatform",
         notes="the board has no UART: rx on Feather pin 0, tx on pin 1 (a 3.3 V USB-serial "
@@ -194,10 +260,37 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
         default_clock_mhz=54.0,
         default=dict(layers=(64, 10), batch_size=12, array_rows=2, array_cols=2,
                      acc_bits=20, rng_lanes=2),
+        # The BL702 answers as an FT2232 (JTAG on the first channel, the UART on the second);
+        # clean transfers at 3 Mbaud were reported through pyftdi (sipeed/TangNano-9K-example
+        # issue 7, where Linux's ftdi_sio driver of the time garbled 1 Mbaud: if the link stays
+        # silent, try a lower --baud). 18 cycles per bit at the 54 MHz default clock.
+        usb_bridge="BL702", bridge_max_baud=3_000_000, link_baud=3_000_000,
+        programmer=Programmer(sram="tangnano9k", flash="tangnano9k", probe="BL702 (JTAG)",
+                              jtag_models=("GW1N(R)-9C", "GW1NR-9")),
         platform_module="amaranth_boards.tang_nano_9k", platform_class="TangNano9kPlatform",
         notes="UART on the BL702 USB bridge; nextpnr-himbaechel and apicula's gowin_pack",
     ),
 )}
+
+def check_baud(board: Board, baud, clock_hz: float | None = None) -> int:
+    """``baud`` if the board's link can run at it: at most what its USB bridge carries and, with
+    ``clock_hz``, a rate the UART divider makes from that clock within 2 %
+    (:func:`~intrain.hdl.uart.uart_divisor`); a :class:`BoardError` saying what to choose
+    otherwise."""
+    from intrain.hdl.uart import uart_divisor
+
+    if isinstance(baud, bool) or not isinstance(baud, int) or baud < 1:
+        raise BoardError(f"the baud rate must be a positive integer, not {baud!r}")
+    if board.bridge_max_baud is not None and baud > board.bridge_max_baud:
+        raise BoardError(f"{board.title}'s {board.usb_bridge} carries at most "
+                         f"{board.bridge_max_baud:,} baud, not {baud:,}")
+    if clock_hz is not None:
+        try:
+            uart_divisor(int(round(clock_hz)), baud)
+        except ConfigError as e:
+            raise BoardError(f"{board.title} at {clock_hz / 1e6:g} MHz: {e}") from None
+    return baud
+
 
 def make_platform(board: Board):
     """The board's amaranth-boards platform, adjusted for building: the ECP5 boards analysed at
@@ -365,6 +458,8 @@ def boards_table() -> list[dict]:
             "spram_kbit": res.spram_blocks * res.spram_bits // 1024,
             "clock_in_mhz": board.clock_hz / 1e6,
             "default_clock_mhz": board.default_clock_mhz,
+            "usb_bridge": board.usb_bridge,
+            "link_baud": board.link_baud,
             "default_config": _summary(cfg),
             "default_macs": cfg.array_rows * cfg.array_cols,
             "default_bram_blocks": sum(memory_blocks(cfg, board.family).values()) + LINK_BLOCKS,
@@ -382,7 +477,7 @@ def list_boards_text() -> str:
     """The table ``intrain boards`` prints."""
     rows = boards_table()
     head = (f"{'board':15} {'device':20} {'LUT4':>6} {'FF':>6} {'DSP':>8} {'MACs':>5} "
-            f"{'BRAM':>11} {'default config (est. LUTs)':38} {'largest array':>13}  "
+            f"{'BRAM':>11} {'link':>5} {'default config (est. LUTs)':38} {'largest array':>13}  "
             f"largest network")
     lines = [head]
     for r in rows:
@@ -391,9 +486,11 @@ def list_boards_text() -> str:
         default = f"{r['default_config']} ({r['default_luts_estimate']})"
         lines.append(
             f"{r['board']:15} {r['device']:20} {r['luts']:6} {r['ffs']:6} {dsp:>8} "
-            f"{r['max_macs']:5} {bram:>11} {default:38} {r['largest_array']:>13}  "
+            f"{r['max_macs']:5} {bram:>11} {r['link_baud'] / 1e6:4g}M {default:38} "
+            f"{r['largest_array']:>13}  "
             f"{r['largest_network']}")
     lines.append("")
-    lines.append("DSP: blocks x multipliers per block; BRAM: blocks x Kbit. LUT figures are "
-                 "estimates from real builds; `intrain build` reports the exact ones.")
+    lines.append("DSP: blocks x multipliers per block; BRAM: blocks x Kbit; link: the serial "
+                 "link's default baud rate. LUT figures are estimates from real builds; `intrain "
+                 "build` reports the exact ones.")
     return "\n".join(lines)

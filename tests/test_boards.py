@@ -14,6 +14,7 @@ from intrain.boards.registry import (
     BoardError,
     bank_blocks,
     boards_table,
+    check_baud,
     get_board,
     list_boards_text,
     memory_banks,
@@ -162,6 +163,44 @@ def test_boards_table_and_text():
     for name in BOARDS:
         assert name in text
     assert "estimate" in text
+
+
+# -- link rates ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(BOARDS))
+def test_default_link_rate_is_made_by_the_bridge_and_the_divider(name):
+    from intrain.hdl.uart import uart_divisor
+
+    board = BOARDS[name]
+    clock = pll_settings(board.family, board.clock_hz / 1e6, board.default_clock_mhz).out_mhz
+    assert check_baud(board, board.link_baud, clock * 1e6) == board.link_baud
+    divisor = uart_divisor(int(round(clock * 1e6)), board.link_baud)
+    assert divisor >= 8     # at least 8 clock cycles per bit
+    if board.bridge_max_baud is not None:
+        assert board.link_baud <= board.bridge_max_baud
+    # The bridges (FTDI, and the BL702 as an FT2232) make 3 MHz / n or, hi-speed, 12 MHz / n,
+    # for n = 1, 1.5, then 2 and up in eighths: the rate is one of them exactly.
+    steps = [1, 1.5] + [n / 8 for n in range(16, 8 * 64)]
+    assert any(base / n == board.link_baud for base in (3e6, 12e6) for n in steps)
+
+
+def test_link_rate_refusals_say_what_is_wrong():
+    ulx3s = get_board("ulx3s-85f")
+    with pytest.raises(BoardError, match="FT231X carries at most 3,000,000 baud, not 4,000,000"):
+        check_baud(ulx3s, 4_000_000)
+    # 3 Mbaud from 50 MHz: 16 cycles per bit make 3.125 Mbaud.
+    with pytest.raises(BoardError, match=r"ULX3S-85F at 50 MHz: .* off by 4\.2%"):
+        check_baud(ulx3s, 3_000_000, 50e6)
+    assert check_baud(ulx3s, 3_000_000, 45e6) == 3_000_000
+    with pytest.raises(BoardError, match="positive integer"):
+        check_baud(ulx3s, 0)
+
+
+def test_build_checks_the_link_rate_before_any_tool(tmp_path):
+    with pytest.raises(BoardError, match="off by 4.2%"):
+        build_board("ulx3s", None, out_dir=tmp_path / "b", baud=3_000_000, progress=False)
+    assert not (tmp_path / "b").exists()
 
 
 # -- fit refusals -------------------------------------------------------------------------------

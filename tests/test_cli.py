@@ -65,6 +65,8 @@ def test_a_saved_config_repeats_the_run_exactly(tmp_path):
       "64,32,10"], "would change"),
     (["--backend", "board", "--board", "icebreaker", "--port", "/nonexistent/tty"],
      "/nonexistent/tty"),
+    (["--backend", "board", "--board", "ulx3s", "--port", "/dev/null", "--baud", "4000000"],
+     "FT231X carries at most 3,000,000 baud"),
 ])
 def test_user_mistakes_end_in_one_error_line(args, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
 import pytest
-from amaranth import Module, Signal
 from amaranth.sim import Simulator
 
 from intrain.boards import protocol as proto
@@ -23,29 +23,47 @@ from intrain.boards.host import (
 from intrain.boards.protocol import BoardInfo, Command, LinkError, Status
 from intrain.config import Config
 from intrain.errors import ConfigError
-from intrain.hdl.host_link import HostLink, crc16_step
+from intrain.hdl.host_link import HostLink
 
 SMALL = Config(layers=(6, 5, 3), array_rows=2, array_cols=2, batch_size=4)
 
 
-def test_hardware_crc_step_matches_the_protocol_crc():
-    m = Module()
-    crc, byte, out = Signal(16), Signal(8), Signal(16)
-    m.d.comb += out.eq(crc16_step(crc, byte))
-    sim = Simulator(m)
+def test_hardware_crc_matches_the_protocol_crc():
+    # The link's CRC unit, as HostLink uses it: restarted before each frame, a byte per valid
+    # cycle; its register after each byte equals crc16 of the bytes so far, and a frame followed
+    # by its CRC (most significant byte first) leaves the residue.
+    unit = proto.CRC.create()
+    sim = Simulator(unit)
+    sim.add_clock(1e-6)
+    rng = np.random.default_rng(4)
+    frames = [rng.integers(0, 256, n).astype(np.uint8).tobytes() for n in (0, 1, 2, 5, 64)]
     checked = []
 
     async def bench(ctx):
-        for start in (0xFFFF, 0x0000, 0x1234, 0x8001):
-            for b in range(256):
-                ctx.set(crc, start)
-                ctx.set(byte, b)
-                assert ctx.get(out) == proto.crc16(bytes([b]), start), (start, b)
+        for frame in frames:
+            ctx.set(unit.start, 1)
+            await ctx.tick()
+            ctx.set(unit.start, 0)
+            assert ctx.get(unit.crc) == 0xFFFF
+            crc = proto.crc16(frame)
+            whole = frame + crc.to_bytes(2, "big")
+            for k, b in enumerate(whole):
+                ctx.set(unit.data, b)
+                ctx.set(unit.valid, 1)
+                await ctx.tick()
+                ctx.set(unit.valid, 0)
+                assert ctx.get(unit.crc) == proto.crc16(whole[:k + 1]), (frame, k)
                 checked.append(b)
+            assert ctx.get(unit.match_detected) and ctx.get(unit.crc) == 0
+            ctx.set(unit.data, whole[-1] ^ 1)    # one more byte: no longer a codeword
+            ctx.set(unit.valid, 1)
+            await ctx.tick()
+            ctx.set(unit.valid, 0)
+            assert not ctx.get(unit.match_detected)
 
     sim.add_testbench(bench)
     sim.run()
-    assert len(checked) == 1024
+    assert len(checked) == sum(len(f) + 2 for f in frames)
 
 
 def test_host_link_describes_itself():
@@ -200,3 +218,46 @@ def test_a_missing_serial_port_is_a_one_line_error(tmp_path):
     with pytest.raises(LinkError, match="cannot open serial port"):
         train_on_board(SMALL.replace(layers=(64, 8, 10)), port=port, baud=115200, steps=1,
                        progress=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# The board self-test against the scripted board (it passes on the simulated board:
+# test_host_link_cocotb.py)
+
+def _check(transport, baud=100):
+    from intrain.boards.check import board_check
+
+    seen = []
+    result = board_check(SMALL, port="scripted", baud=baud, transport=transport,
+                         echo=seen.append)
+    assert [c.to_dict() for c in seen] == result["checks"]
+    return result, {c.name: c for c in seen}
+
+
+def test_board_check_finds_a_memory_that_reads_back_wrong():
+    # The scripted board answers every READ with `request * 3 + 1`, not what was written.
+    _, transport = _board()
+    result, checks = _check(transport)
+    assert [c["name"] for c in result["checks"]] == ["protocol", "config", "uart", "memory"]
+    assert not result["ok"] and not checks["memory"].ok
+    assert checks["memory"].detail.startswith("W1 pattern 1: ")
+    assert "values differ, first [0, 0]: wrote" in checks["memory"].detail
+    assert checks["uart"].detail == "clock 0.001 MHz / 10 = 100 baud (+0.00% from 100)"
+    assert result["board"]["clk_freq"] == 1000
+
+
+def test_board_check_stops_at_another_protocol_version():
+    info = BoardInfo.for_engine(_engine(SMALL), max_payload=64, clk_freq=1000)
+    other = proto.BoardInfo(**{**info.__dict__, "version": proto.VERSION + 1})
+    _, transport = _board(override={Command.INFO: proto.encode_response(Status.OK,
+                                                                          other.to_bytes())})
+    result, checks = _check(transport)
+    assert list(checks) == ["protocol"] and not result["ok"]
+    assert checks["protocol"].detail.startswith(f"version {proto.VERSION + 1} (host: 1)")
+
+
+def test_board_check_refuses_a_rate_the_board_clock_cannot_make():
+    _, transport = _board()
+    result, checks = _check(transport, baud=300)     # 1 kHz / 300: 3 cycles per bit
+    assert list(checks) == ["protocol", "config", "uart"] and not checks["uart"].ok
+    assert "at least 4 clock cycles per bit" in checks["uart"].detail

@@ -20,6 +20,16 @@ def test_crc16_ccitt_false_check_value():
     assert proto.crc16(b"56789", proto.crc16(b"1234")) == 0x29B1
 
 
+def test_crc16_equals_the_catalogue_compute():
+    assert proto.CRC.compute(b"123456789") == 0x29B1 and proto.CRC.residue() == 0
+    rng = np.random.default_rng(2)
+    for n in [*range(0, 40), 257, 4096]:
+        data = rng.integers(0, 256, n).astype(np.uint8).tobytes()
+        assert proto.crc16(data) == proto.CRC.compute(data), n
+        cut = n // 3
+        assert proto.crc16(data[cut:], proto.crc16(data[:cut])) == proto.CRC.compute(data)
+
+
 def test_crc_over_a_frame_and_its_crc_is_zero():
     rng = np.random.default_rng(0)
     for n in (0, 1, 2, 17, 300):
