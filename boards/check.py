@@ -25,7 +25,7 @@ import numpy as np
 
 from intrain.config import Config
 
-from .host import LinkTransport, SerialTransport, expected_info, host_engine
+from .host import LinkTransport, SerialTransport, expected_info, host_geometry
 from .protocol import VERSION
 
 __all__ = ["CHECKS", "Check", "board_check", "check_line"]
@@ -55,18 +55,19 @@ def _patterns(shape, rows: int, cols: int, rng) -> list[np.ndarray]:
             rng.integers(lo, hi + 1, (rows, cols))]
 
 
-def _pattern_memories(engine) -> list[tuple[str, object, int]]:
+def _pattern_memories(geometry) -> list[tuple[str, object, int]]:
     """``(name, target, layer)`` of the memories the pattern test writes."""
     from intrain.hdl.engine import HostTarget
 
-    memories = [(f"W{p.index}", HostTarget.WEIGHTS, p.index) for p in engine.config.plan]
+    memories = [(f"W{p.index}", HostTarget.WEIGHTS, p.index) for p in geometry.config.plan]
     return memories + [("A0", HostTarget.ACTIVATIONS, 0), ("LABELS", HostTarget.LABELS, 0)]
 
 
 async def _memory(host, rng) -> Check:
     words = 0
-    for name, target, layer in _pattern_memories(host.engine):
-        shape, rows, cols = host.engine._geometry[name]
+    for name, target, layer in _pattern_memories(host.geometry):
+        spec = host.geometry.memories[name]
+        shape, rows, cols = spec.shape, spec.rows, spec.cols
         for k, pattern in enumerate(_patterns(shape, rows, cols, rng)):
             await host.write_matrix(target, layer, pattern)
             got = await host.read_matrix(target, layer, rows, cols)
@@ -77,15 +78,15 @@ async def _memory(host, rng) -> Check:
                              f"{pattern.size} values differ, first [{r}, {c}]: wrote "
                              f"{pattern[r, c]}, read {got[r, c]}")
             words += 2 * rows * -(-cols // host.lanes)
-    names = ", ".join(name for name, _, _ in _pattern_memories(host.engine))
+    names = ", ".join(name for name, _, _ in _pattern_memories(host.geometry))
     return Check("memory", True, f"{names}: 3 patterns each, {words:,} words written and read "
                                  "back equal")
 
 
 async def _training_step(host, config: Config, rng) -> Check:
-    from intrain.sim.tb_engine import EngineMismatch, RtlTrainer
+    from intrain.host.checked import CheckedTrainer, EngineMismatch
 
-    trainer = RtlTrainer(host, config)
+    trainer = CheckedTrainer(host, config)
     batch = config.batch_size
     half = 1 << (config.input_bits - 1)
     a0 = rng.integers(-half, half, (batch, config.layers[0]))
@@ -96,7 +97,7 @@ async def _training_step(host, config: Config, rng) -> Check:
     except EngineMismatch as e:
         return Check("training step", False, f"differs from the golden model: {e}")
     cycles = trainer.counters.get("cycles", 0)
-    expected = host.engine.train_cycles(batch)
+    expected = host.geometry.train_cycles(batch)
     if cycles != expected:
         return Check("training step", False, f"bit-exact, but {cycles:,} cycles instead of the "
                                               f"{expected:,} the engine's model predicts")
@@ -119,7 +120,7 @@ def _uart(info, baud: int) -> Check:
 
 async def _run_checks(transport: LinkTransport, config: Config, baud: int, seed: int,
                       report) -> dict:
-    from intrain.sim.engine_host import EngineHost
+    from intrain.host.driver import EngineHost
 
     info = await transport.client.info()
     report(Check("protocol", info.version == VERSION,
@@ -134,7 +135,7 @@ async def _run_checks(transport: LinkTransport, config: Config, baud: int, seed:
     transport.info = info
     if not report(_uart(info, baud)):
         return info
-    host = EngineHost(host_engine(config), transport)
+    host = EngineHost(host_geometry(config), transport)
     rng = np.random.default_rng(seed)
     stats = transport.stats
     moved = stats.bytes_sent + stats.bytes_received

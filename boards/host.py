@@ -31,7 +31,7 @@ from intrain.boards.protocol import BoardInfo, Command, FrameError, LinkError, S
 from intrain.config import Config
 
 __all__ = ["SerialLink", "LinkStats", "ProtocolClient", "LinkTransport", "SerialTransport",
-           "host_engine", "expected_info", "train_on_board"]
+           "host_geometry", "expected_info", "train_on_board"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -194,7 +194,7 @@ class ProtocolClient:
 # ------------------------------------------------------------------------------------------------
 # The engine's transport
 
-def host_engine(config: Config):
+def host_geometry(config: Config):
     """The engine's geometry (:class:`~intrain.hdl.engine.EngineGeometry`): its host layouts
     and sizes, all the host side needs."""
     from intrain.hdl.engine import EngineGeometry
@@ -205,7 +205,7 @@ def host_engine(config: Config):
 def expected_info(config: Config) -> BoardInfo:
     """The :class:`BoardInfo` fields a board built for ``config`` reports (``max_payload`` and
     ``clk_freq`` are the board's own and left 0)."""
-    return BoardInfo.for_engine(host_engine(config), max_payload=0, clk_freq=0)
+    return BoardInfo.for_engine(host_geometry(config), max_payload=0, clk_freq=0)
 
 
 class LinkTransport:
@@ -340,7 +340,7 @@ def train_on_board(config: Config, *, port: str, baud: int, data: str = "digits"
 
             bar = tqdm(total=total, unit="sample", desc=f"board training ({port})",
                        dynamic_ncols=True, leave=True)
-        trainer = _board_trainer_class()(EngineHost(host_engine(config), transport), config, loop,
+        trainer = _board_trainer_class()(EngineHost(host_geometry(config), transport), config, loop,
                                          bar)
         try:
             loop.run_until_complete(trainer.load())
