@@ -17,7 +17,7 @@ from intrain.boards.host import (
     ProtocolClient,
     SerialLink,
     expected_info,
-    host_engine,
+    host_geometry,
     train_on_board,
 )
 from intrain.boards.protocol import BoardInfo, Command, LinkError, Status
@@ -146,7 +146,7 @@ def _board(max_payload=64, config=SMALL, **kw):
 
 
 def _engine(config):
-    return host_engine(config)
+    return host_geometry(config)
 
 
 def _run(coro):

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from intrain.boards.check import CHECKS
-from intrain.boards.host import host_engine, train_on_board
+from intrain.boards.host import host_geometry, train_on_board
 from intrain.cli import main
 from intrain.config import Config
 from intrain.hdl.host_link import HostLink
@@ -141,7 +141,7 @@ def test_board_check_of_the_simulated_board(tmp_path, capsys):
     assert r["ok"] and [c["name"] for c in r["checks"]] == list(CHECKS)
     assert all(c["ok"] for c in r["checks"]) and "FAIL" not in out
     assert r["board"]["clk_freq"] == CLK_FREQ and r["link"]["errors"] == 0
-    engine = host_engine(_config())
+    engine = host_geometry(_config())
     step = next(c for c in r["checks"] if c["name"] == "training step")["detail"]
     assert f"{engine.train_cycles(24):,} cycles" in step
     memory = next(c for c in r["checks"] if c["name"] == "memory")["detail"]

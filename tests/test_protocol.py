@@ -136,9 +136,9 @@ def test_counters_round_trip():
 
 
 def _engine(config):
-    from intrain.boards.host import host_engine
+    from intrain.boards.host import host_geometry
 
-    return host_engine(config)
+    return host_geometry(config)
 
 
 def test_board_info_round_trips_and_matches_the_engine():
