@@ -133,6 +133,7 @@ async def _run_checks(transport: LinkTransport, config: Config, baud: int, seed:
     if why is not None:
         return info
     transport.info = info
+    transport.client.n_crcs = len(host_geometry(config).crc_tensors)
     if not report(_uart(info, baud)):
         return info
     host = EngineHost(host_geometry(config), transport)

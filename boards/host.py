@@ -176,19 +176,24 @@ class ProtocolClient:
         return BoardInfo.from_bytes(await self.request(Command.INFO,
                                                        answer_bytes=proto.INFO_BYTES))
 
-    async def counters(self, wait: float = 0.0) -> dict[str, int]:
-        """The engine's counters, once it is idle."""
-        n = 4 * len(proto.COUNTERS)
+    #: Tensor CRCs that follow the counters in the board's answers (set by
+    #: :meth:`LinkTransport.connect` from the board's configuration).
+    n_crcs = 0
+
+    async def counters(self, wait: float = 0.0) -> dict:
+        """The engine's counters, once it is idle, and its tensor CRCs (``crcs``)."""
+        n = proto.counters_bytes(self.n_crcs)
         return proto.parse_counters(await self.request(Command.COUNTERS, answer_bytes=n,
-                                                       wait=wait))
+                                                       wait=wait), self.n_crcs)
 
     async def run(self, batch: int, train: bool, lam: int, *, wait: bool = True,
-                  seconds: float = 0.0) -> dict[str, int] | None:
-        """Start a run; with ``wait``, its counters (``seconds``: how long it may take)."""
+                  seconds: float = 0.0) -> dict | None:
+        """Start a run; with ``wait``, its counters and tensor CRCs (``seconds``: how long it
+        may take)."""
         data = await self.request(Command.RUN, proto.run_payload(batch, train, lam, wait),
-                                  answer_bytes=4 * len(proto.COUNTERS) if wait else 0,
+                                  answer_bytes=proto.counters_bytes(self.n_crcs) if wait else 0,
                                   wait=seconds)
-        return proto.parse_counters(data) if wait else None
+        return proto.parse_counters(data, self.n_crcs) if wait else None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -221,15 +226,17 @@ class LinkTransport:
     def stats(self) -> LinkStats:
         return self.client.stats
 
-    async def connect(self, expected: BoardInfo | None = None) -> BoardInfo:
+    async def connect(self, expected: BoardInfo | None = None, n_crcs: int = 0) -> BoardInfo:
         """Ask the board what it is; with ``expected``, refuse a board built for another
-        configuration (:class:`LinkError`)."""
+        configuration (:class:`LinkError`). ``n_crcs``: the tensor CRCs its runs answer with
+        (``len(EngineGeometry.crc_tensors)`` of its configuration)."""
         info = await self.client.info()
         if expected is not None:
             why = info.mismatch(expected)
             if why:
                 raise LinkError(why)
         self.info = info
+        self.client.n_crcs = n_crcs
         return info
 
     def _info(self) -> BoardInfo:
@@ -334,7 +341,8 @@ def train_on_board(config: Config, *, port: str, baud: int, data: str = "digits"
     loop = asyncio.new_event_loop()
     bar = None
     try:
-        info = loop.run_until_complete(transport.connect(expected_info(config)))
+        info = loop.run_until_complete(transport.connect(
+            expected_info(config), n_crcs=len(host_geometry(config).crc_tensors)))
         if progress:
             from tqdm import tqdm
 

@@ -65,7 +65,7 @@ __all__ = [
     "INFO_BYTES", "COUNTERS", "Command", "Status", "LinkError", "FrameError", "BoardInfo",
     "CRC", "crc16", "encode_frame", "encode_request", "encode_response", "decode_frame",
     "config_hash", "hardware_fields", "word_bytes", "pack_words", "unpack_words", "run_payload",
-    "parse_run_payload", "counters_payload", "parse_counters",
+    "parse_run_payload", "counters_payload", "parse_counters", "counters_bytes",
 ]
 
 #: The link's baud rate unless told otherwise (every board's USB-serial bridge takes it).
@@ -75,7 +75,7 @@ SYNC = 0xA5
 #: A response's command byte is ``RESPONSE | status``.
 RESPONSE = 0x80
 #: Protocol version reported by ``INFO``.
-VERSION = 1
+VERSION = 2
 #: ``RUN`` flags.
 RUN_TRAIN = 0x01
 RUN_NO_WAIT = 0x02
@@ -259,16 +259,28 @@ def parse_run_payload(payload: bytes) -> tuple[int, bool, int, bool]:
     return batch, bool(flags & RUN_TRAIN), lam, not flags & RUN_NO_WAIT
 
 
+def counters_bytes(n_crcs: int) -> int:
+    """Bytes of a ``RUN`` or ``COUNTERS`` answer: the :data:`COUNTERS`, then ``n_crcs`` CRCs."""
+    return 4 * (len(COUNTERS) + n_crcs)
+
+
 def counters_payload(counters: dict) -> bytes:
-    return struct.pack(f"<{len(COUNTERS)}I", *(counters[k] & 0xFFFFFFFF for k in COUNTERS))
+    """The answer for ``counters`` (by name, and ``crcs``: the engine's tensor CRCs)."""
+    values = [counters[k] for k in COUNTERS] + list(counters.get("crcs", []))
+    return struct.pack(f"<{len(values)}I", *(v & 0xFFFFFFFF for v in values))
 
 
-def parse_counters(payload: bytes) -> dict[str, int]:
-    """The counters of a ``RUN`` or ``COUNTERS`` answer, by name (:data:`COUNTERS`)."""
-    if len(payload) != 4 * len(COUNTERS):
-        raise FrameError(f"counters take {4 * len(COUNTERS)} bytes, not {len(payload)}",
-                         Status.BAD_LENGTH)
-    return dict(zip(COUNTERS, struct.unpack(f"<{len(COUNTERS)}I", payload)))
+def parse_counters(payload: bytes, n_crcs: int = 0) -> dict:
+    """The counters of a ``RUN`` or ``COUNTERS`` answer, by name (:data:`COUNTERS`), and its
+    ``n_crcs`` tensor CRCs as ``crcs`` (the order of ``EngineGeometry.crc_tensors``)."""
+    n = counters_bytes(n_crcs)
+    if len(payload) != n:
+        raise FrameError(f"counters take {n} bytes, not {len(payload)}", Status.BAD_LENGTH)
+    values = struct.unpack(f"<{n // 4}I", payload)
+    out: dict = dict(zip(COUNTERS, values))
+    if n_crcs:
+        out["crcs"] = list(values[len(COUNTERS):])
+    return out
 
 
 # ------------------------------------------------------------------------------------------------

@@ -198,13 +198,16 @@ class HostLink(wiring.Component):
             eng.train.eq(flags[0]),
         ]
 
-        # Answer words other than READ data: the counters (0 .. 10), then INFO (11 .. 14).
-        word = Signal(16)  # one-hot: the word FETCH loads next
+        # Answer words other than READ data: the counters (0 .. 10), the engine's tensor CRCs,
+        # then INFO. A RUN's answer leaves the UART a word at a time, long after the CRCs settle
+        # (TensorCrc.LATENCY cycles after the last write).
         counters = [eng.cycles, eng.mac_cycles, eng.steps]
         counters += [eng.phase_cycles[k] for k in range(4)]
         counters += [eng.phase_mac_cycles[k] for k in range(4)]
+        counters += [eng.crcs[k] for k in range(len(eng.geometry.crc_tensors))]
         n_counters = len(counters)
         words = counters + [Const(w, 32) for w in info.words()]
+        word = Signal(len(words))  # one-hot: the word FETCH loads next
 
         # The length of the answer, from the status and the command: the words asked for by a
         # READ (counted while the request came in), INFO, the counters of RUN (unless told not

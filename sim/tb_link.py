@@ -43,7 +43,7 @@ from intrain.boards import protocol as proto
 from intrain.boards.host import LinkTransport, ProtocolClient, expected_info
 from intrain.boards.protocol import Command, LinkError, Status
 from intrain.config import Config
-from intrain.hdl.engine import Engine, HostTarget
+from intrain.hdl.engine import Engine, EngineGeometry, HostTarget
 from intrain.sim.cocotb_helpers import reset, start_clock, test_parameters
 from intrain.sim.engine_host import EngineHost
 from intrain.sim.tb_engine import RtlTrainer, _train, compare
@@ -105,7 +105,8 @@ async def _connect(dut, params):
     # Answers may come after the link's inter-byte timeout (truncated frames): wait twice that.
     client = ProtocolClient(link, timeout=2 * params["timeout"] / clk_freq + 1e-6)
     transport = LinkTransport(client)
-    info = await transport.connect(expected_info(config))
+    info = await transport.connect(expected_info(config),
+                                   n_crcs=len(EngineGeometry(config).crc_tensors))
     assert info.clk_freq == clk_freq, info
     return config, link, client, transport
 
@@ -115,7 +116,7 @@ async def train_over_uart(dut):
     """Train through the UART; every step equals the golden model's."""
     params = test_parameters()
     config, link, client, transport = await _connect(dut, params)
-    trainer = RtlTrainer(EngineHost(Engine(config), transport), config)
+    trainer = RtlTrainer(EngineHost(EngineGeometry(config), transport), config)
     await trainer.load()
     result = await bridge(_train)(trainer, config, params)
     result["link"] = client.stats.to_dict()

@@ -253,7 +253,8 @@ def test_board_check_stops_at_another_protocol_version():
                                                                           other.to_bytes())})
     result, checks = _check(transport)
     assert list(checks) == ["protocol"] and not result["ok"]
-    assert checks["protocol"].detail.startswith(f"version {proto.VERSION + 1} (host: 1)")
+    assert checks["protocol"].detail.startswith(
+        f"version {proto.VERSION + 1} (host: {proto.VERSION})")
 
 
 def test_board_check_refuses_a_rate_the_board_clock_cannot_make():
