@@ -18,8 +18,12 @@ __all__ = ["main", "build_parser"]
 
 BACKENDS = ("golden", "rtl", "board")
 SIMULATORS = ("verilator", "icarus")
-#: Epochs of the rtl backend when none are asked for: simulation is slow, a few epochs show it.
-RTL_EPOCHS = 3
+#: The rtl and board backends' recipe for short runs, where neither a config file nor the option
+#: says otherwise: 8 epochs, the learning rate 2**2, 2**1 from epoch 4, 2**0 from epoch 6; on the
+#: simulated engine (whose batch is free) batches of 32 (more steps per epoch).
+RTL_EPOCHS = 8
+RTL_LR = ((0, 2), (4, 1), (6, 0))
+RTL_BATCH = 32
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -52,7 +56,7 @@ def _add_train(sub):
                    help="bit widths, one for all layers or one per layer (default 2-8-8-8)")
     p.add_argument("--epochs", type=int, metavar="N",
                    help=f"training epochs; unset: the config's (80), or {RTL_EPOCHS} with "
-                        "--backend rtl")
+                        "--backend rtl or board")
     p.add_argument("--batch-size", type=int, metavar="N")
     p.add_argument("--lr", metavar="SCHEDULE",
                    help="learning rate 2**lam from an epoch on: 'EPOCH:LAM,...' (e.g. "
@@ -291,6 +295,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _short_recipe(config, args):
+    """``config`` with the rtl and board backends' short recipe (:data:`RTL_EPOCHS`,
+    :data:`RTL_LR`, and on the simulated engine :data:`RTL_BATCH`) where no option set them."""
+    import dataclasses
+
+    changes = {}
+    if args.epochs is None:
+        changes["epochs"] = RTL_EPOCHS
+    if args.lr is None:
+        changes["lr_schedule"] = RTL_LR
+    if args.backend == "rtl" and args.batch_size is None:
+        changes["batch_size"] = RTL_BATCH
+    return dataclasses.replace(config, **changes)
+
+
 def config_from_args(args, n_features: int, n_classes: int, base=None):
     """The run's configuration: defaults (or ``base``, a Config), then ``--config``, then the
     options given."""
@@ -378,10 +397,8 @@ def _run_train(args) -> int:
             raise ConfigError(f"{', '.join(hardware)} would change {board.title}'s hardware: "
                               "build a bitstream with `intrain build --board "
                               f"{board.name} --config FILE` and pass the same --config here")
-    if args.backend in ("rtl", "board") and args.epochs is None and args.config is None:
-        import dataclasses
-
-        config = dataclasses.replace(config, epochs=RTL_EPOCHS)
+    if args.backend in ("rtl", "board") and args.config is None:
+        config = _short_recipe(config, args)
     if args.save_config:
         config.save(args.save_config)
     if not args.quiet:

@@ -35,15 +35,18 @@ class CocotbTransport:
         payload, valid, ready = dut.host_write__payload, dut.host_write__valid, \
             dut.host_write__ready
         k = 0
-        valid.value = 1
-        for _ in range(4 * len(words) + 16):
-            if k == len(words):
-                break
-            payload.value = words[k]
-            await self._settled
-            taken = ready.value
+        await self._settled
+        if ready.value:
+            # The engine is idle and only the host starts it: ``ready`` stays high, so every
+            # clock takes a slice.
             await self._edge
-            k += int(taken)
+            valid.value = 1
+            for word in words:
+                payload.value = word
+                await self._edge
+            k = len(words)
+        else:
+            await self._edge
         valid.value = 0
         if k != len(words):
             raise RuntimeError(f"host_write took {k} of {len(words)} slices (is the engine "

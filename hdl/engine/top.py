@@ -166,6 +166,12 @@ class Engine(wiring.Component):
         ``cycles`` and ``mac_cycles`` of the last run split by :class:`Phase` (indexed by its
         value): every busy cycle counts in the phase of the job being issued (the array may still
         finish the previous job's last tiles meanwhile).
+    crcs : ``Out(data.ArrayLayout(32, 2 * L + 2))``
+        The CRC-32 of every tensor the last run wrote, in the order of
+        :attr:`EngineGeometry.crc_tensors` (``W1 .. WL``, ``E1 .. EL``, ``OUT``, ``P``): the
+        words its memories' write ports took, as :meth:`EngineGeometry.crc_layout` lists them
+        (:class:`TensorCrc`); a tensor the run did not write keeps its CRC. Final
+        :attr:`TensorCrc.LATENCY` cycles after the last write, two cycles after ``done``.
     host_write : ``In(stream.Signature(host_write_layout))``
         Fields ``target``, ``layer``, ``mode``, ``row``, ``col``, ``data`` (``lanes`` values)
         and ``mask`` (lane ``k`` is written if bit ``k`` is set).
