@@ -193,6 +193,12 @@ class TransposeMemory(wiring.Component):
         Elements per access (and banks).
     registered : bool
         Put requests through a register first (read latency 3, see above).
+    aligned_rows : bool
+        The memory is only ever accessed in row slices that start at a multiple of ``lanes``:
+        element ``(row, col)`` then lives in bank ``col % lanes`` at
+        ``row * ceil(cols / lanes) + col // lanes``, so every bank takes the same address and
+        no slice is rotated (no barrel rotators, no per-bank address adders). A column slice or
+        an unaligned row slice reads and writes other elements than it names.
     src_loc_at : int
         Stack frames to skip when recording where the component was created.
 
@@ -209,10 +215,14 @@ class TransposeMemory(wiring.Component):
         ``mask`` is set.
     """
 
-    def __init__(self, shape, rows, cols, lanes, *, registered=False, src_loc_at=0):
+    def __init__(self, shape, rows, cols, lanes, *, registered=False, aligned_rows=False,
+                 src_loc_at=0):
         if not isinstance(registered, bool):
             raise TypeError(f"registered must be a bool, not {registered!r}")
+        if not isinstance(aligned_rows, bool):
+            raise TypeError(f"aligned_rows must be a bool, not {aligned_rows!r}")
         self._registered = registered
+        self._aligned = aligned_rows
         self._shape = _check_shape("Element shape", shape)
         self._rows = _check_int("Number of rows", rows, 1)
         self._cols = _check_int("Number of columns", cols, 1)
@@ -261,8 +271,16 @@ class TransposeMemory(wiring.Component):
         return self._data_layout
 
     @property
+    def aligned_rows(self) -> bool:
+        """Only aligned row slices (no rotation; see the parameter)."""
+        return self._aligned
+
+    @property
     def bank_depth(self) -> int:
-        """Words per bank: ``ceil(rows / lanes) * cols``."""
+        """Words per bank: ``ceil(rows / lanes) * cols`` (``rows * ceil(cols / lanes)`` with
+        ``aligned_rows``)."""
+        if self._aligned:
+            return self._rows * -(-self._cols // self._lanes)
         return -(-self._rows // self._lanes) * self._cols
 
     @property
@@ -288,6 +306,8 @@ class TransposeMemory(wiring.Component):
         if not 0 <= row < self._rows or not 0 <= col < self._cols:
             raise ValueError(
                 f"Element ({row}, {col}) is outside the {self._rows}x{self._cols} matrix")
+        if self._aligned:
+            return col % self._lanes, row * -(-self._cols // self._lanes) + col // self._lanes
         return (row + col) % self._lanes, (row // self._lanes) * self._cols + col
 
     def slice_starts(self, mode=SliceMode.ROW, rows=None, cols=None) -> list[tuple[int, int]]:
@@ -304,8 +324,23 @@ class TransposeMemory(wiring.Component):
         return [(r, c) for c in range(cols) for r in range(0, rows, step)]
 
     # -- hardware -----------------------------------------------------------------------------
+    def _aligned_slice(self, m, prefix, request):
+        """The address (the same in every bank) and the per-lane in-matrix flags of an aligned
+        row slice."""
+        lanes, rows, cols = self._lanes, self._rows, self._cols
+        row, col = request.row, request.col
+        addr = Signal(range(self.bank_depth), name=f"{prefix}_addr")
+        inside = Signal(lanes, name=f"{prefix}_inside")
+        block, _ = divmod_const(col, lanes)
+        m.d.comb += addr.eq(mul_const(row, -(-cols // lanes)) + block)
+        for k in range(lanes):
+            m.d.comb += inside[k].eq((row < rows) & (col < cols - k) if cols > k else 0)
+        return Const(0, 1), [addr] * lanes, inside
+
     def _slice(self, m, prefix, request):
         """The rotation, the per-bank addresses and the per-lane in-matrix flags of a slice."""
+        if self._aligned:
+            return self._aligned_slice(m, prefix, request)
         lanes, rows, cols = self._lanes, self._rows, self._cols
         row, col = request.row, request.col
         column = Signal(name=f"{prefix}_column")
@@ -365,8 +400,10 @@ class TransposeMemory(wiring.Component):
         w_shift, w_addrs, w_inside = self._slice(m, "wr", wr)
         w_en = Signal(lanes, name="wr_lane_en")
         m.d.comb += w_en.eq(Mux(wr_valid, wr.mask & w_inside, 0))
-        w_data = _rotate([wr.data[k] for k in range(lanes)], w_shift, lanes, left=False)
-        w_bank_en = _rotate([w_en[k] for k in range(lanes)], w_shift, lanes, left=False)
+        w_data, w_bank_en = [wr.data[k] for k in range(lanes)], [w_en[k] for k in range(lanes)]
+        if not self._aligned:
+            w_data = _rotate(w_data, w_shift, lanes, left=False)
+            w_bank_en = _rotate(w_bank_en, w_shift, lanes, left=False)
         for b, bank in enumerate(banks):
             port = bank.write_port()
             m.d.comb += [
@@ -414,7 +451,8 @@ class TransposeMemory(wiring.Component):
                 s1_shift.eq(r_shift),
                 s1_inside.eq(r_inside),
             ]
-        lane_words = _rotate(bank_words, s1_shift, lanes, left=True)
+        lane_words = bank_words if self._aligned else _rotate(bank_words, s1_shift, lanes,
+                                                               left=True)
         with m.If(advance2):
             m.d.sync += self.read_data.valid.eq(s1_valid)
             with m.If(s1_valid):

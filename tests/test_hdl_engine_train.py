@@ -206,8 +206,11 @@ def test_memory_bits_follow_the_geometry():
         "P": size(4, 1, 2), "LABELS": size(4, 1, 2),
         "E1": size(4, 5, 8), "E2": size(4, 3, 8), "M1": size(4, 5, 2),
         "G1": size(5, 6, p1.acc_bits_gradient), "G2": size(3, 5, p2.acc_bits_gradient),
-        "R": size(4, 5, p2.acc_bits_backward),
+        # R is read and written only in row slices at multiples of the 3 lanes: no rotation,
+        # ``rows * ceil(cols / lanes)`` words per bank.
+        "R": lanes * 4 * -(-5 // lanes) * p2.acc_bits_backward,
     }
+    assert dut.geometry.aligned_memories == {"R"}
 
 
 def test_train_formulas_count_every_job():

@@ -87,10 +87,19 @@ class MemorySpec:
     shape: Shape
     rows: int
     cols: int
+    #: Only ever accessed in row slices that start at a multiple of the lanes: stored without
+    #: rotation (:class:`TransposeMemory` with ``aligned_rows``).
+    aligned_rows: bool = False
 
     @property
     def width(self) -> int:
         return self.shape.width
+
+    def banks(self, lanes: int) -> tuple[int, int, int]:
+        """``(banks, depth, width)`` with ``lanes`` banks."""
+        if self.aligned_rows:
+            return lanes, self.rows * _ceil(self.cols, lanes), self.width
+        return lanes, _ceil(self.rows, lanes) * self.cols, self.width
 
 
 def max_tree_registers(lanes: int) -> int:
@@ -217,17 +226,30 @@ class EngineGeometry:
             specs.append((f"G{j + 1}", signed(p.acc_bits_gradient), p.n_out, p.n_in))
         if self.n_layers > 1:
             specs.append(("R", signed(self.r_width), batch, max(cfg.layers[1:-1])))
-        return {name: MemorySpec(name, shape, rows, cols) for name, shape, rows, cols in specs}
+        return {name: MemorySpec(name, shape, rows, cols, name in self.aligned_memories)
+                for name, shape, rows, cols in specs}
+
+    @cached_property
+    def aligned_memories(self) -> frozenset[str]:
+        """The memories read and written only in row slices at multiples of the lanes: every
+        ``G{l}`` (rows of the array's results, ``array_cols`` columns at a time; the update's
+        chunks of ``rng_lanes``) and ``R`` (rows of results; the QE pass's slices) when the
+        array is as wide as the lanes (``array_cols >= array_rows``) and, for ``G``,
+        ``rng_lanes`` is a multiple of the lanes."""
+        if self.cols != self.lanes:
+            return frozenset()
+        names = {"R"} if self.n_layers > 1 else set()
+        if self.config.rng_lanes % self.lanes == 0:
+            names |= {f"G{p.index}" for p in self.plan}
+        return frozenset(names)
 
     def memory_banks(self) -> dict[str, tuple[int, int, int]]:
         """Every memory as ``(banks, depth, width)``: ``lanes`` diagonally banked memories of
-        ``ceil(rows / lanes) * cols`` words."""
-        lanes = self.lanes
-        return {name: (lanes, _ceil(s.rows, lanes) * s.cols, s.width)
-                for name, s in self.memories.items()}
+        ``ceil(rows / lanes) * cols`` words (aligned ones: ``rows * ceil(cols / lanes)``)."""
+        return {name: s.banks(self.lanes) for name, s in self.memories.items()}
 
     def memory_bits(self) -> dict[str, int]:
-        """Bits of every memory by name: ``lanes * ceil(rows / lanes) * cols * width``."""
+        """Bits of every memory by name: ``banks * depth * width``."""
         return {name: banks * depth * width
                 for name, (banks, depth, width) in self.memory_banks().items()}
 

@@ -325,7 +325,8 @@ class Engine(wiring.Component):
         mem = {}
         for name, spec in self._geo.memories.items():
             mem[name] = m.submodules[f"mem_{name.lower()}"] = TransposeMemory(
-                spec.shape, spec.rows, spec.cols, lanes, registered=self.REGISTERED_MEMORIES)
+                spec.shape, spec.rows, spec.cols, lanes, registered=self.REGISTERED_MEMORIES,
+                aligned_rows=spec.aligned_rows)
         w_mems = [mem[f"W{j + 1}"] for j in range(n_layers)]
         a_mems = [mem[f"A{j}"] for j in range(n_layers)] + [mem["OUT"]]
         e_mems = [mem[f"E{j + 1}"] for j in range(n_layers)]
