@@ -216,7 +216,7 @@ class GoldenModel:
             # (n_out * chunks, lanes) words in visiting order -> one word per weight.
             o = self._draw_offsets[i]
             draws = words[o:o + self._draw_counts[i]].reshape(p.n_out, -1)[:, :p.n_in]
-            if g.dtype == np.int32 and lam > 12:
+            if g.dtype == np.int32 and lam + self.config.lfsr.draw_bits > 28:
                 g = g.astype(np.int64)  # the aligned magnitude in QG could pass 2**31
             dw = qg(g, lam, draws, self.config.lfsr.draw_bits)
             self.weights[i] = update_weights(self.weights[i], dw, p.w_max).astype(

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 from intrain.errors import ConfigError, IntrainError
+from intrain.fileio import write_text
 
 __all__ = ["main", "build_parser"]
 
@@ -315,11 +317,22 @@ def _run_train(args) -> int:
     _print_summary(report)
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(result, indent=2) + "\n")
+        write_text(args.report, json.dumps(_finite(result), indent=2) + "\n")
     if args.plot:
         from intrain.plot import plot_history
         plot_history(report, args.plot)
     return 0
+
+
+def _finite(value):
+    """``value`` with every NaN or infinite float made None (JSON has no such numbers)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _print_summary(report) -> None:
@@ -365,6 +378,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("intrain: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("intrain: error: out of memory: the network or the data set is too large for this "
+              "machine", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # the reader of our output went away (``intrain boards | head``)
         sys.stderr.close()
         return 0

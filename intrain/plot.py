@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from intrain.fileio import replacing
+
 __all__ = ["plot_history"]
 
 
@@ -49,6 +51,9 @@ def plot_history(report, path) -> Path:
     ax.set_title(f"{report.dataset}: network {'-'.join(map(str, report.config.layers))}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with replacing(path) as f:
+            fig.savefig(f, format=path.suffix[1:], dpi=110)
+    finally:
+        plt.close(fig)
     return path
