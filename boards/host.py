@@ -344,10 +344,9 @@ def train_on_board(config: Config, *, port: str, baud: int, data: str = "digits"
     try:
         info = loop.run_until_complete(transport.connect(expected_info(config)))
         if progress:
-            from tqdm import tqdm
+            from intrain.progress import progress_bar
 
-            bar = tqdm(total=total, unit="sample", desc=f"board training ({port})",
-                       dynamic_ncols=True, leave=True)
+            bar = progress_bar(total=total, unit="sample", desc=f"board training ({port})")
         trainer = _board_trainer_class()(EngineHost(host_engine(config), transport), config, loop,
                                          bar)
         try:

@@ -130,12 +130,12 @@ def train(config: Config, data: Dataset, model=None, *, float_baseline: bool = T
     order = np.random.default_rng([config.seed, 1])
     bar = None
     if progress:
-        from tqdm import tqdm
+        from intrain.progress import progress_bar
         total = config.epochs * data.n_train
         if max_steps is not None:
             total = min(total, max_steps * config.batch_size)
-        bar = tqdm(total=total, unit="sample", unit_scale=True,
-                   desc=f"{backend} training", dynamic_ncols=True, leave=True)
+        bar = progress_bar(total=total, unit="sample", unit_scale=True,
+                           desc=f"{backend} training")
     t_int = t_float = 0.0
     trained = 0
     try:
