@@ -16,6 +16,7 @@ import numpy as np
 
 from intrain.config import Config
 from intrain.golden.arith import forward_weights, qa, qe, qg, update_weights
+from intrain.golden.faults import MemoryFaults
 from intrain.golden.lfsr import LfsrBank
 
 __all__ = ["GoldenModel", "StepResult", "init_weights", "int_dtype"]
@@ -98,6 +99,7 @@ class GoldenModel:
                 raise ValueError(f"layer {p.index} weights must be {(p.n_out, p.n_in)}, "
                                  f"not {w.shape}")
         self.rng = LfsrBank(config.lfsr, config.rng_seeds)
+        self.faults = MemoryFaults.for_config(config)  # None without bit_error_rate
         self.steps = 0
         # Draws per layer update, and where each layer's draws start in a step's draws.
         self._draw_counts = [config.draws_per_update(p) for p in self.plan]
@@ -167,7 +169,8 @@ class GoldenModel:
             ``relumask{l}`` (hidden layers), ``E{l}`` (the quantized error at the layer's
             output), ``R{l}`` (``E{l} . T{l}``, for ``l > 1``), ``G{l}``, ``draws{l}``, ``dW{l}``,
             ``W{l}`` (stored weights after the update); ``out``, ``qe_scale{l}`` and
-            ``qg_shift{l}`` (``None`` where the tensor was all zero).
+            ``qg_shift{l}`` (``None`` where the tensor was all zero). With memory faults,
+            ``flips{l}`` (each word's flipped bits) and ``W{l}`` after the flips.
         """
         labels = np.asarray(labels, dtype=np.int64)
         a0 = np.asarray(a0, dtype=np.int32)
@@ -227,6 +230,8 @@ class GoldenModel:
                 trace[f"dW{i + 1}"] = dw
                 trace[f"W{i + 1}"] = self.weights[i].copy()
             e = e_prev
+        if self.faults is not None:
+            self.faults.apply(self.weights, trace if record else None)
         self.steps += 1
         return result
 

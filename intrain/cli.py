@@ -70,6 +70,9 @@ def _add_train(sub):
                         "config's (8x8)")
     p.add_argument("--steps", type=int, metavar="N",
                    help="stop after N training steps; unset: train every epoch")
+    p.add_argument("--bit-error-rate", type=float, metavar="P",
+                   help="memory faults (golden backend): after every update each bit of every "
+                        "stored weight flips with probability P, integer and float32 alike")
     p.add_argument("--backend", choices=BACKENDS, default="golden",
                    help="where the integer training runs: the golden model, the RTL engine "
                         "in simulation, or a board over its serial link (both with the golden "
@@ -213,6 +216,8 @@ def config_from_args(args, n_features: int, n_classes: int, base=None):
         start.to_dict() if start is not None else {})
     if args.config and "rng_seeds" in base and (args.seed is not None or args.lanes is not None):
         del base["rng_seeds"]
+    if args.seed is not None:
+        base.pop("fault_seed", None)  # derived from the seed again
     if args.layers is not None:
         base["layers"] = args.layers
     elif not args.config and start is None:
@@ -224,7 +229,7 @@ def config_from_args(args, n_features: int, n_classes: int, base=None):
         base["array_rows"], base["array_cols"] = int(rows), int(cols)
     for opt, key in (("bits", "bits"), ("epochs", "epochs"), ("batch_size", "batch_size"),
                      ("lr", "lr_schedule"), ("weight_clip", "weight_clip"), ("seed", "seed"),
-                     ("lanes", "rng_lanes")):
+                     ("lanes", "rng_lanes"), ("bit_error_rate", "bit_error_rate")):
         v = getattr(args, opt)
         if v is not None:
             if key == "bits":
@@ -272,6 +277,9 @@ def _run_train(args) -> int:
         # The board's bitstream is built from its default config: start from it.
         base = board.default_config
     config = config_from_args(args, data.n_features, data.n_classes, base=base)
+    if args.backend != "golden" and config.bit_error_rate:
+        raise ConfigError("--bit-error-rate needs --backend golden (the engine has no fault "
+                          "injection yet)")
     if base is not None:
         from intrain.boards.protocol import hardware_fields
 
@@ -352,6 +360,9 @@ def _print_summary(report) -> None:
     rows.append(("samples / s", f"{report.samples_per_second:,.0f}",
                  f"{report.float_samples_per_second:,.0f}" if f else "-"))
     x = report.extra
+    if "bit_flips" in x:
+        rows.append((f"bits flipped (rate {report.config.bit_error_rate:g})",
+                     f"{x['bit_flips']:,}", f"{x['float_bit_flips']:,}" if f else "-"))
     if "bit_exact" in x:
         rows.append(("simulator", x.get("sim", "?"), ""))
         rows.append(("steps bit-exact with golden", f"{report.steps}" if x["bit_exact"] else "no",

@@ -190,6 +190,11 @@ class Config:
         Width of the hardware accumulators; must hold every accumulator of every layer.
     array_rows, array_cols : int
         Shape of the systolic MAC array.
+    bit_error_rate : float
+        Memory faults: after every update each bit of every stored weight flips with this
+        probability (0 to 1; 0: none), as :mod:`intrain.fault_spec` defines.
+    fault_seed : int or None
+        Seeds the fault generators; ``seed ^ 1`` (a different seed) when omitted.
     """
 
     layers: tuple[int, ...] = DEFAULT_LAYERS
@@ -206,6 +211,8 @@ class Config:
     acc_bits: int = 32
     array_rows: int = 8
     array_cols: int = 8
+    bit_error_rate: float = 0.0
+    fault_seed: int | None = None
 
     def __post_init__(self):
         s = object.__setattr__
@@ -282,6 +289,12 @@ class Config:
         _check_int("acc_bits", self.acc_bits, 8, 64)
         _check_int("array_rows", self.array_rows, 1, 256)
         _check_int("array_cols", self.array_cols, 1, 256)
+        rate = self.bit_error_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            raise ConfigError(f"bit_error_rate must be a probability from 0 to 1, not {rate!r}")
+        s(self, "bit_error_rate", float(rate))
+        s(self, "fault_seed", self.seed ^ 1 if self.fault_seed is None else self.fault_seed)
+        _check_int("fault_seed", self.fault_seed, 0, 2**63 - 1)
         for p in self.plan:
             need = max(p.acc_bits_forward, p.acc_bits_backward, p.acc_bits_gradient)
             if need > self.acc_bits:
@@ -350,11 +363,14 @@ class Config:
         ``rng_lanes`` changes and ``rng_seeds`` is not given)."""
         if ("seed" in changes or "rng_lanes" in changes) and "rng_seeds" not in changes:
             changes["rng_seeds"] = None
+        if "seed" in changes and "fault_seed" not in changes:
+            changes["fault_seed"] = None
         return replace(self, **changes)
 
     def to_dict(self) -> dict:
-        """Plain data (ints, strings, lists) that :meth:`from_dict` turns back into this config."""
-        return {
+        """Plain data (ints, strings, lists) that :meth:`from_dict` turns back into this config
+        (the fault fields only where they differ from their defaults)."""
+        d = {
             "layers": list(self.layers),
             "bits": [str(b) for b in self.bits],
             "input_bits": self.input_bits,
@@ -371,6 +387,9 @@ class Config:
             "array_rows": self.array_rows,
             "array_cols": self.array_cols,
         }
+        if self.bit_error_rate or self.fault_seed != self.seed ^ 1:
+            d.update(bit_error_rate=self.bit_error_rate, fault_seed=self.fault_seed)
+        return d
 
     @classmethod
     def from_dict(cls, data: dict) -> Config:
