@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from intrain.cli import main
 
 #: How many times more examples the slow suite tries.
-SLOW_FACTOR = 25
+SLOW_FACTOR = 20
 #: Seconds one example may take before it counts as a hang.
 HANG_SECONDS = 20
 

@@ -128,7 +128,7 @@ _fields = st.sampled_from([*SMALL.to_dict(), "bit_error_rate", "fault_seed", "sp
                            "history", "\n", ""])
 
 
-@budgets(50)
+@budgets(120)
 def test_config_fields_of_any_type_or_size(budget, folder, tiny_data):
     def prop(changes, suffix):
         text = _config_text({**SMALL.to_dict(), **changes}, suffix)
@@ -138,7 +138,7 @@ def test_config_fields_of_any_type_or_size(budget, folder, tiny_data):
              st.sampled_from([".toml", ".json"]))
 
 
-@budgets(40)
+@budgets(100)
 def test_config_files_of_any_bytes(budget, folder, tiny_data):
     def prop(data, suffix):
         _given(folder, f"c{suffix}", data, config_for=tiny_data)
@@ -150,7 +150,7 @@ def test_config_files_of_any_bytes(budget, folder, tiny_data):
              st.sampled_from([".toml", ".json"]))
 
 
-@budgets(40)
+@budgets(100)
 def test_damaged_saved_configs(budget, folder, tiny_data):
     valid = {}
     for suffix in (".toml", ".json"):
@@ -190,7 +190,7 @@ def test_a_report_given_as_config_is_named_for_what_it_is(folder, tiny_data, rep
     assert rc == 2 and "training report" in err
 
 
-@budgets(25)
+@budgets(60)
 def test_damaged_reports_given_as_config(budget, folder, tiny_data, report_bytes):
     def prop(data):
         _given(folder, "r.json", data, config_for=tiny_data)
@@ -243,7 +243,7 @@ def _idx_folder(draw):
     return files
 
 
-@budgets(50)
+@budgets(120)
 def test_idx_folders(budget, folder):
     def prop(files):
         out = _fresh(folder)
@@ -326,7 +326,7 @@ def _archive(draw, damage=None) -> bytes:
     return draw(damage(data) if damage else st.one_of(st.just(data), mutations(data)))
 
 
-@budgets(40)
+@budgets(100)
 def test_npz_archives(budget, folder):
     def prop(data):
         _given(folder, "data.npz", data)
@@ -336,7 +336,7 @@ def test_npz_archives(budget, folder):
                                      st.just(b"\x93NUMPY" + bytes(10))))
 
 
-@budgets(60)
+@budgets(150)
 def test_npz_archives_with_damaged_zip_headers(budget, folder):
     def prop(data):
         _given(folder, "data.npz", data)

@@ -89,7 +89,7 @@ class FuzzBoard:
         self.inbox.clear()
 
 
-@budgets(300)
+@budgets(800)
 def test_decode_frame_returns_a_frame_or_a_frame_error(budget):
     def prop(data, max_payload):
         try:
@@ -132,7 +132,7 @@ async def _session(transport: LinkTransport, check: bool):
             pass
 
 
-@budgets(150)
+@budgets(400)
 def test_the_host_survives_any_answer(budget, info):
     def prop(data, check):
         def damage(valid):
@@ -146,7 +146,7 @@ def test_the_host_survives_any_answer(budget, info):
     run_fuzz(budget, prop, st.data(), st.booleans())
 
 
-@budgets(8)
+@budgets(20)
 def test_board_training_through_a_damaged_link_ends_in_one_line(budget, monkeypatch, tmp_path):
     """``intrain train --backend board`` end to end, the serial port replaced by a board whose
     answers are damaged from a drawn request on."""
