@@ -163,13 +163,17 @@ class ProtocolClient:
 
     async def request(self, command: Command, payload: bytes = b"", *, answer_bytes: int = 0,
                       wait: float = 0.0) -> bytes:
-        """Send a request; the answer's payload. An error answer raises :class:`LinkError`
-        (its :attr:`~LinkError.status` set)."""
+        """Send a request; the answer's payload, of exactly ``answer_bytes`` bytes. An error
+        answer raises :class:`LinkError` (its :attr:`~LinkError.status` set), as does an answer
+        of another size."""
         status, data = await self.exchange(proto.encode_request(command, payload),
                                            answer_bytes=answer_bytes, wait=wait)
         if status != Status.OK:
             raise LinkError(f"the board rejected {command.name} ({len(payload)} bytes): "
                              f"{status.name}, {proto.STATUS_TEXT[status]}", status)
+        if len(data) != answer_bytes:
+            raise LinkError(f"damaged answer from the board: {len(data)} bytes of data for "
+                            f"{command.name}, not {answer_bytes}")
         return data
 
     async def info(self) -> BoardInfo:
@@ -231,10 +235,13 @@ class LinkTransport:
         configuration (:class:`LinkError`). ``n_crcs``: the tensor CRCs its runs answer with
         (``len(EngineGeometry.crc_tensors)`` of its configuration)."""
         info = await self.client.info()
-        if expected is not None:
-            why = info.mismatch(expected)
-            if why:
-                raise LinkError(why)
+        why = expected is not None and info.mismatch(expected)
+        if not why and min(info.write_bytes, info.request_bytes, info.data_bytes) == 0:
+            why = "the board reports a word of 0 bytes"
+        if not why and info.max_payload < max(info.write_bytes, info.request_bytes):
+            why = f"the board's frames hold {info.max_payload} bytes, less than one word"
+        if why:
+            raise LinkError(why)
         self.info = info
         self.client.n_crcs = n_crcs
         return info
@@ -344,10 +351,9 @@ def train_on_board(config: Config, *, port: str, baud: int, data: str = "digits"
         info = loop.run_until_complete(transport.connect(
             expected_info(config), n_crcs=len(host_geometry(config).crc_tensors)))
         if progress:
-            from tqdm import tqdm
+            from intrain.progress import progress_bar
 
-            bar = tqdm(total=total, unit="sample", desc=f"board training ({port})",
-                       dynamic_ncols=True, leave=True)
+            bar = progress_bar(total=total, unit="sample", desc=f"board training ({port})")
         trainer = _board_trainer_class()(EngineHost(host_geometry(config), transport), config, loop,
                                          bar)
         try:

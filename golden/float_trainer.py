@@ -7,7 +7,11 @@ the same run on the same split as the integer model, and never part of the integ
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
+
+from intrain.golden.faults import FloatFaults
 
 __all__ = ["FloatMLP"]
 
@@ -27,10 +31,13 @@ class FloatMLP:
         SGD momentum.
     weight_decay : float
         L2 penalty added to the weight gradients.
+    bit_error_rate : float
+        Memory faults: after every step each bit of every stored weight and bias flips with
+        this probability (:class:`~intrain.golden.faults.FloatFaults`, seeded ``fault_seed``).
     """
 
     def __init__(self, layers, seed: int = 0, lr: float = 0.05, momentum: float = 0.9,
-                 weight_decay: float = 1e-4):
+                 weight_decay: float = 1e-4, bit_error_rate: float = 0.0, fault_seed: int = 1):
         rng = np.random.default_rng(seed)
         self.w = [(rng.standard_normal((n_in, n_out)) * np.sqrt(2.0 / n_in)).astype(np.float32)
                   for n_in, n_out in zip(layers[:-1], layers[1:])]
@@ -40,6 +47,7 @@ class FloatMLP:
         self.lr = np.float32(lr)
         self.momentum = np.float32(momentum)
         self.weight_decay = np.float32(weight_decay)
+        self.faults = FloatFaults(bit_error_rate, fault_seed) if bit_error_rate else None
 
     def _forward(self, x):
         acts = [x]
@@ -65,8 +73,20 @@ class FloatMLP:
         loss = -np.log(np.maximum(p[idx, labels], np.float32(1e-12)))
         return p, loss
 
+    def _quiet(self):
+        """Flipped exponent bits bring infinities and NaN: carried silently."""
+        return np.errstate(all="ignore") if self.faults is not None else nullcontext()
+
     def train_step(self, x, labels, lr_scale: float = 1.0) -> tuple[float, int]:
-        """One SGD step on a batch; returns ``(summed loss, correct predictions)``."""
+        """One SGD step on a batch (then the memory faults); returns ``(summed loss, correct
+        predictions)``."""
+        with self._quiet():
+            result = self._step(x, labels, lr_scale)
+            if self.faults is not None:
+                self.faults.apply(self.w + self.b)
+        return result
+
+    def _step(self, x, labels, lr_scale):
         x = np.asarray(x, dtype=np.float32)
         labels = np.asarray(labels)
         acts = self._forward(x)
@@ -89,6 +109,7 @@ class FloatMLP:
 
     def evaluate(self, x, labels) -> tuple[float, float]:
         """``(accuracy, mean cross-entropy per sample)``."""
-        z = self.logits(x)
-        _, loss = self._softmax_ce(z, np.asarray(labels))
+        with self._quiet():
+            z = self.logits(x)
+            _, loss = self._softmax_ce(z, np.asarray(labels))
         return float(np.mean(np.argmax(z, axis=1) == labels)), float(loss.mean())

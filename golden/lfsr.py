@@ -74,7 +74,9 @@ class LfsrBank:
         # The narrowest type that holds a word: less memory traffic in the recurrence.
         self._dtype = np.uint16 if d <= 16 else np.int32 if d <= 30 else np.int64
         self._recurrence = d & (d - 1) == 0 and spec.width % d == 0 and d <= 32
-        self._block = block
+        # The history (block * width words per lane) stays near 2**21 words in all.
+        per_lane = (1 << 21) // (spec.width * len(seeds))
+        self._block = block = min(block, 1 << max(0, per_lane.bit_length() - 1))
         self._lanes = len(seeds)
         self._taps = spec.taps
         if self._recurrence:

@@ -17,6 +17,7 @@ import numpy as np
 from intrain.config import Config
 from intrain.golden.apt import AptState
 from intrain.golden.arith import forward_weights, qa, qe, qg, update_weights
+from intrain.golden.faults import MemoryFaults
 from intrain.golden.lfsr import LfsrBank
 
 __all__ = ["GoldenModel", "StepResult", "init_weights", "int_dtype"]
@@ -99,6 +100,7 @@ class GoldenModel:
                 raise ValueError(f"layer {p.index} weights must be {(p.n_out, p.n_in)}, "
                                  f"not {w.shape}")
         self.rng = LfsrBank(config.lfsr, config.rng_seeds)
+        self.faults = MemoryFaults.for_config(config)  # None without bit_error_rate
         self.steps = 0
         self.apt = AptState(config) if config.apt else None
         # Draws per layer update, and where each layer's draws start in a step's draws.
@@ -174,7 +176,8 @@ class GoldenModel:
             ``relumask{l}`` (hidden layers), ``E{l}`` (the quantized error at the layer's
             output), ``R{l}`` (``E{l} . T{l}``, for ``l > 1``), ``G{l}``, ``draws{l}``, ``dW{l}``,
             ``W{l}`` (stored weights after the update); ``out``, ``qe_scale{l}`` and
-            ``qg_shift{l}`` (``None`` where the tensor was all zero).
+            ``qg_shift{l}`` (``None`` where the tensor was all zero). With memory faults,
+            ``flips{l}`` (each word's flipped bits) and ``W{l}`` after the flips.
         """
         labels = np.asarray(labels, dtype=np.int64)
         a0 = np.asarray(a0, dtype=np.int32)
@@ -227,7 +230,7 @@ class GoldenModel:
             # (n_out * chunks, lanes) words in visiting order -> one word per weight.
             o = self._draw_offsets[i]
             draws = words[o:o + self._draw_counts[i]].reshape(p.n_out, -1)[:, :p.n_in]
-            if g.dtype == np.int32 and lam > 12:
+            if g.dtype == np.int32 and lam + self.config.lfsr.draw_bits > 28:
                 g = g.astype(np.int64)  # the aligned magnitude in QG could pass 2**31
             dw = qg(g, lam, draws, self.config.lfsr.draw_bits)
             self.weights[i] = update_weights(self.weights[i], dw, p.w_max).astype(
@@ -240,6 +243,8 @@ class GoldenModel:
             e = e_prev
         if self.apt is not None and self.apt.end_step(self.steps):
             self.plan = self.apt.plan
+        if self.faults is not None:
+            self.faults.apply(self.weights, trace if record else None)
         self.steps += 1
         return result
 

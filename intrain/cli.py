@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 from intrain.errors import ConfigError, IntrainError
+from intrain.fileio import write_text
 
 __all__ = ["main", "build_parser"]
 
@@ -80,6 +82,9 @@ def _add_train(sub):
     p.add_argument("--apt-step", type=int, metavar="N",
                    help="APT: bits a failing width grows by (default 4)")
     p.add_argument("--apt-max", type=int, metavar="N", help="APT: the widest error (default 16)")
+    p.add_argument("--bit-error-rate", type=float, metavar="P",
+                   help="memory faults (golden backend): after every update each bit of every "
+                        "stored weight flips with probability P, integer and float32 alike")
     p.add_argument("--backend", choices=BACKENDS, default="golden",
                    help="where the integer training runs: the golden model, the RTL engine "
                         "in simulation, or a board over its serial link (both with the golden "
@@ -320,6 +325,8 @@ def config_from_args(args, n_features: int, n_classes: int, base=None):
         start.to_dict() if start is not None else {})
     if args.config and "rng_seeds" in base and (args.seed is not None or args.lanes is not None):
         del base["rng_seeds"]
+    if args.seed is not None:
+        base.pop("fault_seed", None)  # derived from the seed again
     if args.layers is not None:
         base["layers"] = args.layers
     elif not args.config and start is None:
@@ -332,7 +339,8 @@ def config_from_args(args, n_features: int, n_classes: int, base=None):
     for opt, key in (("bits", "bits"), ("epochs", "epochs"), ("batch_size", "batch_size"),
                      ("lr", "lr_schedule"), ("weight_clip", "weight_clip"), ("seed", "seed"),
                      ("lanes", "rng_lanes"), ("apt_threshold", "apt_threshold"),
-                     ("apt_step", "apt_step"), ("apt_max", "apt_max"), ("apt", "apt")):
+                     ("apt_step", "apt_step"), ("apt_max", "apt_max"), ("apt", "apt"),
+                     ("bit_error_rate", "bit_error_rate")):
         v = getattr(args, opt)
         if v is not None:
             if key == "bits":
@@ -388,6 +396,9 @@ def _run_train(args) -> int:
     if config.apt and args.backend != "golden":
         raise ConfigError(f"APT mode (--apt) runs on the golden backend only: the {args.backend} "
                           "backend's engine has no error widths above 8 bits yet")
+    if args.backend != "golden" and config.bit_error_rate:
+        raise ConfigError("--bit-error-rate needs --backend golden (the engine has no fault "
+                          "injection yet)")
     if base is not None:
         from intrain.boards.protocol import hardware_fields
 
@@ -431,11 +442,22 @@ def _run_train(args) -> int:
     _print_summary(report)
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(result, indent=2) + "\n")
+        write_text(args.report, json.dumps(_finite(result), indent=2) + "\n")
     if args.plot:
         from intrain.plot import plot_history
         plot_history(report, args.plot)
     return 0
+
+
+def _finite(value):
+    """``value`` with every NaN or infinite float made None (JSON has no such numbers)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _print_summary(report) -> None:
@@ -459,6 +481,9 @@ def _print_summary(report) -> None:
         start, end = (b.e for b in report.config.bits), x["apt_widths"][-1]
         rows.append(("error widths kE (APT)",
                      f"{'-'.join(map(str, start))} -> {'-'.join(map(str, end))}", ""))
+    if "bit_flips" in x:
+        rows.append((f"bits flipped (rate {report.config.bit_error_rate:g})",
+                     f"{x['bit_flips']:,}", f"{x['float_bit_flips']:,}" if f else "-"))
     if "bit_exact" in x:
         rows.append(("simulator", x.get("sim", "?"), ""))
         rows.append(("steps bit-exact with golden", f"{report.steps}" if x["bit_exact"] else "no",
@@ -489,6 +514,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("intrain: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("intrain: error: out of memory: the network or the data set is too large for this "
+              "machine", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # the reader of our output went away (``intrain boards | head``)
         sys.stderr.close()
         return 0

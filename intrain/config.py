@@ -20,6 +20,7 @@ from functools import cached_property
 from pathlib import Path
 
 from intrain.errors import ConfigError
+from intrain.fileio import write_text
 from intrain.lfsr_spec import LfsrSpec
 
 __all__ = ["Bits", "Config", "LayerPlan", "ConfigError", "DEFAULT_LAYERS"]
@@ -54,7 +55,7 @@ class Bits:
         if isinstance(text, Bits):
             return text
         if isinstance(text, dict):
-            return cls(**text)
+            return cls(**_table("bits", text, {f.name for f in fields(cls)}))
         parts = str(text).split("-")
         if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):
             raise ConfigError(f"bits must look like W-A-G-E, for example 2-8-8-8, not {text!r}")
@@ -197,6 +198,11 @@ class Config:
         ``|S - S^| * den <= num * S``; ``"NUM/DEN"`` is accepted.
     apt_step, apt_max : int
         A width that fails the threshold grows by ``apt_step`` bits, up to ``apt_max``.
+    bit_error_rate : float
+        Memory faults: after every update each bit of every stored weight flips with this
+        probability (0 to 1; 0: none), as :mod:`intrain.fault_spec` defines.
+    fault_seed : int or None
+        Seeds the fault generators; ``seed ^ 1`` (a different seed) when omitted.
     """
 
     layers: tuple[int, ...] = DEFAULT_LAYERS
@@ -217,6 +223,8 @@ class Config:
     apt_threshold: tuple[int, int] = (43, 2048)
     apt_step: int = 4
     apt_max: int = 16
+    bit_error_rate: float = 0.0
+    fault_seed: int | None = None
 
     def __post_init__(self):
         s = object.__setattr__
@@ -233,6 +241,8 @@ class Config:
         bits = self.bits
         if isinstance(bits, (str, Bits, dict)):
             bits = (bits,)
+        if not isinstance(bits, (tuple, list)):
+            raise ConfigError(f"bits must be W-A-G-E, or a list of them, not {bits!r}")
         bits = tuple(Bits.parse(b) for b in bits)
         if len(bits) == 1:
             bits = bits * n_weight_layers
@@ -249,14 +259,16 @@ class Config:
         if isinstance(sched, str):
             sched = _parse_schedule(sched)
         try:
-            sched = tuple((int(e), int(lam)) for e, lam in sched)
+            sched = tuple((e, lam) for e, lam in sched)
         except (TypeError, ValueError):
             raise ConfigError(
                 f"lr_schedule must be (first_epoch, lam) pairs, not {self.lr_schedule!r}") from None
+        for i, (e, lam) in enumerate(sched):
+            _check_int(f"lr_schedule[{i}].epoch", e, 0, 100000)
+            _check_int(f"lr_schedule[{i}].lam", lam, -16, 16)
         if not sched or sched[0][0] != 0:
             raise ConfigError(f"lr_schedule must start at epoch 0, not {self.lr_schedule!r}")
-        for i, (e, lam) in enumerate(sched):
-            _check_int(f"lr_schedule[{i}].lam", lam, -16, 16)
+        for i, (e, _) in enumerate(sched):
             if i and e <= sched[i - 1][0]:
                 raise ConfigError(
                     f"lr_schedule epochs must increase, not {[p[0] for p in sched]!r}")
@@ -266,11 +278,17 @@ class Config:
         _check_int("seed", self.seed, 0, 2**63 - 1)
         _check_int("rng_lanes", self.rng_lanes, 1, 4096)
         lfsr = self.lfsr
-        if isinstance(lfsr, dict):
+        if not isinstance(lfsr, LfsrSpec):
+            lfsr = _table("lfsr", lfsr, {"width", "taps", "draw_bits"})
+            if not isinstance(lfsr.get("taps", ()), (tuple, list)):
+                raise ConfigError(f"lfsr.taps must be a list of taps, not {lfsr['taps']!r}")
             lfsr = LfsrSpec(**{k: tuple(v) if k == "taps" else v for k, v in lfsr.items()})
             s(self, "lfsr", lfsr)
+        _check_int("lfsr.draw_bits", lfsr.draw_bits, 1, 32)  # QG's fraction: 32 bits at most
         if self.rng_seeds is None:
             s(self, "rng_seeds", lfsr.lane_seeds(self.seed, self.rng_lanes))
+        if not isinstance(self.rng_seeds, (tuple, list)):
+            raise ConfigError(f"rng_seeds must be a list of seeds, not {self.rng_seeds!r}")
         seeds = tuple(self.rng_seeds)
         if len(seeds) != self.rng_lanes:
             raise ConfigError(
@@ -283,6 +301,12 @@ class Config:
         _check_int("acc_bits", self.acc_bits, 8, 64)
         _check_int("array_rows", self.array_rows, 1, 256)
         _check_int("array_cols", self.array_cols, 1, 256)
+        rate = self.bit_error_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            raise ConfigError(f"bit_error_rate must be a probability from 0 to 1, not {rate!r}")
+        s(self, "bit_error_rate", float(rate))
+        s(self, "fault_seed", self.seed ^ 1 if self.fault_seed is None else self.fault_seed)
+        _check_int("fault_seed", self.fault_seed, 0, 2**63 - 1)
         self._check_apt()
         wide = self.error_plan([self.apt_max] * n_weight_layers) if self.apt else ()
         for p in self.plan + wide:
@@ -373,11 +397,14 @@ class Config:
         ``rng_lanes`` changes and ``rng_seeds`` is not given)."""
         if ("seed" in changes or "rng_lanes" in changes) and "rng_seeds" not in changes:
             changes["rng_seeds"] = None
+        if "seed" in changes and "fault_seed" not in changes:
+            changes["fault_seed"] = None
         return replace(self, **changes)
 
     def to_dict(self) -> dict:
-        """Plain data (ints, strings, lists) that :meth:`from_dict` turns back into this config."""
-        return {
+        """Plain data (ints, strings, lists) that :meth:`from_dict` turns back into this config
+        (the fault fields only where they differ from their defaults)."""
+        d = {
             "layers": list(self.layers),
             "bits": [str(b) for b in self.bits],
             "input_bits": self.input_bits,
@@ -398,19 +425,16 @@ class Config:
             "apt_step": self.apt_step,
             "apt_max": self.apt_max,
         }
+        if self.bit_error_rate or self.fault_seed != self.seed ^ 1:
+            d.update(bit_error_rate=self.bit_error_rate, fault_seed=self.fault_seed)
+        return d
 
     @classmethod
     def from_dict(cls, data: dict) -> Config:
-        if not isinstance(data, dict):
-            raise ConfigError(
-                f"a configuration must be a table of fields, not {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown configuration field(s) {', '.join(unknown)}; "
-                f"known fields: {', '.join(sorted(known))}")
-        data = dict(data)
+        if isinstance(data, dict) and isinstance(data.get("config"), dict) and "history" in data:
+            raise ConfigError("this is a training report (--report), not a configuration; its "
+                              "'config' holds the run's settings (--save-config writes them)")
+        data = _table("configuration", data, {f.name for f in fields(cls)})
         for key in ("layers", "rng_seeds"):
             if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
@@ -425,37 +449,51 @@ class Config:
         """Write to ``.json`` or ``.toml`` (by the file's suffix)."""
         path = Path(path)
         data = self.to_dict()
-        if path.suffix == ".toml":
-            path.write_text(_to_toml(data))
-        elif path.suffix == ".json":
-            path.write_text(json.dumps(data, indent=2) + "\n")
-        else:
+        if path.suffix not in (".toml", ".json"):
             raise ConfigError(f"config file {path} must end in .toml or .json")
+        write_text(path, _to_toml(data) if path.suffix == ".toml"
+                   else json.dumps(data, indent=2) + "\n")
 
     @classmethod
     def load(cls, path) -> Config:
         """Read a ``.json`` or ``.toml`` file written by :meth:`save` (or by hand)."""
         path = Path(path)
+        if path.suffix not in (".toml", ".json"):
+            raise ConfigError(f"config file {path} must end in .toml or .json")
         try:
-            text = path.read_text()
+            raw = path.read_bytes()
         except OSError as e:
             raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
         try:
-            if path.suffix == ".toml":
-                data = tomllib.loads(text)
-            elif path.suffix == ".json":
-                data = json.loads(text)
-            else:
-                raise ConfigError(f"config file {path} must end in .toml or .json")
-        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
-            raise ConfigError(f"config file {path} is not valid {path.suffix[1:].upper()}: {e}") \
-                from None
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"config file {path} is not text: byte 0x{raw[e.start]:02x} at "
+                              f"offset {e.start} is not UTF-8") from None
+        kind = path.suffix[1:].upper()
+        try:
+            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except RecursionError:
+            raise ConfigError(f"config file {path} is nested too deeply") from None
+        except ValueError as e:  # a syntax error, or a number too long to convert
+            raise ConfigError(f"config file {path} is not valid {kind}: "
+                              f"{str(e).split(';')[0]}") from None
         try:
             return cls.from_dict(data)
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
         except TypeError as e:
             raise ConfigError(f"{path}: {e}") from None
+
+
+def _table(name, value, known) -> dict:
+    """``value``, a table (dict) whose keys are all in ``known``, as a new dict."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be a table of fields, not {type(value).__name__}")
+    unknown = sorted(repr(k) for k in set(value) - known)
+    if unknown:
+        raise ConfigError(f"unknown {name} field(s) {', '.join(unknown)}; "
+                          f"known fields: {', '.join(sorted(known))}")
+    return dict(value)
 
 
 def _parse_int_list(name, text):

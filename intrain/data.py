@@ -198,6 +198,8 @@ def quantize_inputs(x, lo, hi, bits: int = 8) -> np.ndarray:
         # Saturate first: values beyond the range quantize to the clip limit either way, and
         # the scaled values stay far from float64 overflow.
         xf = np.clip(xf, lo_f, hi_f)
+        if not hi_f - lo_f < 2.0**1000:  # scaled by a power of two (exact) so nothing overflows
+            xf, lo_f, hi_f = (v * 2.0 ** -(bits + 2) for v in (xf, lo_f, hi_f))
         span = hi_f - lo_f
         q = np.rint((2.0 * (xf - lo_f) - span) * float(1 << (bits - 1)) / span)
         q = q.astype(np.int64)
@@ -421,6 +423,8 @@ def _load_idx_pair(directory: Path, stem: str) -> tuple[np.ndarray, np.ndarray]:
             f"{img_path} holds {len(images)} images but {lbl_path} holds {len(labels)} labels")
     if len(images) == 0:
         raise DataError(f"{img_path}: holds no images")
+    if images.size == 0:
+        raise DataError(f"{img_path}: its images of shape {images.shape[1:]} hold no pixels")
     return images.reshape(len(images), -1), labels.astype(np.int64)
 
 
@@ -462,6 +466,8 @@ def _check_inputs(path: Path, key: str, x: np.ndarray) -> np.ndarray:
             f"{path}: array {key!r} must hold integers or floating-point numbers, not {x.dtype}")
     if x.ndim == 0 or len(x) == 0:
         raise DataError(f"{path}: array {key!r} holds no samples (shape {x.shape})")
+    if x.size == 0:
+        raise DataError(f"{path}: array {key!r} holds no values per sample (shape {x.shape})")
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         raise DataError(f"{path}: array {key!r} contains NaN or infinity")
     return x.reshape(len(x), -1)
@@ -548,7 +554,7 @@ def load_npz(path, test_fraction=_DEFAULT_TEST_FRACTION) -> Dataset:
     except DataError:
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error,
-            pickle.UnpicklingError) as e:
+            pickle.UnpicklingError, RuntimeError) as e:  # RuntimeError: encrypted, unsupported
         raise DataError(f"{path}: not a readable .npz archive ({e})") from None
 
     x = _check_inputs(path, "x", arrays["x"])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from intrain.fileio import replacing
+
 __all__ = ["plot_history"]
 
 
@@ -53,8 +55,11 @@ def plot_history(report, path) -> Path:
         _plot_widths(axes[2], report.config, widths)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with replacing(path) as f:
+            fig.savefig(f, format=path.suffix[1:], dpi=110)
+    finally:
+        plt.close(fig)
     return path
 
 

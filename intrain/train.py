@@ -73,6 +73,7 @@ class TrainReport:
             "epochs": len(self.history),
             "steps": self.steps,
             "samples_trained": self.samples_trained,
+            "bit_error_rate": self.config.bit_error_rate,
             "config": self.config.to_dict(),
             "history": [asdict(h) for h in self.history],
         }
@@ -122,7 +123,8 @@ def train(config: Config, data: Dataset, model=None, *, float_baseline: bool = T
     scale = float(1 << (config.input_bits - 1))
     f_train = (a_train / scale).astype(np.float32)
     f_test = (a_test / scale).astype(np.float32)
-    fmodel = FloatMLP(config.layers, seed=config.seed) if float_baseline else None
+    fmodel = FloatMLP(config.layers, seed=config.seed, bit_error_rate=config.bit_error_rate,
+                      fault_seed=config.fault_seed) if float_baseline else None
     lam0 = config.lam_at(0)
 
     report = TrainReport(backend=backend, dataset=data.name, n_train=data.n_train,
@@ -130,12 +132,12 @@ def train(config: Config, data: Dataset, model=None, *, float_baseline: bool = T
     order = np.random.default_rng([config.seed, 1])
     bar = None
     if progress:
-        from tqdm import tqdm
+        from intrain.progress import progress_bar
         total = config.epochs * data.n_train
         if max_steps is not None:
             total = min(total, max_steps * config.batch_size)
-        bar = tqdm(total=total, unit="sample", unit_scale=True,
-                   desc=f"{backend} training", dynamic_ncols=True, leave=True)
+        bar = progress_bar(total=total, unit="sample", unit_scale=True,
+                           desc=f"{backend} training")
     t_int = t_float = 0.0
     trained = 0
     try:
@@ -197,4 +199,15 @@ def train(config: Config, data: Dataset, model=None, *, float_baseline: bool = T
         report.float_test_accuracy = last.float_test_accuracy
         report.float_train_seconds = t_float
         report.float_samples_per_second = trained / t_float if t_float else 0.0
+    if config.bit_error_rate:
+        report.extra.update(_fault_counts(model, fmodel))
     return report
+
+
+def _fault_counts(model, fmodel) -> dict:
+    """The report's fault fields: bits flipped in each model's stored weights."""
+    faults = getattr(model, "faults", None)
+    counts = {"bit_flips": faults.flips if faults is not None else 0}
+    if fmodel is not None:
+        counts["float_bit_flips"] = fmodel.faults.flips if fmodel.faults is not None else 0
+    return counts

@@ -151,10 +151,9 @@ def _follow(thread, progress_file: Path, total: int | None, sim: str):
     """Wait for ``thread``; with a ``total``, show the samples the testbench has trained."""
     bar = None
     if total is not None:
-        from tqdm import tqdm
+        from intrain.progress import progress_bar
 
-        bar = tqdm(total=total, unit="sample", desc=f"rtl training ({sim})",
-                   dynamic_ncols=True, leave=True)
+        bar = progress_bar(total=total, unit="sample", desc=f"rtl training ({sim})")
     done = 0
     try:
         while thread.is_alive():
