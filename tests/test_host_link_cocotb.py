@@ -21,6 +21,7 @@ import time
 import numpy as np
 import pytest
 
+from intrain.boards import protocol as proto
 from intrain.boards.check import CHECKS
 from intrain.boards.host import host_geometry, train_on_board
 from intrain.cli import main
@@ -132,7 +133,7 @@ def test_board_check_of_the_simulated_board(tmp_path, capsys):
         # Checked against another configuration: refused after the protocol check.
         assert main([*common, "--config", str(other)]) == 1
         out = capsys.readouterr().out
-        assert "protocol       PASS  version 1" in out
+        assert f"protocol       PASS  version {proto.VERSION}" in out
         assert "config         FAIL  the board was built for another configuration" in out
         assert "memory" not in out
         assert main([*common, "--config", str(built), "--report", str(report)]) == 0
