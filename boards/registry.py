@@ -253,6 +253,7 @@ def memory_banks(config: Config) -> dict[str, tuple[int, int, int]]:
     ``ceil(rows / lanes) * cols`` words (the engine's :meth:`~intrain.hdl.Engine.memory_bits`
     layout)."""
     from intrain.hdl.engine import Engine
+    config.require_fully_connected("the engine")
     engine = Engine(config)
     lanes = engine.lanes
     banks = {}
