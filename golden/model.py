@@ -1,22 +1,33 @@
-"""The integer golden model: a fully connected network trained as SPEC.md section 4 says.
+"""The integer golden model: a network trained as SPEC.md sections 4 and 4b say.
 
 Integers only: every tensor is an int64 array. Matrix products run through float64 BLAS, which
 is exact while every partial sum stays below 2**53; :class:`intrain.config.LayerPlan` bounds every
 accumulator, and a layer whose bound could reach 2**53 falls back to NumPy's integer product.
 
 Tensors are laid out as the hardware sees them: activations and errors ``(batch, features)``,
-stored weights ``(n_out, n_in)``.
+stored weights ``(n_out, n_in)``. Convolution layers (:mod:`intrain.golden.conv`) keep their
+activations and errors as ``(batch, C, H, W)`` and their weights as ``c_out`` rows of
+``c_in * k * k``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
 from intrain.config import Config
 from intrain.golden.apt import AptState
 from intrain.golden.arith import forward_weights, qa, qe, qg, update_weights
+from intrain.golden.conv import (
+    batch_limit,
+    conv_forward,
+    conv_gradient,
+    conv_transposed,
+    max_pool,
+    unpool,
+)
 from intrain.golden.faults import MemoryFaults
 from intrain.golden.lfsr import LfsrBank
 
@@ -121,27 +132,49 @@ class GoldenModel:
         """The forward/backward view ``T`` of every layer."""
         return [forward_weights(w, p.t_shift, p.t_max) for p, w in zip(self.plan, self.weights)]
 
+    def _batch(self, a0) -> np.ndarray:
+        """Inputs as int32 ``(batch, n_in)``, or ``(batch, C, H, W)`` for a network that starts
+        with a convolution (a flat ``(batch, C * H * W)`` batch is folded)."""
+        a = np.asarray(a0, dtype=np.int32)
+        shape = self.config.input_shape or (self.config.n_inputs,)
+        if a.ndim < 2 or a.shape[1:] not in (shape, (self.config.n_inputs,)):
+            raise ValueError(f"a batch must be (batch, {', '.join(map(str, shape))}) inputs, "
+                             f"not {a.shape}")
+        return a.reshape(len(a), *shape)
+
+    def _layer_forward(self, p, x, t):
+        """Layer ``p`` on float32 inputs ``x``: ``(z, acc, saved)``, the accumulators after the
+        pool (QA's input), the wide accumulators and what the backward pass needs."""
+        if not p.conv:
+            acc = _matmul(x.reshape(len(x), -1), t.T, p.acc_bits_forward)
+            return acc, acc, None
+        acc, cols = conv_forward(x, t, p.kernel, partial(_matmul, bound_bits=p.acc_bits_forward))
+        z, choice = max_pool(acc, p.pool) if p.pool > 1 else (acc, None)
+        return z, acc, (cols, choice)
+
     def _forward(self, a0, ts, keep: bool):
         a = np.asarray(a0, dtype=np.int32)
         # Activations as integers (for the trace) and as float32 for the products (exact: every
         # activation is far below 2**24), converted once per step.
         acts, facts, clipmasks, relumasks, accs = [a], [a.astype(np.float32)], [], [], []
+        saved = []
         for p, t in zip(self.plan, ts):
-            acc = _matmul(facts[-1], t.T, p.acc_bits_forward)
+            z, acc, keep_p = self._layer_forward(p, facts[-1], t)
+            saved.append(keep_p)
             if keep:
-                accs.append(acc)
+                accs.append((acc, z))
             if p.last:
-                return acc, acts, facts, clipmasks, relumasks, accs
-            a, clipmask = qa(acc, p.qa_shift, p.a_max)
+                return acc, acts, facts, clipmasks, relumasks, accs, saved
+            a, clipmask = qa(z, p.qa_shift, p.a_max)
             acts.append(a)
             facts.append(a.astype(np.float32))
             clipmasks.append(clipmask)
-            relumasks.append(acc > 0)
+            relumasks.append(z > 0)
         raise AssertionError("unreachable: the last layer returns")
 
     def forward(self, a0) -> np.ndarray:
-        """Output accumulators ``OUT`` for inputs ``A_0`` ``(batch, n_in)``."""
-        return self._forward(a0, self.forward_weights(), keep=False)[0]
+        """Output accumulators ``OUT`` for inputs ``A_0`` ``(batch, n_in)`` (or images)."""
+        return self._forward(self._batch(a0), self.forward_weights(), keep=False)[0]
 
     def predict(self, a0) -> np.ndarray:
         """``argmax(OUT)`` per sample (first index on ties)."""
@@ -178,15 +211,19 @@ class GoldenModel:
             ``W{l}`` (stored weights after the update); ``out``, ``qe_scale{l}`` and
             ``qg_shift{l}`` (``None`` where the tensor was all zero). With memory faults,
             ``flips{l}`` (each word's flipped bits) and ``W{l}`` after the flips.
+            A convolution layer's tensors keep their ``(batch, C, H, W)`` shape: ``acc{l}`` before
+            the pool, ``pool{l}`` after it and ``choice{l}`` (each window's first maximum,
+            ``i * p + j``) where it has one, ``dZ{l}`` (``E{l}`` unpooled); ``R{l}`` has the
+            shape of layer ``l - 1``'s output.
         """
         labels = np.asarray(labels, dtype=np.int64)
-        a0 = np.asarray(a0, dtype=np.int32)
-        if a0.ndim != 2 or len(a0) != len(labels) or not 1 <= len(a0) <= self.config.batch_size:
-            raise ValueError(f"a batch must be (1..{self.config.batch_size}, n_in) inputs with one "
+        a0 = self._batch(a0)
+        if len(a0) != len(labels) or not 1 <= len(a0) <= self.config.batch_size:
+            raise ValueError(f"a batch must be 1..{self.config.batch_size} inputs with one "
                              f"label each, not {a0.shape} and {labels.shape}")
         ts = [forward_weights(w, p.t_shift, p.t_max, np.float32)
               for p, w in zip(self.plan, self.weights)]
-        out, acts, facts, clipmasks, relumasks, accs = self._forward(a0, ts, keep=record)
+        out, acts, facts, clipmasks, relumasks, accs, saved = self._forward(a0, ts, keep=record)
         err = self.output_error(out, labels)
         label = float(self.plan[-1].label)
         flat = err.astype(np.float64).ravel()
@@ -205,7 +242,9 @@ class GoldenModel:
             trace["out"] = out
             for i in range(n):
                 trace[f"T{i + 1}"] = ts[i].astype(np.int64)
-                trace[f"acc{i + 1}"] = accs[i]
+                trace[f"acc{i + 1}"] = accs[i][0]
+                if self.plan[i].pool > 1:
+                    trace[f"pool{i + 1}"], trace[f"choice{i + 1}"] = accs[i][1], saved[i][1]
                 if i < n - 1:
                     trace[f"A{i + 1}"] = acts[i + 1]
                     trace[f"clipmask{i + 1}"] = clipmasks[i]
@@ -216,10 +255,12 @@ class GoldenModel:
             if record:
                 trace[f"E{i + 1}"] = e
             fe = e.astype(np.float32)
-            g = _matmul(fe.T, a_in, p.acc_bits_gradient)
+            g, r, dz = self._layer_backward(p, fe, a_in, ts[i], saved[i], i > 0)
+            if record and dz is not None:
+                trace[f"dZ{i + 1}"] = dz.astype(np.int64)
             e_prev = None
             if i > 0:
-                r = _matmul(fe, ts[i], p.acc_bits_backward)
+                r = r.reshape(clipmasks[i - 1].shape)
                 masked = r * clipmasks[i - 1] if record else np.multiply(r, clipmasks[i - 1], out=r)
                 e_prev = qe(masked, self.plan[i - 1].e_max)
                 e_prev *= relumasks[i - 1]
@@ -248,10 +289,35 @@ class GoldenModel:
         self.steps += 1
         return result
 
+    def _layer_backward(self, p, fe, a_in, t, saved, need_r: bool):
+        """Layer ``p``'s gradient ``G`` ``(n_out, n_in)``, the error ``R`` it sends back (if
+        ``need_r``) and, for a convolution, ``dZ`` (the float32 error unpooled)."""
+        if not p.conv:
+            g = _matmul(fe.T, a_in.reshape(len(a_in), -1), p.acc_bits_gradient)
+            return g, _matmul(fe, t, p.acc_bits_backward) if need_r else None, None
+        cols, choice = saved
+        dz = unpool(fe, choice, p.pool) if p.pool > 1 else fe
+        # Sum G over groups of samples whose products stay exact in float32 (below 2**24).
+        wide = p.acc_bits_gradient - 25
+        samples = self.config.batch_size >> max(wide, 0)
+        if wide <= 0 or samples < 1:
+            samples, bits = None, p.acc_bits_gradient
+        g = conv_gradient(dz, cols, partial(_matmul, bound_bits=25 if samples else bits), samples)
+        g = g.astype(int_dtype(p.acc_bits_gradient), copy=False)
+        r = None
+        if need_r:
+            # Exact float32 sums where the bound allows: one conversion of the result.
+            exact = np.matmul if p.acc_bits_backward <= 25 else partial(
+                _matmul, bound_bits=p.acc_bits_backward)
+            r = conv_transposed(dz, t, p.kernel, p.in_shape, exact).astype(
+                int_dtype(p.acc_bits_backward), copy=False)
+        return g, r, dz
+
     def evaluate(self, a0, labels, batch: int = 1024) -> tuple[float, float]:
         """``(accuracy, mean SSE loss per sample)`` over a data set, without training."""
         labels = np.asarray(labels)
         correct, loss = 0, 0.0
+        batch = batch_limit(self.plan, batch)
         for s in range(0, len(labels), batch):
             out = self.forward(a0[s:s + batch])
             correct += int(np.sum(np.argmax(out, axis=1) == labels[s:s + batch]))

@@ -40,7 +40,8 @@ import numpy as np
 __all__ = [
     "S", "round_log2", "Shift", "Shift_float", "C", "clip_mask", "Q", "W", "relu", "QA", "QE",
     "QG", "update", "L_min", "L_init", "alpha", "init_limit", "to_real", "to_int", "acc_to_real",
-    "scale_to_int",
+    "scale_to_int", "conv2d", "conv2d_transposed", "conv2d_weight_gradient", "max_pool",
+    "unpool",
 ]
 
 
@@ -515,3 +516,173 @@ def acc_to_real(acc, out_shift: int) -> np.ndarray:
         Real values (float64).
     """
     return np.ldexp(np.asarray(acc, dtype=np.float64), -out_shift)
+
+
+# ------------------------------------------------------------------------------------------------
+# Convolution and max-pool (SPEC.md section 4b), by direct loops over every element
+# ------------------------------------------------------------------------------------------------
+def _input_at(a, b, c, y, x) -> float:
+    """``a[b, c, y, x]``, or 0 outside the image (the zero padding)."""
+    return float(a[b, c, y, x]) if 0 <= y < a.shape[2] and 0 <= x < a.shape[3] else 0.0
+
+
+def conv2d(a, w) -> np.ndarray:
+    """``out[b,o,y,x] = sum_{c,i,j} w[o,c,i,j] * a[b,c,y+i-(k-1)/2, x+j-(k-1)/2]``: stride 1,
+    odd square kernel, zero padding ``(k - 1) / 2`` ("SAME"), as TF ``conv2d``.
+
+    Parameters
+    ----------
+    a : array_like
+        Inputs ``(N, C, H, W)``.
+    w : array_like
+        Weights ``(O, C, k, k)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, O, H, W)`` (float64).
+    """
+    a, w = np.asarray(a, dtype=np.float64), np.asarray(w, dtype=np.float64)
+    n, c_in, h, wd = a.shape
+    c_out, _, k, _ = w.shape
+    p = (k - 1) // 2
+    out = np.zeros((n, c_out, h, wd))
+    for b in range(n):
+        for o in range(c_out):
+            for y in range(h):
+                for x in range(wd):
+                    out[b, o, y, x] = sum(
+                        w[o, c, i, j] * _input_at(a, b, c, y + i - p, x + j - p)
+                        for c in range(c_in) for i in range(k) for j in range(k))
+    return out
+
+
+def conv2d_transposed(dz, w) -> np.ndarray:
+    """The error at a convolution's input: ``r[b,c,y',x'] = sum dz[b,o,y,x] * w[o,c,i,j]`` over
+    every ``(o, y, x, i, j)`` with ``y' = y + i - (k-1)/2``, ``x' = x + j - (k-1)/2`` inside the
+    image (``d out / d a`` of :func:`conv2d`, applied to ``dz``).
+
+    Parameters
+    ----------
+    dz : array_like
+        Errors at the output ``(N, O, H, W)``.
+    w : array_like
+        Weights ``(O, C, k, k)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, C, H, W)`` (float64).
+    """
+    dz, w = np.asarray(dz, dtype=np.float64), np.asarray(w, dtype=np.float64)
+    n, c_out, h, wd = dz.shape
+    _, c_in, k, _ = w.shape
+    p = (k - 1) // 2
+    r = np.zeros((n, c_in, h, wd))
+    for b in range(n):
+        for o in range(c_out):
+            for y in range(h):
+                for x in range(wd):
+                    for c in range(c_in):
+                        for i in range(k):
+                            for j in range(k):
+                                yy, xx = y + i - p, x + j - p
+                                if 0 <= yy < h and 0 <= xx < wd:
+                                    r[b, c, yy, xx] += dz[b, o, y, x] * w[o, c, i, j]
+    return r
+
+
+def conv2d_weight_gradient(dz, a, k: int) -> np.ndarray:
+    """``g[o,c,i,j] = sum_{b,y,x} dz[b,o,y,x] * a_pad[b,c,y+i,x+j]`` (``d out / d w`` of
+    :func:`conv2d`, applied to ``dz``).
+
+    Parameters
+    ----------
+    dz : array_like
+        Errors at the output ``(N, O, H, W)``.
+    a : array_like
+        Inputs ``(N, C, H, W)``.
+    k : int
+        Kernel size.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(O, C, k, k)`` (float64).
+    """
+    dz, a = np.asarray(dz, dtype=np.float64), np.asarray(a, dtype=np.float64)
+    n, c_out, h, wd = dz.shape
+    c_in = a.shape[1]
+    p = (k - 1) // 2
+    g = np.zeros((c_out, c_in, k, k))
+    for o in range(c_out):
+        for c in range(c_in):
+            for i in range(k):
+                for j in range(k):
+                    g[o, c, i, j] = sum(dz[b, o, y, x] * _input_at(a, b, c, y + i - p, x + j - p)
+                                        for b in range(n) for y in range(h) for x in range(wd))
+    return g
+
+
+def max_pool(x, p: int) -> tuple[np.ndarray, np.ndarray]:
+    """``p x p`` max-pool, stride ``p``: each window's maximum and the ``(row, column)`` of its
+    first maximum in raster order (a later equal value never replaces it).
+
+    Parameters
+    ----------
+    x : array_like
+        ``(N, C, H, W)``, ``p`` dividing ``H`` and ``W``.
+    p : int
+        Window size.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        The maxima ``(N, C, H/p, W/p)`` (float64) and the chosen positions
+        ``(N, C, H/p, W/p, 2)`` (int, within the window).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n, c, h, w = x.shape
+    out = np.zeros((n, c, h // p, w // p))
+    where = np.zeros((n, c, h // p, w // p, 2), dtype=np.int64)
+    for b in range(n):
+        for ch in range(c):
+            for y in range(h // p):
+                for xx in range(w // p):
+                    best, at = -math.inf, (0, 0)
+                    for i in range(p):
+                        for j in range(p):
+                            v = x[b, ch, y * p + i, xx * p + j]
+                            if v > best:
+                                best, at = v, (i, j)
+                    out[b, ch, y, xx], where[b, ch, y, xx] = best, at
+    return out, where
+
+
+def unpool(e, where, p: int) -> np.ndarray:
+    """The gradient of :func:`max_pool`: each window's error at its chosen position, 0 elsewhere.
+
+    Parameters
+    ----------
+    e : array_like
+        Errors ``(N, C, H/p, W/p)``.
+    where : array_like
+        The positions :func:`max_pool` chose ``(N, C, H/p, W/p, 2)``.
+    p : int
+        Window size.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, C, H, W)`` (float64).
+    """
+    e = np.asarray(e, dtype=np.float64)
+    n, c, hp, wp = e.shape
+    dz = np.zeros((n, c, hp * p, wp * p))
+    for b in range(n):
+        for ch in range(c):
+            for y in range(hp):
+                for x in range(wp):
+                    i, j = where[b, ch, y, x]
+                    dz[b, ch, y * p + i, x * p + j] = e[b, ch, y, x]
+    return dz

@@ -41,8 +41,9 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def _add_train(sub):
     p = sub.add_parser(
         "train", help="train a network with integers only and compare with float32",
-        description="Train a fully connected network with integer-only WAGE arithmetic (the "
-                    "golden model, bit-exact with the RTL) and, in the same run, a float32 "
+        description="Train a network with integer-only WAGE arithmetic (the golden model, "
+                    "bit-exact with the RTL; convolutional networks on the golden model only) "
+                    "and, in the same run, a float32 "
                     "baseline of the same network on the same split. With no options: the "
                     "built-in 8x8 digits, network 64-256-10, W-A-G-E 2-8-8-8.",
         formatter_class=_HelpFormatter)
@@ -53,7 +54,11 @@ def _add_train(sub):
                    help="start from a saved configuration (.toml or .json); options given here "
                         "override it")
     p.add_argument("--layers", metavar="N,N,...",
-                   help="layer sizes from input to output (default: data features, 256, classes)")
+                   help="the network from input to output: fully connected sizes (64,256,10) or "
+                        "the WAGE notation with the input shape first, NCk a convolution of N "
+                        "channels and k x k kernels, MPp a p x p max-pool "
+                        "(1x28x28,32C5,MP2,64C5,MP2,512,10) (default: data features, 256, "
+                        "classes)")
     p.add_argument("--bits", metavar="W-A-G-E[,...]",
                    help="bit widths, one for all layers or one per layer (default 2-8-8-8)")
     p.add_argument("--epochs", type=int, metavar="N",
@@ -399,6 +404,8 @@ def _run_train(args) -> int:
     if args.backend != "golden" and config.bit_error_rate:
         raise ConfigError("--bit-error-rate needs --backend golden (the engine has no fault "
                           "injection yet)")
+    if args.backend in ("rtl", "board"):
+        config.require_fully_connected(f"--backend {args.backend}")
     if base is not None:
         from intrain.boards.protocol import hardware_fields
 

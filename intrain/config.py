@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
@@ -23,9 +24,13 @@ from intrain.errors import ConfigError
 from intrain.fileio import write_text
 from intrain.lfsr_spec import LfsrSpec
 
-__all__ = ["Bits", "Config", "LayerPlan", "ConfigError", "DEFAULT_LAYERS"]
+__all__ = ["Bits", "Config", "LayerPlan", "ConfigError", "DEFAULT_LAYERS", "DEFAULT_LR_SCHEDULE",
+           "CONV_LR_SCHEDULE"]
 
 DEFAULT_LAYERS = (64, 256, 10)
+DEFAULT_LR_SCHEDULE = ((0, 2), (30, 1), (50, 0), (65, -1))
+#: A convolutional network's default schedule: one step (a factor of 2) below the default.
+CONV_LR_SCHEDULE = ((0, 1), (30, 0), (50, -1), (65, -2))
 
 
 def _check_int(name, value, lo, hi):
@@ -67,7 +72,8 @@ class Bits:
 
 @dataclass(frozen=True)
 class LayerPlan:
-    """Constants of one fully connected layer, derived from a :class:`Config`.
+    """Constants of one weight layer (fully connected or convolution), derived from a
+    :class:`Config`.
 
     All quantities are integers; the real value of a forward accumulator is
     ``acc * 2 ** -out_shift``.
@@ -77,7 +83,8 @@ class LayerPlan:
     index : int
         Layer number, 1-based as in SPEC.md.
     n_in, n_out : int
-        Fan-in and fan-out.
+        Fan-in and fan-out; a convolution's weights are ``n_out`` rows of ``n_in = c_in * k * k``
+        (SPEC.md section 4b).
     bits : Bits
         This layer's widths; ``bits.a`` is the width of its output activations.
     in_bits : int
@@ -106,7 +113,15 @@ class LayerPlan:
         Weights start uniform in ``[-init_limit, init_limit]`` (real units).
     acc_bits_forward, acc_bits_backward, acc_bits_gradient : int
         Signed widths that hold every forward accumulator, every backward product
-        ``T^T . E`` and every batch-summed gradient, from fan-in, fan-out and batch.
+        ``T^T . E`` and every batch-summed gradient, from fan-in, fan-out and batch (and, for a
+        convolution, the kernel and the output positions).
+    kernel : int
+        A convolution's kernel size ``k`` (odd; stride 1, zero padding ``(k - 1) / 2``); 0 for a
+        fully connected layer.
+    pool : int
+        The max-pool ``pool x pool`` after a convolution (1: none).
+    in_shape : tuple of int
+        A convolution's input ``(C, H, W)``; ``()`` for a fully connected layer.
     """
 
     index: int
@@ -128,10 +143,26 @@ class LayerPlan:
     acc_bits_forward: int
     acc_bits_backward: int
     acc_bits_gradient: int
+    kernel: int = 0
+    pool: int = 1
+    in_shape: tuple[int, ...] = ()
 
     @property
     def in_max(self) -> int:
         return (1 << (self.in_bits - 1)) - 1
+
+    @property
+    def conv(self) -> bool:
+        """A convolution layer (else fully connected)."""
+        return self.kernel > 0
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        """Shape of one sample's output: ``(n_out, H / pool, W / pool)`` or ``(n_out,)``."""
+        if not self.conv:
+            return (self.n_out,)
+        _, h, w = self.in_shape
+        return (self.n_out, h // self.pool, w // self.pool)
 
 
 def _signed_bits(bound: int) -> int:
@@ -173,7 +204,8 @@ class Config:
         Passes over the training set.
     lr_schedule : tuple of (int, int)
         ``(first_epoch, lam)`` pairs: from ``first_epoch`` on, the learning rate is ``2 ** lam``.
-        The first pair starts at epoch 0.
+        The first pair starts at epoch 0. Unset: :data:`DEFAULT_LR_SCHEDULE`, or
+        :data:`CONV_LR_SCHEDULE` for a network with convolutions.
     weight_clip : str
         ``"code"``: stored weights clipped to ``+-(1 - sigma(kW))`` (reference code);
         ``"paper"``: ``+-(1 - sigma(kG))``.
@@ -210,7 +242,7 @@ class Config:
     input_bits: int = 8
     batch_size: int = 64
     epochs: int = 80
-    lr_schedule: tuple[tuple[int, int], ...] = ((0, 2), (30, 1), (50, 0), (65, -1))
+    lr_schedule: tuple[tuple[int, int], ...] | None = None
     weight_clip: str = "code"
     seed: int = 0
     rng_lanes: int = 8
@@ -228,15 +260,13 @@ class Config:
 
     def __post_init__(self):
         s = object.__setattr__
-        layers = self.layers
-        if isinstance(layers, str):
-            layers = _parse_int_list("layers", layers)
-        if not isinstance(layers, (tuple, list)) or len(layers) < 2:
-            raise ConfigError(
-                f"layers must list at least two sizes (input and output), not {self.layers!r}")
-        layers = tuple(_check_int(f"layers[{i}]", n, 1, 65536) for i, n in enumerate(layers))
+        layers = _layer_items(self.layers)
+        geometry = _layer_geometry(layers)
+        if not any("kernel" in g for g in geometry):
+            layers = (geometry[0]["n_in"], *(g["n_out"] for g in geometry))  # plain sizes
         s(self, "layers", layers)
-        n_weight_layers = len(layers) - 1
+        s(self, "_geometry", geometry)
+        n_weight_layers = len(geometry)
 
         bits = self.bits
         if isinstance(bits, (str, Bits, dict)):
@@ -256,6 +286,9 @@ class Config:
         _check_int("batch_size", self.batch_size, 1, 4096)
         _check_int("epochs", self.epochs, 1, 100000)
         sched = self.lr_schedule
+        if sched is None:
+            sched = CONV_LR_SCHEDULE if any("kernel" in g for g in geometry) else \
+                DEFAULT_LR_SCHEDULE
         if isinstance(sched, str):
             sched = _parse_schedule(sched)
         try:
@@ -341,11 +374,17 @@ class Config:
         """The per-layer constants with error widths ``kE_l = widths[l - 1]`` in place of
         ``bits.e`` (the widths APT mode reaches)."""
         plans = []
-        n = len(self.layers) - 1
-        for i in range(n):
+        n = len(self._geometry)
+        for i, geo in enumerate(self._geometry):
             b = replace(self.bits[i], e=widths[i])
             in_bits = self.input_bits if i == 0 else self.bits[i - 1].a
-            n_in, n_out = self.layers[i], self.layers[i + 1]
+            n_in, n_out, k = geo["n_in"], geo["n_out"], geo.get("kernel", 0)
+            pool = geo.get("pool", 1)
+            # A convolution's error reaches an input from k*k positions of every output channel;
+            # its gradient sums over the batch and the output positions (one per pool window).
+            fan_out, positions = n_out * max(k, 1)**2, 1
+            if k:
+                positions = geo["in_shape"][1] * geo["in_shape"][2] // pool**2
             alpha = _alpha_log2(n_in, b.w)
             out_shift = (b.w - 1) + (in_bits - 1) + alpha
             t_max = (1 << (b.w - 1)) - 1
@@ -362,10 +401,37 @@ class Config:
                 a_max=(1 << (b.a - 1)) - 1, e_max=e_max, t_max=t_max, t_shift=b.g - b.w,
                 w_max=w_max, label=1 << out_shift, init_limit=max(l_min, l_init),
                 acc_bits_forward=_signed_bits(n_in * t_max * in_max),
-                acc_bits_backward=_signed_bits(n_out * t_max * e_max),
-                acc_bits_gradient=_signed_bits(self.batch_size * e_max * in_max),
+                acc_bits_backward=_signed_bits(fan_out * t_max * e_max),
+                acc_bits_gradient=_signed_bits(self.batch_size * positions * e_max * in_max),
+                kernel=k, pool=pool, in_shape=geo.get("in_shape", ()),
             ))
         return tuple(plans)
+
+    @property
+    def has_conv(self) -> bool:
+        """The network has convolution (and max-pool) layers: the golden model trains it; the
+        hardware engine trains fully connected networks only."""
+        return any(p.conv for p in self.plan)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int] | None:
+        """``(C, H, W)`` of an input image where the network starts with a convolution, else
+        None (inputs are flat vectors)."""
+        return self.plan[0].in_shape or None
+
+    @property
+    def n_inputs(self) -> int:
+        """Values per input sample."""
+        return math.prod(self.input_shape) if self.has_conv else self.layers[0]
+
+    def require_fully_connected(self, what: str) -> None:
+        """Raise :class:`ConfigError` if the network has convolutions: ``what`` (a hardware
+        entry point) handles fully connected networks only."""
+        if self.has_conv:
+            raise ConfigError(
+                f"{what} handles fully connected networks only, not "
+                f"{','.join(map(str, self.layers))}; train convolutional networks with the "
+                "golden model (intrain train --backend golden)")
 
     def lam_at(self, epoch: int) -> int:
         """``log2`` of the learning rate in force during ``epoch`` (0-based)."""
@@ -501,6 +567,94 @@ def _parse_int_list(name, text):
         return tuple(int(v) for v in str(text).replace(" ", "").split(",") if v != "")
     except ValueError:
         raise ConfigError(f"{name} must be integers separated by commas, not {text!r}") from None
+
+
+_SHAPE = re.compile(r"(\d+)x(\d+)x(\d+)", re.I)
+_CONV = re.compile(r"(\d+)C(\d+)", re.I)
+_POOL = re.compile(r"MP(\d+)", re.I)
+
+
+def _layer_items(layers) -> tuple:
+    """The items of a layer specification, in canonical form: an ``int`` per fully connected
+    layer, ``"CxHxW"`` for the input shape, ``"NCk"`` for a convolution, ``"MPp"`` for a
+    max-pool (the WAGE paper's notation)."""
+    spec = layers
+    if isinstance(layers, str):
+        layers = [v for v in layers.replace(" ", "").split(",") if v != ""]
+    if not isinstance(layers, (tuple, list)):
+        raise ConfigError(f"layers must list the layers from input to output, not {layers!r}")
+    items = []
+    for i, item in enumerate(layers):
+        if isinstance(item, str) and item.strip().isdigit():
+            item = int(item)
+        if not isinstance(item, str):
+            items.append(_check_int(f"layers[{i}]", item, 1, 65536))
+            continue
+        text = item.strip()
+        for pattern, form in ((_SHAPE, "{}x{}x{}"), (_CONV, "{}C{}"), (_POOL, "MP{}")):
+            m = pattern.fullmatch(text)
+            if m:
+                values = [_check_int(f"layers[{i}] ({text})", int(v), 1, 65536)
+                          for v in m.groups()]
+                items.append(form.format(*values))
+                break
+        else:
+            raise ConfigError(
+                "layers must be integers separated by commas, or the WAGE notation with the "
+                f"input shape first (1x28x28,32C5,MP2,512,10), not {item!r} in {spec!r}")
+    return tuple(items)
+
+
+def _layer_geometry(items) -> list[dict]:
+    """Per weight layer: ``n_in``, ``n_out`` and, for a convolution, ``kernel``, ``pool`` and
+    ``in_shape``. Raises :class:`ConfigError` naming the item that does not fit."""
+    if len(items) < 2:
+        raise ConfigError(
+            f"layers must list at least two sizes (input and output), not {items!r}")
+    spec = ",".join(map(str, items))
+    shape = tuple(map(int, items[0].split("x"))) if _SHAPE.fullmatch(str(items[0])) else None
+    if isinstance(items[0], str) and shape is None:
+        raise ConfigError(f"layers {spec}: the first item must be the input: a size (64) or a "
+                          f"shape CxHxW (1x28x28), not {items[0]}")
+    n = math.prod(shape) if shape else items[0]
+    geometry = []
+    for i, item in enumerate(items[1:], 1):
+        where = f"layers {spec}: {item} (item {i + 1})"
+        if isinstance(item, int):
+            geometry.append({"n_in": n, "n_out": item})
+            shape, n = None, item
+        elif _SHAPE.fullmatch(item):
+            raise ConfigError(f"{where}: the input shape must come first")
+        elif _CONV.fullmatch(item):
+            c_out, k = map(int, item.upper().split("C"))
+            if shape is None:
+                raise ConfigError(f"{where}: a convolution needs images: start with the input "
+                                  "shape (1x28x28) and put every convolution before the fully "
+                                  "connected layers")
+            if k % 2 == 0:
+                raise ConfigError(f"{where}: the kernel must be odd (zero padding (k - 1) / 2 "
+                                  f"keeps the size), not {k}")
+            geometry.append({"n_in": shape[0] * k * k, "n_out": c_out, "kernel": k,
+                             "in_shape": shape})
+            shape = (c_out, *shape[1:])
+            n = math.prod(shape)
+        else:
+            p = int(item[2:])
+            prev = geometry[-1] if geometry else {}
+            if not prev.get("kernel") or not _CONV.fullmatch(str(items[i - 1])):
+                raise ConfigError(f"{where}: a max-pool must follow a convolution")
+            if p < 2:
+                raise ConfigError(f"{where}: a max-pool must be at least 2x2")
+            if shape[1] % p or shape[2] % p:
+                raise ConfigError(f"{where}: a {p}x{p} pool does not divide the {shape[1]}x"
+                                  f"{shape[2]} output of {items[i - 1]} into windows")
+            prev["pool"] = p
+            shape = (shape[0], shape[1] // p, shape[2] // p)
+            n = math.prod(shape)
+    if not isinstance(items[-1], int):
+        raise ConfigError(f"layers {spec}: the last layer must be fully connected (one output "
+                          f"per class), not {items[-1]}")
+    return geometry
 
 
 def _parse_schedule(text):

@@ -8,6 +8,10 @@ Three sources are understood (see :func:`load_dataset`):
   gzipped);
 - an ``.npz`` archive with arrays ``x`` and ``y`` (and optionally ``x_test`` and ``y_test``).
 
+Images keep their shape (:attr:`Dataset.shape`: ``(C, H, W)``; digits ``1x8x8``, MNIST
+``1x28x28``): a network that starts with a convolution gets its inputs as ``(n, C, H, W)``, a
+fully connected one gets them flat, ``(n, C * H * W)``.
+
 A :class:`Dataset` keeps the raw values together with the range ``[lo, hi]`` that
 :func:`quantize_inputs` maps to ``[-1, 1]`` before quantizing to the input width, as SPEC.md
 section 4 asks ("map the data to [-1, 1] and quantize to 8 bits"). Where no test set is given,
@@ -68,6 +72,9 @@ class Dataset:
         Class labels, ``int64``, shape ``(n,)``, in ``0 .. n_classes - 1``.
     lo, hi : float
         The raw value range: :func:`quantize_inputs` maps ``lo`` to -1 and ``hi`` to +1.
+    shape : tuple of int, optional
+        ``(C, H, W)`` of one image (the samples are stored flat, in ``C, H, W`` order); None for
+        data that are not images.
     """
 
     name: str
@@ -77,6 +84,7 @@ class Dataset:
     y_test: np.ndarray
     lo: float
     hi: float
+    shape: tuple[int, int, int] | None = None
 
     def __post_init__(self):
         for part in ("train", "test"):
@@ -100,6 +108,10 @@ class Dataset:
         if not (math.isfinite(self.lo) and math.isfinite(self.hi) and self.lo < self.hi):
             raise DataError(
                 f"{self.name}: the value range must have lo < hi, not lo={self.lo}, hi={self.hi}")
+        if self.shape is not None and (len(self.shape) != 3
+                                       or math.prod(self.shape) != self.n_features):
+            raise DataError(f"{self.name}: image shape {self.shape} must be (C, H, W) with "
+                            f"C * H * W = {self.n_features} values")
 
     @property
     def n_features(self) -> int:
@@ -122,21 +134,45 @@ class Dataset:
     def n_test(self) -> int:
         return int(len(self.y_test))
 
-    def quantize(self, bits: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    def quantize(self, bits: int = 8, shape=None) -> tuple[np.ndarray, np.ndarray]:
         """Both sets' inputs quantized by :func:`quantize_inputs` with this data set's range.
+
+        Parameters
+        ----------
+        bits : int
+            Width of the quantized inputs.
+        shape : tuple of int, optional
+            ``(C, H, W)``: return images of that shape (the network's input). Images must have
+            that shape; flat data are folded in ``C, H, W`` order when they hold ``C * H * W``
+            values per sample.
 
         Returns
         -------
         (numpy.ndarray, numpy.ndarray)
             ``int64`` arrays ``(a0_train, a0_test)``, values in ``[-(2**(bits-1)-1),
-            2**(bits-1)-1]``.
+            2**(bits-1)-1]``, ``(n, features)`` or ``(n, *shape)``.
         """
-        return (quantize_inputs(self.x_train, self.lo, self.hi, bits),
-                quantize_inputs(self.x_test, self.lo, self.hi, bits))
+        if shape is not None:
+            self.check_shape(tuple(shape))
+        parts = (quantize_inputs(self.x_train, self.lo, self.hi, bits),
+                 quantize_inputs(self.x_test, self.lo, self.hi, bits))
+        return parts if shape is None else tuple(a.reshape(len(a), *shape) for a in parts)
+
+    def check_shape(self, shape: tuple[int, int, int]) -> None:
+        """Raise :class:`DataError` unless the samples can be read as ``(C, H, W)`` images."""
+        def text(s):
+            return "x".join(map(str, s))
+        if self.shape is not None and self.shape != shape:
+            raise DataError(f"{self.name} holds {text(self.shape)} images, not the network's "
+                            f"input shape {text(shape)}")
+        if math.prod(shape) != self.n_features:
+            raise DataError(f"{self.name} has {self.n_features} values per sample; the network's "
+                            f"input shape {text(shape)} needs {math.prod(shape)}")
 
     def __repr__(self):
+        shape = f", shape={self.shape}" if self.shape else ""
         return (f"Dataset({self.name!r}, train={self.n_train}, test={self.n_test}, "
-                f"features={self.n_features}, classes={self.n_classes}, "
+                f"features={self.n_features}{shape}, classes={self.n_classes}, "
                 f"range=[{self.lo:g}, {self.hi:g}])")
 
 
@@ -289,16 +325,16 @@ def split_test_mask(y, test_fraction=_DEFAULT_TEST_FRACTION) -> np.ndarray:
     return ((rank + 1) * p) // q > (rank * p) // q
 
 
-def _split(name, x, y, lo, hi, test_fraction) -> Dataset:
+def _split(name, x, y, lo, hi, test_fraction, shape=None) -> Dataset:
     test = split_test_mask(y, test_fraction)
-    return Dataset(name, x[~test], y[~test], x[test], y[test], lo, hi)
+    return Dataset(name, x[~test], y[~test], x[test], y[test], lo, hi, shape)
 
 
 # ------------------------------------------------------------------------------------------------
 def load_digits(test_fraction=_DEFAULT_TEST_FRACTION) -> Dataset:
     """scikit-learn's bundled 8x8 handwritten digits, split into training and test sets.
 
-    1,797 images of 64 values 0..16 (kept as ``uint8``), 10 classes, ``lo = 0``, ``hi = 16``.
+    1,797 images of 1x8x8 values 0..16 (kept as ``uint8``), 10 classes, ``lo = 0``, ``hi = 16``.
     Nothing is downloaded. The test set is chosen by :func:`split_test_mask`: within each digit,
     in the data set's original order, the samples numbered ``i = 0, 1, ...`` with
     ``floor((i + 1) * f) > floor(i * f)`` (``f = test_fraction``); for the default 0.2 that is
@@ -324,7 +360,7 @@ def load_digits(test_fraction=_DEFAULT_TEST_FRACTION) -> Dataset:
     if x.min() < 0 or x.max() > 16 or not np.array_equal(x, np.rint(x)):
         raise DataError("scikit-learn's digits are not whole numbers 0..16 as expected")
     return _split("digits", x.astype(np.uint8), np.asarray(bunch.target, dtype=np.int64),
-                  0.0, 16.0, test_fraction)
+                  0.0, 16.0, test_fraction, (1, 8, 8))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -425,7 +461,7 @@ def _load_idx_pair(directory: Path, stem: str) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{img_path}: holds no images")
     if images.size == 0:
         raise DataError(f"{img_path}: its images of shape {images.shape[1:]} hold no pixels")
-    return images.reshape(len(images), -1), labels.astype(np.int64)
+    return images, labels.astype(np.int64)
 
 
 def load_idx_dir(path) -> Dataset:
@@ -434,7 +470,8 @@ def load_idx_dir(path) -> Dataset:
     The directory must hold ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
     ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, each raw or gzipped (``.gz``
     appended); the dotted names (``train-images.idx3-ubyte``) are accepted too. Images must be
-    3-D ``(n, rows, cols)`` and are flattened to ``(n, rows * cols)``; each label file must
+    3-D ``(n, rows, cols)``: 1 x rows x cols images (:attr:`Dataset.shape`), stored flat; each
+    label file must
     hold as many labels as its image file holds images. Values are ``uint8`` with ``lo = 0``,
     ``hi = 255``. The ``t10k`` files are the test set.
 
@@ -452,11 +489,13 @@ def load_idx_dir(path) -> Dataset:
         raise DataError(f"{directory}: no such directory")
     x_train, y_train = _load_idx_pair(directory, "train")
     x_test, y_test = _load_idx_pair(directory, "t10k")
-    if x_train.shape[1] != x_test.shape[1]:
+    if x_train.shape[1:] != x_test.shape[1:]:
         raise DataError(
-            f"{directory}: training images have {x_train.shape[1]} pixels but test images have "
-            f"{x_test.shape[1]}")
-    return Dataset(str(directory), x_train, y_train, x_test, y_test, 0.0, 255.0)
+            f"{directory}: training images are {'x'.join(map(str, x_train.shape[1:]))} but test "
+            f"images are {'x'.join(map(str, x_test.shape[1:]))}")
+    shape = (1, *x_train.shape[1:])
+    x_train, x_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
+    return Dataset(str(directory), x_train, y_train, x_test, y_test, 0.0, 255.0, shape)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -492,11 +531,20 @@ def _check_labels(path: Path, key: str, y: np.ndarray) -> np.ndarray:
     return y.astype(np.int64)
 
 
+def _image_shape(x: np.ndarray) -> tuple[int, int, int] | None:
+    """``(C, H, W)`` of the samples of ``x`` ``(n, H, W)`` or ``(n, C, H, W)``, else None."""
+    if x.ndim == 3:
+        return (1, *x.shape[1:])
+    return tuple(x.shape[1:]) if x.ndim == 4 else None
+
+
 def load_npz(path, test_fraction=_DEFAULT_TEST_FRACTION) -> Dataset:
     """A data set stored in a NumPy ``.npz`` archive.
 
     The archive holds ``x`` (samples first, any further shape; flattened to
     ``(n, features)``) and ``y`` (``n`` labels), and optionally both ``x_test`` and ``y_test``.
+    ``x`` of shape ``(n, H, W)`` or ``(n, C, H, W)`` holds images (:attr:`Dataset.shape`
+    ``(1, H, W)`` or ``(C, H, W)``); ``x_test`` must then hold images of the same shape.
     Without test arrays the test set is split off ``x, y`` by :func:`split_test_mask` (for the
     default 0.2: every 5th sample of each class, in the archive's order).
 
@@ -557,6 +605,7 @@ def load_npz(path, test_fraction=_DEFAULT_TEST_FRACTION) -> Dataset:
             pickle.UnpicklingError, RuntimeError) as e:  # RuntimeError: encrypted, unsupported
         raise DataError(f"{path}: not a readable .npz archive ({e})") from None
 
+    shape = _image_shape(arrays["x"])
     x = _check_inputs(path, "x", arrays["x"])
     y = _check_labels(path, "y", arrays["y"])
     if len(x) != len(y):
@@ -570,7 +619,10 @@ def load_npz(path, test_fraction=_DEFAULT_TEST_FRACTION) -> Dataset:
         lo, hi = float(lo), float(hi)
     name = str(path)
     if "x_test" not in arrays:
-        return _split(name, x, y, lo, hi, test_fraction)
+        return _split(name, x, y, lo, hi, test_fraction, shape)
+    if _image_shape(arrays["x_test"]) != shape:
+        raise DataError(f"{path}: 'x' has samples of shape {arrays['x'].shape[1:]} but 'x_test' "
+                        f"has {arrays['x_test'].shape[1:]}")
     x_test = _check_inputs(path, "x_test", arrays["x_test"])
     y_test = _check_labels(path, "y_test", arrays["y_test"])
     if len(x_test) != len(y_test):
@@ -579,7 +631,7 @@ def load_npz(path, test_fraction=_DEFAULT_TEST_FRACTION) -> Dataset:
     if x_test.shape[1] != x.shape[1]:
         raise DataError(
             f"{path}: 'x' has {x.shape[1]} features per sample but 'x_test' has {x_test.shape[1]}")
-    return Dataset(name, x, y, x_test, y_test, lo, hi)
+    return Dataset(name, x, y, x_test, y_test, lo, hi, shape)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -175,6 +175,8 @@ def build_block(name: str, config, layer: int = 1):
     """Build the component of block ``name`` for ``config`` (and ``layer``, 1-based, for the
     blocks that belong to one layer)."""
     block = get_block(name)
+    if name == "engine":
+        config.require_fully_connected("the engine")
     if block.per_layer:
         n = len(config.plan)
         if isinstance(layer, bool) or not isinstance(layer, int) or not 1 <= layer <= n:

@@ -16,7 +16,7 @@ import numpy as np
 from intrain.config import Config
 from intrain.data import Dataset
 from intrain.errors import ConfigError
-from intrain.golden.float_trainer import FloatMLP
+from intrain.golden.float_trainer import FloatNet
 from intrain.golden.model import GoldenModel
 
 __all__ = ["EpochStats", "TrainReport", "train", "batches"]
@@ -103,7 +103,7 @@ def train(config: Config, data: Dataset, model=None, *, float_baseline: bool = T
           max_steps: int | None = None, final_eval_model=None) -> TrainReport:
     """Train ``model`` (default: a fresh :class:`GoldenModel`) on ``data`` for ``config.epochs``.
 
-    The float32 baseline (:class:`FloatMLP`, same layers, batch, epochs and data order; its
+    The float32 baseline (:class:`FloatNet`, same layers, batch, epochs and data order; its
     learning rate follows the integer schedule's steps) trains in the same run when
     ``float_baseline`` is set. ``max_steps`` ends the run after that many training steps (the
     epoch in progress is then evaluated as the last one). The training accuracy at the end is
@@ -111,19 +111,19 @@ def train(config: Config, data: Dataset, model=None, *, float_baseline: bool = T
     """
     if max_steps is not None and max_steps < 1:
         raise ConfigError(f"the number of steps must be at least 1, not {max_steps}")
-    if data.n_features != config.layers[0]:
+    if config.input_shape is None and data.n_features != config.layers[0]:
         raise ConfigError(f"the first layer must have {data.n_features} inputs for data set "
                           f"{data.name}, not {config.layers[0]}")
     if data.n_classes > config.layers[-1]:
         raise ConfigError(f"the last layer must have at least {data.n_classes} outputs for data "
                           f"set {data.name}, not {config.layers[-1]}")
     model = model if model is not None else GoldenModel(config)
-    a_train, a_test = data.quantize(config.input_bits)
+    a_train, a_test = data.quantize(config.input_bits, config.input_shape)
     y_train, y_test = data.y_train, data.y_test
     scale = float(1 << (config.input_bits - 1))
     f_train = (a_train / scale).astype(np.float32)
     f_test = (a_test / scale).astype(np.float32)
-    fmodel = FloatMLP(config.layers, seed=config.seed, bit_error_rate=config.bit_error_rate,
+    fmodel = FloatNet(config.plan, seed=config.seed, bit_error_rate=config.bit_error_rate,
                       fault_seed=config.fault_seed) if float_baseline else None
     lam0 = config.lam_at(0)
 

@@ -67,6 +67,13 @@ def test_a_saved_config_repeats_the_run_exactly(tmp_path):
      "/nonexistent/tty"),
     (["--backend", "board", "--board", "ulx3s", "--port", "/dev/null", "--baud", "4000000"],
      "FT231X carries at most 3,000,000 baud"),
+    (["--layers", "1x28x28,4C3,10"], "digits holds 1x8x8 images, not the network's input"),
+    (["--layers", "1x8x8,4C4,MP2,10"], "4C4 (item 2): the kernel must be odd"),
+    (["--layers", "1x8x8,4C3,MP3,10"], "MP3 (item 3): a 3x3 pool does not divide"),
+    (["--backend", "rtl", "--layers", "1x8x8,4C3,MP2,10"],
+     "--backend rtl handles fully connected networks only, not 1x8x8,4C3,MP2,10"),
+    (["--backend", "board", "--board", "ulx3s-85f", "--port", "/dev/null", "--layers",
+      "1x8x8,4C3,10"], "--backend board handles fully connected networks only"),
 ])
 def test_user_mistakes_end_in_one_error_line(args, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -74,6 +81,47 @@ def test_user_mistakes_end_in_one_error_line(args, message, capsys, tmp_path, mo
     err = capsys.readouterr().err
     assert err.startswith("intrain: error:") and message in err
     assert "Traceback" not in err
+
+
+def test_a_conv_network_trains_reports_and_repeats_from_its_saved_config(tmp_path, capsys):
+    r1, r2, cfg = tmp_path / "1.json", tmp_path / "2.json", tmp_path / "c.toml"
+    assert main(["train", "-q", "--layers", "1x8x8,4C3,MP2,6C3,10", "--epochs", "1",
+                 "--batch-size", "32", "--report", str(r1), "--save-config", str(cfg)]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    r = json.loads(r1.read_text())
+    assert r["config"]["layers"] == ["1x8x8", "4C3", "MP2", "6C3", 10]
+    assert 0 < r["test_accuracy"] <= 1 and 0.5 < r["float_test_accuracy"] <= 1
+    assert main(["train", "-q", "--no-float", "--config", str(cfg), "--report", str(r2)]) == 0
+    assert json.loads(r2.read_text())["history"][0]["train_loss"] == r["history"][0]["train_loss"]
+
+
+def test_lenet5_trains_on_an_mnist_folder(tmp_path, capsys):
+    from test_data import make_idx_dir
+
+    make_idx_dir(tmp_path, n_train=12, n_test=5, rows=28, cols=28)
+    report = tmp_path / "r.json"
+    assert main(["train", "-q", "--data", str(tmp_path), "--layers",
+                 "1x28x28,32C5,MP2,64C5,MP2,512,10", "--steps", "2", "--batch-size", "6",
+                 "--report", str(report)]) == 0
+    r = json.loads(report.read_text())
+    assert r["steps"] == 2 and r["config"]["layers"][0] == "1x28x28"
+    assert r["float_test_accuracy"] is not None
+
+
+@pytest.mark.parametrize("command", [
+    ["build", "--board", "icebreaker", "--config", "conv.toml"],
+    ["generate", "engine", "--set", "layers=1x8x8,4C3,MP2,10"],
+])
+def test_hardware_commands_refuse_conv_networks_in_one_line(command, capsys, tmp_path,
+                                                            monkeypatch):
+    from intrain.config import Config
+
+    monkeypatch.chdir(tmp_path)
+    Config(layers="1x8x8,4C3,MP2,10").save(tmp_path / "conv.toml")
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("intrain: error:") and "fully connected networks only" in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_module_entry_point_prints_help():

@@ -121,3 +121,78 @@ def test_lane_layout_counts_draws_per_row_chunk():
     # 10 inputs in chunks of 4 lanes: 3 chunks per row, 4 rows.
     assert c.draws_per_update(c.plan[0]) == 12
     assert c.draws_per_update(c.plan[1]) == 3
+
+
+# ------------------------------------------------------------------------------------------------
+# Convolutional networks in the WAGE notation
+def test_wage_notation_gives_conv_pool_and_fc_layers():
+    c = Config(layers="1x28x28, 32c5,MP2,64C5,mp2,512,10")
+    assert c.layers == ("1x28x28", "32C5", "MP2", "64C5", "MP2", 512, 10)
+    assert c.has_conv and c.input_shape == (1, 28, 28) and c.n_inputs == 784
+    conv1, conv2, fc1, fc2 = c.plan
+    # SPEC 4b: a convolution's weights are c_out rows of c_in * k * k.
+    assert (conv1.n_in, conv1.n_out, conv1.kernel, conv1.pool) == (25, 32, 5, 2)
+    assert (conv2.n_in, conv2.in_shape, conv2.out_shape) == (800, (32, 14, 14), (64, 7, 7))
+    assert (fc1.n_in, fc1.conv, fc1.out_shape) == (64 * 7 * 7, False, (512,))
+    assert (fc2.n_in, fc2.n_out) == (512, 10)
+    # alpha from n_in = c_in*k*k: 3 * 25 / 16 -> Shift(sqrt 4.69) = 2; 3 * 800 / 16 -> 16.
+    assert (conv1.alpha_log2, conv2.alpha_log2) == (1, 4)
+    assert c.draws_per_update(conv2) == 64 * 100
+    assert c.n_weights == 32 * 25 + 64 * 800 + 3136 * 512 + 512 * 10
+
+
+def test_conv_accumulator_widths_count_kernel_and_positions():
+    c = Config(layers="3x8x8,4C3,MP2,10", batch_size=16)
+    p = c.plan[0]
+    assert p.acc_bits_forward == (27 * 127).bit_length() + 1
+    assert p.acc_bits_backward == (4 * 9 * 127).bit_length() + 1
+    # One nonzero error per pool window: 16 samples x 4 x 4 windows.
+    assert p.acc_bits_gradient == (16 * 16 * 127 * 127).bit_length() + 1
+
+
+def test_fully_connected_networks_keep_plain_sizes():
+    c = Config(layers="1x8x8,256,10")  # an input shape without a convolution
+    assert c.layers == (64, 256, 10) and not c.has_conv and c.input_shape is None
+    assert c.plan == Config(layers=(64, 256, 10)).plan and c.n_inputs == 64
+    assert Config(layers=["64", "32", 10]).layers == (64, 32, 10)
+
+
+@pytest.mark.parametrize("layers, match", [
+    ("1x8x8,16C4,10", r"16C4 \(item 2\): the kernel must be odd"),
+    ("1x8x8,16C3,MP3,10", r"MP3 \(item 3\): a 3x3 pool does not divide the 8x8 output of 16C3"),
+    ("1x8x8,MP2,10", r"MP2 \(item 2\): a max-pool must follow a convolution"),
+    ("1x8x8,4C3,MP2,MP2,10", r"MP2 \(item 4\): a max-pool must follow a convolution"),
+    ("1x8x8,4C3,MP1,10", "a max-pool must be at least 2x2"),
+    ("64,16C3,10", r"16C3 \(item 2\): a convolution needs images"),
+    ("1x8x8,32,4C3,10", r"4C3 \(item 3\): a convolution needs images"),
+    ("64,1x8x8,10", r"1x8x8 \(item 2\): the input shape must come first"),
+    ("16C3,10", "the first item must be the input"),
+    ("1x8x8,4C3", "the last layer must be fully connected"),
+    ("1x8x8,0C3,10", r"layers\[1\] \(0C3\) must be an integer from 1"),
+    ("1x8x8,3Q3,10", "not '3Q3'"),
+])
+def test_bad_network_specs_name_the_layer(layers, match):
+    with pytest.raises(ConfigError, match=match):
+        Config(layers=layers)
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_conv_networks_save_and_load(tmp_path, suffix):
+    c = Config(layers="1x8x8,16C3,MP2,32C3,MP2,10", bits=("8-8-8-8", "2-8-8-8", "2-8-8-8"))
+    path = tmp_path / f"c{suffix}"
+    c.save(path)
+    assert Config.load(path) == c
+    assert c.to_dict()["layers"] == ["1x8x8", "16C3", "MP2", "32C3", "MP2", 10]
+    # The notation as one string works in a file too.
+    data = {**c.to_dict(), "layers": "1x8x8,16C3,MP2,32C3,MP2,10"}
+    path.write_text(json.dumps(data) if suffix == ".json" else
+                    path.read_text().replace('["1x8x8", "16C3", "MP2", "32C3", "MP2", 10]',
+                                             f'"{data["layers"]}"'))
+    assert data["layers"] in path.read_text() and Config.load(path) == c
+
+
+def test_hardware_refuses_conv_networks_in_one_sentence():
+    Config().require_fully_connected("the engine")
+    with pytest.raises(ConfigError, match="the engine handles fully connected networks only, "
+                                          "not 1x8x8,4C3,10"):
+        Config(layers="1x8x8,4C3,10").require_fully_connected("the engine")

@@ -460,3 +460,47 @@ def test_dataset_validates():
         Dataset("t", x, y, x, y, 1.0, 1.0)
     with pytest.raises(DataError):
         Dataset("t", x, y.astype(np.int32), x, y, 0.0, 1.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Image shapes: kept by every source, folded for a network that starts with a convolution
+def test_images_keep_their_shape(tmp_path, digits):
+    assert digits.shape == (1, 8, 8)
+    a_train, a_test = digits.quantize(8, (1, 8, 8))
+    flat_train, _ = digits.quantize(8)
+    assert a_train.shape == (digits.n_train, 1, 8, 8) and a_test.shape == (digits.n_test, 1, 8, 8)
+    np.testing.assert_array_equal(a_train.reshape(digits.n_train, 64), flat_train)
+    make_idx_dir(tmp_path, rows=3, cols=4)
+    assert load_idx_dir(tmp_path).shape == (1, 3, 4)
+    rng = np.random.default_rng(0)
+    for x, shape in ((rng.normal(size=(10, 5, 6)), (1, 5, 6)),
+                     (rng.normal(size=(10, 2, 3, 4)), (2, 3, 4)), (rng.normal(size=(10, 7)), None)):
+        path = tmp_path / f"x{x.ndim}.npz"
+        np.savez(path, x=x, y=np.arange(10) % 2)
+        d = load_npz(path)
+        assert d.shape == shape and d.n_features == x[0].size
+        if shape:  # (n, C, H, W) in the file's own order
+            np.testing.assert_array_equal(d.quantize(8, shape)[0],
+                                          quantize_inputs(x, d.lo, d.hi)[~split_test_mask(
+                                              np.arange(10) % 2)].reshape(-1, *shape))
+
+
+def test_flat_data_fold_into_the_networks_shape_and_mismatches_are_named(tmp_path, digits):
+    path = tmp_path / "flat.npz"
+    np.savez(path, x=np.arange(120).reshape(10, 12), y=np.arange(10) % 2)
+    flat = load_npz(path)
+    assert flat.quantize(8, (3, 2, 2))[0].shape == (8, 3, 2, 2)
+    with pytest.raises(DataError, match="has 12 values per sample; the network's input shape "
+                                        "1x4x4 needs 16"):
+        flat.quantize(8, (1, 4, 4))
+    with pytest.raises(DataError, match="digits holds 1x8x8 images, not the network's input "
+                                        "shape 1x28x28"):
+        digits.quantize(8, (1, 28, 28))
+    with pytest.raises(DataError, match="digits holds 1x8x8 images, not .* 4x4x4"):
+        digits.quantize(8, (4, 4, 4))
+    np.savez(path, x=np.arange(24).reshape(4, 2, 3), y=np.arange(4), x_test=np.ones((2, 3, 2)),
+             y_test=np.arange(2))
+    _npz_error(path, r"'x' has samples of shape \(2, 3\) but 'x_test' has \(3, 2\)")
+    with pytest.raises(DataError, match="image shape"):
+        Dataset("t", np.ones((2, 6)), np.arange(2), np.ones((1, 6)), np.arange(1), 0.0, 1.0,
+                (1, 2, 2))
