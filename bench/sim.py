@@ -9,8 +9,12 @@ step included), on Verilator and on Icarus Verilog (when installed), and tabulat
 Icarus is much slower: it runs ``--icarus-steps`` steps (2 by default) of the same training.
 The testbench times the training steps itself, so the build (cached) is not in the figures.
 
+The runs are the points of a sweep (:mod:`intrain.sweep_run`) on one Dask worker, one after the
+other, so neither slows the other; ``--scheduler tcp://HOST:PORT`` runs them on an existing
+Dask cluster (the figures are then those of its workers).
+
     python bench/sim.py [--steps N] [--icarus-steps N] [--array 8x8] [--sims verilator,icarus]
-                        [--json FILE]
+                        [--json FILE] [--scheduler tcp://HOST:PORT]
 """
 
 from __future__ import annotations
@@ -19,12 +23,35 @@ import argparse
 import json
 import platform
 import sys
-import time
+import tempfile
 from pathlib import Path
 
 from intrain.config import Config
-from intrain.sim.engine_run import run_engine
 from intrain.sim.tools import available_simulators
+from intrain.sweep import Point, TrainOptions
+from intrain.sweep_run import open_client, run_sweep
+
+
+def _run(config, sims, args) -> dict:
+    """Train on each simulator, as the points of one sweep; the reports by simulator, with the
+    wall time of each run (its build included) as ``wall_seconds``."""
+    points = [Point(index=n, config=config, jobs=("train",),
+                    train=TrainOptions(backend="rtl", sim=sim, float_baseline=False,
+                                       evaluate_on_rtl=False,
+                                       steps=args.steps if sim == "verilator"
+                                       else args.icarus_steps))
+              for n, sim in enumerate(sims)]
+    with tempfile.TemporaryDirectory(prefix="intrain-sim-") as tmp, \
+            open_client(workers=None if args.scheduler else 1,
+                        scheduler=args.scheduler) as client:
+        result = run_sweep(points, tmp, client)
+    results = {}
+    for sim, p in zip(sims, points):
+        record = result.records[result.keys[p.index]["train"]]
+        if "error" in record:
+            sys.exit(f"{sim}: {record['error']}")
+        results[sim] = {**record["report"], "wall_seconds": record["seconds"]}
+    return results
 
 
 def main(argv=None) -> int:
@@ -36,20 +63,15 @@ def main(argv=None) -> int:
     ap.add_argument("--sims", default="verilator,icarus",
                     help="simulators to run, comma-separated (those installed)")
     ap.add_argument("--json", type=Path, default=Path("bench/results/sim.json"))
+    ap.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                    help="run on an existing Dask cluster")
     args = ap.parse_args(argv)
     rows_, _, cols_ = args.array.partition("x")
     config = Config(epochs=1, array_rows=int(rows_), array_cols=int(cols_))
     asked = [s.strip() for s in args.sims.split(",") if s.strip()]
     sims = [s for s in asked if s in available_simulators()]
-    results = {}
-    for sim in sims:
-        steps = args.steps if sim == "verilator" else args.icarus_steps
-        # The testbench times the training steps itself: the build is not in the figures.
-        t0 = time.perf_counter()
-        r = run_engine(config, sim=sim, steps=steps, float_baseline=False, progress=True,
-                       evaluate_on_rtl=False)
-        r["wall_seconds"] = time.perf_counter() - t0
-        results[sim] = r
+    # The testbench times the training steps itself: the build is not in the figures.
+    results = _run(config, sims, args)
 
     print(f"\nnetwork {'-'.join(map(str, config.layers))}, batch {config.batch_size}, "
           f"{config.array_rows}x{config.array_cols} array; training steps with golden checks")

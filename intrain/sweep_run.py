@@ -367,6 +367,7 @@ def summary_text(result: SweepResult) -> str:
     w = [max(len(line[i]) for line in lines) for i in range(len(head))]
     text = ["  ".join(c.ljust(w[i]) if i in (1, 2, 4, 11) else c.rjust(w[i])
                       for i, c in enumerate(line)).rstrip() for line in lines]
+    text += _seed_lines(result.rows)
     n_done = sum(r["status"] != "failed" for r in result.rows)
     text.append(f"{len(result.rows)} points: {n_done} done ({result.resumed} jobs resumed), "
                 f"{len(result.rows) - n_done} failed; {result.ran} jobs ran in "
@@ -374,3 +375,23 @@ def summary_text(result: SweepResult) -> str:
                                              if any(r.get("pareto") for r in result.rows)
                                              else ""))
     return "\n".join(text)
+
+
+def _seed_lines(rows) -> list[str]:
+    """Best and median Fmax of each design built with more than one placer seed."""
+    import statistics
+
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        if r.get("fmax_mhz") is not None:
+            key = (r["board"], r["layers"], r["array"], r["bits"], r["batch"], r["clock_mhz"])
+            groups.setdefault(key, []).append(r)
+    lines = []
+    for (board, layers, array, bits, batch, clock), mine in groups.items():
+        if len({r["seed"] for r in mine}) > 1:
+            best = max(mine, key=lambda r: r["fmax_mhz"])
+            median = statistics.median(r["fmax_mhz"] for r in mine)
+            lines.append(f"{board} {layers} {array} {bits} batch {batch} at {clock:g} MHz, "
+                         f"{len(mine)} seeds: best Fmax {best['fmax_mhz']:.2f} MHz (seed "
+                         f"{best['seed']}), median {median:.2f} MHz")
+    return lines

@@ -18,7 +18,7 @@ from intrain.cli import main
 from intrain.config import Config
 from intrain.errors import ConfigError
 from intrain.sweep import expand, load_spec, pareto
-from intrain.sweep_run import COLUMNS, open_client, run_sweep
+from intrain.sweep_run import COLUMNS, SweepResult, open_client, run_sweep, summary_text
 
 TINY = Config(layers=(8, 4), batch_size=2, array_rows=1, array_cols=1, acc_bits=16,
               rng_lanes=1)
@@ -94,6 +94,17 @@ def test_pareto_front_keeps_the_undominated_points():
             {"point": 4, "lut": 400, "effective_gops": 4.0},
             {"point": 5, "lut": None, "effective_gops": 9.0}]
     assert pareto(rows) == {0, 1, 4}
+
+
+def test_summary_gives_best_and_median_fmax_over_seeds():
+    base = {"board": "ulx3s-85f", "layers": "64-256-10", "array": "8x8", "bits": "2-8-8-8",
+            "batch": 64, "clock_mhz": 50.0, "lut": 1, "effective_gops": None,
+            "test_accuracy": None, "status": "done", "macs": 64}
+    fmax = [51.0, 55.5, 49.0, 53.0]
+    rows = [{**base, "point": n, "seed": n + 1, "fmax_mhz": f} for n, f in enumerate(fmax)]
+    text = summary_text(SweepResult(rows=rows, records={}, keys={}))
+    assert ("ulx3s-85f 64-256-10 8x8 2-8-8-8 batch 64 at 50 MHz, 4 seeds: best Fmax 55.50 MHz "
+            "(seed 2), median 52.00 MHz") in text
 
 
 # -- sweeps on a cluster ----------------------------------------------------------------------
