@@ -242,7 +242,9 @@ def run_sweep(points, out, client, *, progress: bool = True, build_dir=None,
     build_options = dict(build_options or {})
     jobs, keys = _jobs(points, build_dir, build_options)
     records = _resumed(reports, jobs)
-    todo = [k for k in jobs if k not in records]
+    # Submitted in the order of their priority: a task submitted while a worker is idle starts
+    # there at once, before a later one of higher priority reaches the scheduler.
+    todo = sorted((k for k in jobs if k not in records), key=lambda k: -jobs[k][2])
     result = SweepResult(rows=[], records=records, keys=keys, resumed=len(records),
                          files=[out / "sweep.json", out / "sweep.csv"])
     if progress:
@@ -314,8 +316,9 @@ def _row(point, records: dict, keys: dict[str, str], reports: Path) -> dict:
     row = {"point": point.index, "job": "+".join(point.jobs), "board": point.board,
            "layers": point.layers, "array": point.array,
            "macs": point.config.array_rows * point.config.array_cols, "bits": point.bits,
-           "batch": point.config.batch_size, "clock_mhz": point.target_mhz(),
-           "seed": point.seed if "build" in point.jobs else None}
+           "batch": point.config.batch_size}
+    if "build" in point.jobs:
+        row["clock_mhz"], row["seed"] = point.target_mhz(), point.seed
     errors = []
     for kind, key in keys.items():
         rec = records[key]

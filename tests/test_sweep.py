@@ -69,6 +69,8 @@ def test_a_point_without_config_starts_from_the_boards_default():
     (["--workers", "0"], "--workers must be at least 1"),
     (["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "leave it out with --scheduler"),
     (["missing.toml"], "cannot read sweep spec missing.toml"),
+    (["--steps", "1", "--scheduler", "nonsense://x"],
+     "cannot reach the Dask scheduler at nonsense://x"),
 ])
 def test_bad_specs_end_in_one_line(args, message, capsys, tmp_path):
     assert main(["sweep", "--out", str(tmp_path), *args]) == 2
