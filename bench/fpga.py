@@ -7,10 +7,16 @@ speed grade, the packer; all YoWASP wheels) at the board's default clock, one bo
 other. Peak GOPS is ``2 x MACs x Fmax`` (one multiply and one add per multiplier per cycle at
 nextpnr's Fmax); the report also keeps the GOPS at the PLL clock. A board whose configuration
 fails to build is tabulated with the reason (the logic of the engine can overflow the small
-parts). Slow: minutes per board (about 5 for an ECP5 board's default; a 12x12 ECP5 engine far
-longer); not part of the test suite.
+parts). Slow: minutes per board (about 15 for an ECP5 board's default); not part of the test
+suite.
 
-    python bench/fpga.py [BOARD ...] [--keep DIR] [--json FILE] [--seed N]
+The builds are the points of a sweep (:mod:`intrain.sweep_run`): one Dask worker by default, so
+the build times are those of one build at a time; ``--workers N`` builds N at once and
+``--scheduler tcp://HOST:PORT`` on an existing Dask cluster. With ``--keep DIR`` a re-run skips
+the boards whose report is in ``DIR/reports/``.
+
+    python bench/fpga.py [BOARD ...] [--keep DIR] [--json FILE] [--seed N] [--workers N]
+                         [--scheduler tcp://HOST:PORT]
     python bench/fpga.py --reports DIR [DIR ...] [BOARD ...]  # add finished builds' reports
 
 The results go to ``bench/results/fpga.json`` unless ``--json`` says otherwise.
@@ -22,12 +28,12 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from intrain.boards.build import build_board
 from intrain.boards.registry import BOARDS, get_board
 from intrain.errors import IntrainError
+from intrain.sweep import Point
+from intrain.sweep_run import open_client, run_sweep
 
 DEFAULT_JSON = Path(__file__).parent / "results" / "fpga.json"
 
@@ -81,13 +87,39 @@ def _print(rows):
               f"{r['peak_gops_at_fmax'] or 0:6.2f} {r['build_seconds']:7.0f}")
 
 
+def _build(boards, root: Path, args) -> list[dict]:
+    """Build every board's default configuration as the points of one sweep; the table's rows
+    in the boards' order."""
+    points = [Point(index=n, config=b.default_config, jobs=("build",), board=b.name,
+                    seed=args.seed) for n, b in enumerate(boards)]
+    with open_client(workers=None if args.scheduler else args.workers,
+                     scheduler=args.scheduler) as client:
+        result = run_sweep(points, root, client, build_options={"check": False})
+    rows = []
+    for p in points:
+        record = result.records[result.keys[p.index]["build"]]
+        if "report" in record:
+            rows.append(_row(record["report"]))
+            continue
+        cfg = p.config
+        rows.append({"board": p.board, "device": get_board(p.board).device, "array": p.array,
+                     "macs": cfg.array_rows * cfg.array_cols, "error": record["error"],
+                     "build_seconds": record["seconds"]})
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("boards", nargs="*",
                     help=f"boards to build (default: all); {', '.join(BOARDS)}")
-    ap.add_argument("--keep", type=Path, help="keep the build folders under this folder")
+    ap.add_argument("--keep", type=Path, help="keep the sweep (its builds, reports and table) "
+                    "in this folder; a re-run skips the boards built there")
     ap.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write the results")
     ap.add_argument("--seed", type=int, default=1, help="nextpnr placer seed")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="boards built at once on a local Dask cluster")
+    ap.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                    help="build on an existing Dask cluster")
     ap.add_argument("--reports", type=Path, nargs="+",
                     help="tabulate these finished build folders (their report.json) too; "
                          "only the boards named are built then")
@@ -102,19 +134,10 @@ def main(argv=None) -> int:
         except IntrainError as e:
             ap.error(str(e))
         with tempfile.TemporaryDirectory(prefix="intrain-fpga-") as tmp:
-            root = args.keep or Path(tmp)
-            for board in boards:
-                cfg = board.default_config
-                start = time.monotonic()
-                try:
-                    report = build_board(board.name, cfg, out_dir=root / board.name,
-                                         seed=args.seed, check=False)
-                    rows.append(_row(report))
-                except IntrainError as e:
-                    rows.append({"board": board.name, "device": board.device,
-                                 "array": f"{cfg.array_rows}x{cfg.array_cols}",
-                                 "macs": cfg.array_rows * cfg.array_cols, "error": str(e),
-                                 "build_seconds": round(time.monotonic() - start, 1)})
+            try:
+                rows += _build(boards, args.keep or Path(tmp), args)
+            except IntrainError as e:
+                ap.error(str(e))
     _print(rows)
     payload = {
         "note": "peak GOPS = 2 x MACs x Fmax; Fmax from nextpnr at the slowest speed grade; "

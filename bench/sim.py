@@ -12,8 +12,12 @@ back after every step (``--check-every 1``, the check of the previous engine) is
 row ``verilator-readback``.
 The testbench times the training steps itself, so the build (cached) is not in the figures.
 
+The runs are the points of a sweep (:mod:`intrain.sweep_run`) on one Dask worker, one after the
+other, so neither slows the other; ``--scheduler tcp://HOST:PORT`` runs them on an existing
+Dask cluster (the figures are then those of its workers).
+
     python bench/sim.py [--steps N] [--icarus-steps N] [--array 8x8] [--sims verilator,icarus]
-                        [--json FILE]
+                        [--json FILE] [--scheduler tcp://HOST:PORT]
 """
 
 from __future__ import annotations
@@ -22,12 +26,41 @@ import argparse
 import json
 import platform
 import sys
-import time
+import tempfile
 from pathlib import Path
 
 from intrain.config import Config
-from intrain.sim.engine_run import run_engine
 from intrain.sim.tools import available_simulators
+from intrain.sweep import Point, TrainOptions
+from intrain.sweep_run import open_client, run_sweep
+
+
+def _run(config, sims, args) -> dict:
+    """Train on each simulator (and on Verilator once more with every tensor read back after
+    every step), as the points of one sweep; the reports by run name, with the wall time of
+    each run (its build included) as ``wall_seconds``."""
+    runs = [(sim, sim, 0) for sim in sims]
+    if "verilator" in sims:
+        runs.insert(1, ("verilator-readback", "verilator", 1))
+    points = [Point(index=n, config=config, jobs=("train",),
+                    train=TrainOptions(backend="rtl", sim=sim, float_baseline=False,
+                                       evaluate_on_rtl=False, check_every=check_every,
+                                       steps=args.steps if sim == "verilator"
+                                       else args.icarus_steps))
+              for n, (_, sim, check_every) in enumerate(runs)]
+    with tempfile.TemporaryDirectory(prefix="intrain-sim-") as tmp, \
+            open_client(workers=None if args.scheduler else 1,
+                        scheduler=args.scheduler) as client:
+        result = run_sweep(points, tmp, client)
+    results = {}
+    for (name, _, check_every), p in zip(runs, points):
+        record = result.records[result.keys[p.index]["train"]]
+        if "error" in record:
+            sys.exit(f"{name}: {record['error']}")
+        results[name] = {**record["report"], "wall_seconds": record["seconds"],
+                         "check": "full read-back every step" if check_every
+                         else "CRC every step"}
+    return results
 
 
 def main(argv=None) -> int:
@@ -39,24 +72,15 @@ def main(argv=None) -> int:
     ap.add_argument("--sims", default="verilator,icarus",
                     help="simulators to run, comma-separated (those installed)")
     ap.add_argument("--json", type=Path, default=Path("bench/results/sim.json"))
+    ap.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                    help="run on an existing Dask cluster")
     args = ap.parse_args(argv)
     rows_, _, cols_ = args.array.partition("x")
     config = Config(epochs=1, array_rows=int(rows_), array_cols=int(cols_))
     asked = [s.strip() for s in args.sims.split(",") if s.strip()]
     sims = [s for s in asked if s in available_simulators()]
-    runs = [(sim, sim, 0) for sim in sims]
-    if "verilator" in sims:
-        runs.insert(1, ("verilator-readback", "verilator", 1))
-    results = {}
-    for name, sim, check_every in runs:
-        steps = args.steps if sim == "verilator" else args.icarus_steps
-        # The testbench times the training steps itself: the build is not in the figures.
-        t0 = time.perf_counter()
-        r = run_engine(config, sim=sim, steps=steps, float_baseline=False, progress=True,
-                       evaluate_on_rtl=False, check_every=check_every)
-        r["wall_seconds"] = time.perf_counter() - t0
-        r["check"] = "full read-back every step" if check_every else "CRC every step"
-        results[name] = r
+    # The testbench times the training steps itself: the build is not in the figures.
+    results = _run(config, sims, args)
 
     print(f"\nnetwork {'-'.join(map(str, config.layers))}, batch {config.batch_size}, "
           f"{config.array_rows}x{config.array_cols} array; training steps with golden checks")

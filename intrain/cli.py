@@ -1,5 +1,5 @@
 """The ``intrain`` command line: ``intrain train``, ``intrain generate``, ``intrain boards``,
-``intrain build``, ``intrain program``, ``intrain board-check``.
+``intrain build``, ``intrain program``, ``intrain board-check``, ``intrain sweep``.
 
 Every user mistake (a bad option value, an unreadable file) ends in one line
 ``intrain: error: ...`` and exit status 2, never a traceback.
@@ -285,6 +285,21 @@ def _build_summary(r: dict) -> str:
     return "\n".join(f"{a:<{w}}  {b}" for a, b in rows)
 
 
+def _add_sweep(sub):
+    from intrain import sweep
+    p = sub.add_parser(
+        "sweep", help="build and train many configurations in parallel on Dask",
+        description="A design-space sweep: the product of boards, networks, array shapes, bit "
+                    "widths, batches, clocks and nextpnr seeds, each point built (bitstream "
+                    "and report), trained (golden model or RTL simulation) or both, as Dask "
+                    "tasks on a local cluster or an existing one. Results stream into one "
+                    "table (JSON and CSV) with plots; a failed point records its error; a "
+                    "re-run skips points whose report is there.",
+        formatter_class=_HelpFormatter)
+    sweep.add_arguments(p)
+    p.set_defaults(func=sweep.run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="intrain",
@@ -298,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_build(sub)
     _add_program(sub)
     _add_board_check(sub)
+    _add_sweep(sub)
     try:
         _add_generate(sub)
     except ImportError:  # pragma: no cover - generate not available in this build
