@@ -15,17 +15,12 @@ from pathlib import Path
 
 from intrain.errors import ConfigError, IntrainError
 from intrain.fileio import write_text
+from intrain.train import RTL_EPOCHS
 
 __all__ = ["main", "build_parser"]
 
 BACKENDS = ("golden", "rtl", "board")
 SIMULATORS = ("verilator", "icarus")
-#: The rtl and board backends' recipe for short runs, where neither a config file nor the option
-#: says otherwise: 8 epochs, the learning rate 2**2, 2**1 from epoch 4, 2**0 from epoch 6; on the
-#: simulated engine (whose batch is free) batches of 32 (more steps per epoch).
-RTL_EPOCHS = 8
-RTL_LR = ((0, 2), (4, 1), (6, 0))
-RTL_BATCH = 32
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -325,6 +320,8 @@ def _short_recipe(config, args):
     """``config`` with the rtl and board backends' short recipe (:data:`RTL_EPOCHS`,
     :data:`RTL_LR`, and on the simulated engine :data:`RTL_BATCH`) where no option set them."""
     import dataclasses
+
+    from intrain.train import RTL_BATCH, RTL_LR
 
     changes = {}
     if args.epochs is None:

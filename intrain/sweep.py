@@ -277,7 +277,7 @@ def expand(spec: dict) -> list[Point]:
         raise ConfigError("sweep: fit_check must be true or false")
     base = Config.load(spec["config"]) if spec.get("config") else None
     if epochs is None and options.backend == "rtl" and base is None:
-        from intrain.cli import RTL_EPOCHS
+        from intrain.train import RTL_EPOCHS
         epochs = RTL_EPOCHS
     points = []
     for values in itertools.product(*(axes[a] for a in AXES)):

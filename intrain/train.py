@@ -22,6 +22,13 @@ from intrain.golden.model import GoldenModel
 __all__ = ["EpochStats", "TrainReport", "train", "batches"]
 
 
+#: The rtl and board backends' recipe for short runs, where neither a config file nor an option
+#: says otherwise: 8 epochs, the learning rate 2**2, 2**1 from epoch 4, 2**0 from epoch 6; on the
+#: simulated engine (whose batch is free) batches of 32 (more steps per epoch).
+RTL_EPOCHS = 8
+RTL_LR = ((0, 2), (4, 1), (6, 0))
+RTL_BATCH = 32
+
 @dataclass
 class EpochStats:
     """Per-epoch figures (losses are means per sample: SSE for integer, cross-entropy for float)."""

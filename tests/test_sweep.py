@@ -19,6 +19,7 @@ from intrain.config import Config
 from intrain.errors import ConfigError
 from intrain.sweep import expand, load_spec, pareto
 from intrain.sweep_run import COLUMNS, SweepResult, open_client, run_sweep, summary_text
+from intrain.train import RTL_EPOCHS
 
 TINY = Config(layers=(8, 4), batch_size=2, array_rows=1, array_cols=1, acc_bits=16,
               rng_lanes=1)
@@ -53,7 +54,7 @@ def test_a_point_without_config_starts_from_the_boards_default():
     assert p.config.layers == (64, 32, 10) and p.config.batch_size == 12
     assert p.config.array_rows == 2 and p.target_mhz() == 54.0
     (t,) = expand({"train": {"backend": "rtl", "sim": "icarus"}})
-    assert t.jobs == ("train",) and t.config == Config(epochs=3)
+    assert t.jobs == ("train",) and t.config == Config(epochs=RTL_EPOCHS)
 
 
 @pytest.mark.parametrize("args, message", [
