@@ -8,7 +8,12 @@ Epochs of the trainers are interleaved, round after round, so that a noisy machi
 alike; the table gives the median over rounds of training samples per second (time spent in
 training steps only) and the ratio to the float32 NumPy trainer.
 
-    python bench/golden.py [--rounds N] [--batch-size N] [--layers 64,256,10] [--json FILE]
+A second table does the same for LeNet-5 (WAGE's MNIST network,
+``1x28x28,32C5,MP2,64C5,MP2,512,10``): the golden model against the float32 NumPy trainer of
+the same network (``FloatNet``), steps interleaved on random 28x28 images, median over steps.
+
+    python bench/golden.py [--rounds N] [--batch-size N] [--layers 64,256,10]
+                           [--lenet-steps N] [--threads N] [--json FILE]
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ import numpy as np
 
 from intrain.config import Config
 from intrain.data import load_digits
-from intrain.golden.float_trainer import FloatMLP
+from intrain.golden.float_trainer import FloatMLP, FloatNet
 from intrain.golden.model import GoldenModel
+
+LENET5 = "1x28x28,32C5,MP2,64C5,MP2,512,10"
 
 
 def _torch_trainer(layers, seed):
@@ -54,14 +61,54 @@ def _torch_trainer(layers, seed):
     return step, torch
 
 
+def lenet_throughput(steps: int, batch_size: int, bits: str) -> dict:
+    """Samples per second of LeNet-5 training steps on random 28x28 images, golden model and
+    float32 NumPy, steps interleaved (one warm-up step each, not counted)."""
+    config = Config(layers=LENET5, bits=bits, batch_size=batch_size)
+    rng = np.random.default_rng(0)
+    a0 = rng.integers(-127, 128, size=(steps + 1, batch_size, 1, 28, 28))
+    labels = rng.integers(0, 10, size=(steps + 1, batch_size))
+    f0 = (a0 / 128.0).astype(np.float32)
+    int_model, float_model = GoldenModel(config), FloatNet(config.plan, seed=0)
+    times = {"integer golden": [], "float32 NumPy": []}
+    steppers = {"integer golden": lambda s: int_model.train_step(a0[s], labels[s], 0),
+                "float32 NumPy": lambda s: float_model.train_step(f0[s], labels[s])}
+    for s in range(steps + 1):
+        for name, step in steppers.items():
+            t0 = time.perf_counter()
+            step(s)
+            if s:
+                times[name].append(batch_size / (time.perf_counter() - t0))
+    return times
+
+
+def _table(times: dict) -> dict:
+    """Print the median, min and max samples/s of each trainer; return the medians."""
+    med = {k: statistics.median(v) for k, v in times.items()}
+    base = med["float32 NumPy"]
+    print(f"{'trainer':<22} {'samples/s (median)':>19} {'min':>9} {'max':>9} "
+          f"{'vs float32 NumPy':>17}")
+    for name, v in times.items():
+        print(f"{name:<22} {med[name]:>19,.0f} {min(v):>9,.0f} {max(v):>9,.0f} "
+              f"{med[name] / base:>16.2f}x")
+    return med
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=7, help="epochs per trainer (interleaved)")
     ap.add_argument("--batch-size", type=int, default=Config().batch_size)
     ap.add_argument("--layers", default=None, help="default: the default network")
     ap.add_argument("--bits", default="2-8-8-8")
+    ap.add_argument("--lenet-steps", type=int, default=7,
+                    help="LeNet-5 training steps per trainer (0: leave LeNet-5 out)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="BLAS threads of the NumPy trainers (the PyTorch trainer uses one)")
     ap.add_argument("--json", type=Path, default=Path("bench/results/golden.json"))
     args = ap.parse_args(argv)
+    # threadpoolctl comes with scikit-learn; the limit holds for the rest of the run.
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(limits=args.threads, user_api="blas")
 
     data = load_digits()
     layers = (tuple(int(v) for v in args.layers.split(",")) if args.layers
@@ -98,15 +145,10 @@ def main(argv=None) -> int:
         if r == 0:
             for v in times.values():
                 v.clear()
-    med = {k: statistics.median(v) for k, v in times.items()}
-    base = med["float32 NumPy"]
-    rows = [(k, med[k], min(times[k]), max(times[k]), med[k] / base) for k in times]
     print(f"network {'-'.join(map(str, layers))}, batch {config.batch_size}, "
           f"{data.n_train} samples per epoch, {args.rounds} rounds")
-    print(f"{'trainer':<22} {'samples/s (median)':>19} {'min':>9} {'max':>9} "
-          f"{'vs float32 NumPy':>17}")
-    for name, m, lo, hi, ratio in rows:
-        print(f"{name:<22} {m:>19,.0f} {lo:>9,.0f} {hi:>9,.0f} {ratio:>16.2f}x")
+    med = _table(times)
+    base = med["float32 NumPy"]
     if not torch_trainer:
         print("(PyTorch not installed: its row is left out)")
     result = {
@@ -116,9 +158,20 @@ def main(argv=None) -> int:
         "samples_per_second": med,
         "samples_per_second_all_rounds": times,
         "integer_vs_float32_numpy": med["integer golden"] / base,
+        "lenet5": None,
         "machine": {"python": sys.version.split()[0], "numpy": np.__version__,
-                    "platform": platform.platform(), "processor": platform.machine()},
+                    "platform": platform.platform(), "processor": platform.machine(),
+                    "blas_threads": args.threads},
     }
+    if args.lenet_steps > 0:
+        lenet = lenet_throughput(args.lenet_steps, config.batch_size, args.bits)
+        print(f"\nLeNet-5 {LENET5}, batch {config.batch_size}, random 28x28 images, "
+              f"{args.lenet_steps} steps")
+        lmed = _table(lenet)
+        result["lenet5"] = {
+            "network": LENET5, "steps": args.lenet_steps, "samples_per_second": lmed,
+            "samples_per_second_all_steps": lenet,
+            "integer_vs_float32_numpy": lmed["integer golden"] / lmed["float32 NumPy"]}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.json}")

@@ -37,8 +37,10 @@ class FloatNet:
         ``pool``, ``in_shape``); a convolution's weights are ``n_out`` rows of ``n_in``.
     seed : int
         Seeds the initial weights.
-    lr : float
-        SGD learning rate (per mean-over-batch gradient).
+    lr : float, optional
+        SGD learning rate (per mean-over-batch gradient); unset: 0.05, or 0.01 for a network
+        with convolutions (Caffe's LeNet recipe: at 0.05 LeNet-5's ReLUs die in the first
+        epoch).
     momentum : float
         SGD momentum.
     weight_decay : float
@@ -48,10 +50,12 @@ class FloatNet:
         this probability (:class:`~intrain.golden.faults.FloatFaults`, seeded ``fault_seed``).
     """
 
-    def __init__(self, plan, seed: int = 0, lr: float = 0.05, momentum: float = 0.9,
+    def __init__(self, plan, seed: int = 0, lr: float | None = None, momentum: float = 0.9,
                  weight_decay: float = 1e-4, bit_error_rate: float = 0.0, fault_seed: int = 1):
         rng = np.random.default_rng(seed)
         self.plan = tuple(plan)
+        if lr is None:
+            lr = 0.01 if any(p.kernel for p in self.plan) else 0.05
         # Fully connected weights are (n_in, n_out), convolutions (n_out, n_in).
         self.w = [(rng.standard_normal((p.n_out, p.n_in) if p.kernel else (p.n_in, p.n_out))
                    * np.sqrt(2.0 / p.n_in)).astype(np.float32) for p in self.plan]

@@ -138,6 +138,10 @@ def test_wage_notation_gives_conv_pool_and_fc_layers():
     # alpha from n_in = c_in*k*k: 3 * 25 / 16 -> Shift(sqrt 4.69) = 2; 3 * 800 / 16 -> 16.
     assert (conv1.alpha_log2, conv2.alpha_log2) == (1, 4)
     assert c.draws_per_update(conv2) == 64 * 100
+    # A convolutional network's default schedule starts one step lower.
+    assert c.lr_schedule == ((0, 1), (30, 0), (50, -1), (65, -2), (75, -3))
+    assert Config().lr_schedule == ((0, 2), (30, 1), (50, 0), (65, -1))
+    assert Config(layers="1x8x8,4C3,10", lr_schedule="0").lr_schedule == ((0, 0),)
     assert c.n_weights == 32 * 25 + 64 * 800 + 3136 * 512 + 512 * 10
 
 

@@ -259,3 +259,24 @@ def test_float_baseline_gradients_equal_finite_differences():
             down = loss()
             w[idx] += 1e-6
             assert grad[idx] == pytest.approx((up - down) / 2e-6, rel=1e-3, abs=1e-7), (i, idx)
+
+
+def test_a_small_conv_network_learns_the_digits_in_both_trainers():
+    from intrain.data import load_digits
+    from intrain.golden.float_trainer import FloatNet
+
+    data = load_digits()
+    config = Config(layers="1x8x8,16C3,16C3,MP2,10", batch_size=16)
+    a_train, a_test = data.quantize(8, config.input_shape)
+    model, fmodel = GoldenModel(config), FloatNet(config.plan)
+    before, _ = model.evaluate(a_test, data.y_test)
+    rng = np.random.default_rng(0)
+    for _epoch in range(3):
+        perm = rng.permutation(data.n_train)
+        for s in range(0, data.n_train, 16):
+            idx = perm[s:s + 16]
+            model.train_step(a_train[idx], data.y_train[idx], 1)
+            fmodel.train_step(a_train[idx] / 128, data.y_train[idx])
+    after, _ = model.evaluate(a_test, data.y_test)
+    assert before < 0.3 and after > 0.7, (before, after)
+    assert fmodel.evaluate(a_test / 128, data.y_test)[0] > 0.9
