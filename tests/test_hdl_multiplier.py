@@ -18,7 +18,7 @@ from amaranth.back import rtlil
 from intrain.config import Config
 from intrain.golden import matmul
 from intrain.hdl import SystolicArray
-from intrain.hdl.engine import Engine
+from intrain.hdl.engine import Engine, EngineGeometry
 from intrain.hdl.multiplier import DSP_FAMILIES, dsp_family
 from intrain.sim.runner import export_verilog
 
@@ -91,9 +91,9 @@ def test_engine_refuses_a_primitive_too_narrow_for_its_operands():
 @pytest.mark.parametrize("dsp", sorted(DSP_FAMILIES))
 def test_engine_cycle_predictions_follow_the_array_latency(dsp):
     config = Config(layers=(7, 5, 3), array_rows=2, array_cols=3, batch_size=5)
-    generic, mapped = Engine(config), Engine(config, dsp=dsp)
+    generic, mapped = EngineGeometry(config), Engine(config, dsp=dsp).geometry
     extra = PIPELINE[dsp] - PIPELINE["generic"]
-    assert mapped._stream_cycles([4]) == generic._stream_cycles([4]) + extra
+    assert mapped.stream_cycles([4]) == generic.stream_cycles([4]) + extra
     assert (mapped.forward_cycles(5) > generic.forward_cycles(5)) == (extra > 0)
     assert (mapped.train_cycles(5) > generic.train_cycles(5)) == (extra > 0)
     assert mapped.train_macs(5) == generic.train_macs(5)
