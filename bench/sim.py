@@ -7,9 +7,10 @@ step included), on Verilator and on Icarus Verilog (when installed), and tabulat
 - the wall time of the training steps (one epoch on Verilator by default);
 - the MAC utilization of the training steps, per phase (busy MAC-cycles / (PEs x cycles)).
 Icarus is much slower: it runs ``--icarus-steps`` steps (2 by default) of the same training.
-Every step is checked by the engine's tensor CRCs; the same Verilator run with every tensor read
-back after every step (``--check-every 1``, the check of the previous engine) is the baseline
-row ``verilator-readback``.
+Every step is checked by the engine's tensor CRCs. Verilator runs its model in this process
+(the direct harness, row ``verilator``), and as baselines in the same run: the same training in
+the cocotb testbench (``verilator-cocotb``) and in the direct harness with every tensor read
+back after every step (``verilator-readback``, the check of the previous engine).
 The testbench times the training steps itself, so the build (cached) is not in the figures.
 
 The runs are the points of a sweep (:mod:`intrain.sweep_run`) on one Dask worker, one after the
@@ -39,27 +40,29 @@ def _run(config, sims, args) -> dict:
     """Train on each simulator (and on Verilator once more with every tensor read back after
     every step), as the points of one sweep; the reports by run name, with the wall time of
     each run (its build included) as ``wall_seconds``."""
-    runs = [(sim, sim, 0) for sim in sims]
+    runs = [(sim, sim, 0, "auto") for sim in sims]
     if "verilator" in sims:
-        runs.insert(1, ("verilator-readback", "verilator", 1))
+        runs[1:1] = [("verilator-cocotb", "verilator", 0, "cocotb"),
+                     ("verilator-readback", "verilator", 1, "direct")]
     points = [Point(index=n, config=config, jobs=("train",),
                     train=TrainOptions(backend="rtl", sim=sim, float_baseline=False,
                                        evaluate_on_rtl=False, check_every=check_every,
+                                       harness=harness,
                                        steps=args.steps if sim == "verilator"
                                        else args.icarus_steps))
-              for n, (_, sim, check_every) in enumerate(runs)]
+              for n, (_, sim, check_every, harness) in enumerate(runs)]
     with tempfile.TemporaryDirectory(prefix="intrain-sim-") as tmp, \
             open_client(workers=None if args.scheduler else 1,
                         scheduler=args.scheduler) as client:
         result = run_sweep(points, tmp, client)
     results = {}
-    for (name, _, check_every), p in zip(runs, points):
+    for (name, _, check_every, _), p in zip(runs, points):
         record = result.records[result.keys[p.index]["train"]]
         if "error" in record:
             sys.exit(f"{name}: {record['error']}")
         results[name] = {**record["report"], "wall_seconds": record["seconds"],
                          "check": "full read-back every step" if check_every
-                         else "CRC every step"}
+                         else "CRC every step", "harness": record["report"]["harness"]}
     return results
 
 
@@ -102,6 +105,10 @@ def main(argv=None) -> int:
         v, b = results["verilator"], results["verilator-readback"]
         print(f"\nCRC checks: {b['train_seconds'] / v['train_seconds']:.1f}x faster than full "
               "read-back")
+    if "verilator-cocotb" in results:
+        v, c = results["verilator"], results["verilator-cocotb"]
+        print(f"direct harness: {c['train_seconds'] / v['train_seconds']:.1f}x faster than the "
+              "cocotb testbench")
     if "verilator" in results and "icarus" in results:
         v, i = results["verilator"], results["icarus"]
         print(f"\nVerilator simulates {v['sim_cycles_per_second'] / i['sim_cycles_per_second']:.0f}"
@@ -111,7 +118,7 @@ def main(argv=None) -> int:
         print(f"(not installed: {', '.join(missing)})")
     keep = ("steps", "samples_trained", "cycles", "mac_cycles", "mac_utilization", "phases",
             "train_seconds", "sim_cycles_per_second", "sim_samples_per_second", "bit_exact",
-            "checks", "check", "wall_seconds")
+            "checks", "check", "harness", "wall_seconds")
     out = {
         "benchmark": "RTL simulation of the training engine",
         "network": list(config.layers), "bits": "2-8-8-8", "batch_size": config.batch_size,

@@ -24,8 +24,6 @@ import asyncio
 import time
 from dataclasses import asdict, dataclass
 
-import numpy as np
-
 from intrain.boards import protocol as proto
 from intrain.boards.protocol import BoardInfo, Command, FrameError, LinkError, Status
 from intrain.config import Config
@@ -291,31 +289,6 @@ class SerialTransport(LinkTransport):
 # ------------------------------------------------------------------------------------------------
 # Training on a board
 
-def _board_trainer_class():
-    """:class:`~intrain.host.checked.CheckedTrainer` with its blocking methods run on an
-    asyncio loop."""
-    from intrain.host.checked import CheckedTrainer
-
-    class BoardTrainer(CheckedTrainer):
-        def __init__(self, host, config, loop, bar=None):
-            super().__init__(host, config)
-            self._loop = loop
-            self._bar = bar
-
-        def train_step(self, a0, labels, lam):
-            result = self._loop.run_until_complete(
-                self._train_step(np.asarray(a0), np.asarray(labels), int(lam)))
-            if self._bar is not None:
-                self._bar.update(len(a0))
-            return result
-
-        def evaluate(self, a0, labels, batch: int = 0):
-            return self._loop.run_until_complete(self._evaluate(np.asarray(a0),
-                                                                np.asarray(labels)))
-
-    return BoardTrainer
-
-
 def train_on_board(config: Config, *, port: str, baud: int, data: str = "digits",
                    steps: int | None = None, float_baseline: bool = True,
                    progress: bool = True, timeout: float = 0.5,
@@ -335,7 +308,7 @@ def train_on_board(config: Config, *, port: str, baud: int, data: str = "digits"
         configuration, rejects a frame, or differs from the golden model.
     """
     from intrain.data import load_dataset
-    from intrain.host.checked import EngineMismatch, run_checked_training
+    from intrain.host.checked import EngineMismatch, LoopTrainer, run_checked_training
     from intrain.host.driver import EngineHost
 
     n_train = load_dataset(data).n_train  # a bad data set fails before the port is opened
@@ -354,8 +327,8 @@ def train_on_board(config: Config, *, port: str, baud: int, data: str = "digits"
             from intrain.progress import progress_bar
 
             bar = progress_bar(total=total, unit="sample", desc=f"board training ({port})")
-        trainer = _board_trainer_class()(EngineHost(host_geometry(config), transport), config, loop,
-                                         bar)
+        trainer = LoopTrainer(EngineHost(host_geometry(config), transport), config, loop,
+                              on_step=None if bar is None else bar.update)
         try:
             loop.run_until_complete(trainer.load())
             params = {"data": data, "steps": steps, "float_baseline": float_baseline,

@@ -101,6 +101,9 @@ def _add_train(sub):
     p.add_argument("--waves", type=Path, metavar="FILE",
                    help="rtl backend: write the waveform of the run (Verilator: .vcd, or .fst "
                         "with the lz4 headers installed; Icarus: .fst)")
+    p.add_argument("--harness", choices=("auto", "direct", "cocotb"), default="auto",
+                   help="rtl with Verilator: run its model in this process (direct, fastest) or "
+                        "in the cocotb testbench; auto: direct unless --waves is given")
     p.add_argument("--check-every", type=int, default=0, metavar="N",
                    help="rtl: every step is checked by the engine's CRCs of its tensors; also "
                         "read every tensor back every N steps (default: only on a mismatch)")
@@ -384,7 +387,8 @@ def _run_train(args) -> int:
             raise ConfigError(f"{opt} file must end in {' or '.join(suffixes)}, not {path}")
     if args.backend != "rtl":
         for value, opt in ((args.waves, "--waves"),
-                           (args.sim if args.sim != "verilator" else None, "--sim")):
+                           (args.sim if args.sim != "verilator" else None, "--sim"),
+                           (args.harness if args.harness != "auto" else None, "--harness")):
             if value is not None:
                 raise ConfigError(f"{opt} needs --backend rtl")
     board = None
@@ -443,7 +447,8 @@ def _run_train(args) -> int:
 
         result = run_engine(config, data=args.data, sim=args.sim, steps=args.steps,
                             float_baseline=not args.no_float, waves=args.waves,
-                            progress=not args.quiet, check_every=args.check_every)
+                            progress=not args.quiet, check_every=args.check_every,
+                            harness=args.harness)
         report = TrainReport.from_dict(result)
     elif args.backend == "board":
         from intrain.boards.host import train_on_board

@@ -61,7 +61,8 @@ _SIMULATORS = ("verilator", "icarus")
 class TrainOptions:
     """How a point trains: the backend (``golden`` or ``rtl``), the simulator of ``rtl``, the
     data set, a limit on the steps, whether the float32 baseline trains beside it, and (rtl)
-    whether the test set runs on the engine and how often every tensor is read back."""
+    whether the test set runs on the engine, how often every tensor is read back, and the
+    harness of a Verilator run (:func:`intrain.sim.engine_run.run_engine`)."""
 
     backend: str = "golden"
     sim: str = "verilator"
@@ -70,11 +71,13 @@ class TrainOptions:
     float_baseline: bool = True
     evaluate_on_rtl: bool = True
     check_every: int = 0
+    harness: str = "auto"
 
     def to_dict(self) -> dict:
         return {"backend": self.backend, "sim": self.sim, "data": self.data,
                 "steps": self.steps, "float_baseline": self.float_baseline,
-                "evaluate_on_rtl": self.evaluate_on_rtl, "check_every": self.check_every}
+                "evaluate_on_rtl": self.evaluate_on_rtl, "check_every": self.check_every,
+                "harness": self.harness}
 
 
 @dataclass(frozen=True)

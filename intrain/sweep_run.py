@@ -152,7 +152,8 @@ def _train(config, options) -> dict:
         return run_engine(config, data=options["data"], sim=options["sim"],
                           steps=options["steps"], float_baseline=options["float_baseline"],
                           progress=False, evaluate_on_rtl=options["evaluate_on_rtl"],
-                          check_every=options.get("check_every", 0))
+                          check_every=options.get("check_every", 0),
+                          harness=options.get("harness", "auto"))
     from intrain.data import load_dataset
     from intrain.train import train
 

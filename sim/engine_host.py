@@ -8,7 +8,33 @@ from intrain.hdl.engine import Phase
 from intrain.hdl.engine.crc import TensorCrc
 from intrain.host.driver import EngineHost, RunCounters
 
-__all__ = ["EngineHost", "CocotbTransport", "RunCounters"]
+__all__ = ["EngineHost", "CocotbTransport", "RunCounters", "counters_from_ports"]
+
+_COUNTER_PORTS = ("steps", "crcs")
+
+
+async def counters_from_ports(get, advance, ports) -> dict:
+    """The counters of a run that has just ended (``done`` high), read from the engine's ports
+    the same way by every transport: ``get(name)`` reads a port's value, ``await advance(n,
+    settle)`` lets ``n`` clock cycles pass (and with ``settle``, the values settle for reading),
+    ``ports`` maps the optional ports the design has (``steps``, ``crcs``) to their widths. Ends
+    one cycle after the CRCs were read."""
+    counters = {"cycles": get("cycles"), "mac_cycles": get("mac_cycles")}
+    if "steps" in ports:
+        counters["steps"] = get("steps")
+        cyc, mac = get("phase_cycles"), get("phase_mac_cycles")
+        for ph in Phase:
+            name = ph.name.lower()
+            counters[f"{name}_cycles"] = cyc >> (32 * ph.value) & 0xFFFFFFFF
+            counters[f"{name}_mac_cycles"] = mac >> (32 * ph.value) & 0xFFFFFFFF
+    if "crcs" in ports:
+        # The CRC of the last write lands TensorCrc.LATENCY cycles after it, one cycle or
+        # more after ``done``.
+        await advance(TensorCrc.LATENCY - 1, True)
+        bits = get("crcs")
+        counters["crcs"] = [bits >> (32 * k) & 0xFFFFFFFF for k in range(ports["crcs"] // 32)]
+    await advance(1, False)
+    return counters
 
 
 class CocotbTransport:
@@ -115,24 +141,13 @@ class CocotbTransport:
                 raise RuntimeError(f"the engine did not finish a {what} of {batch} samples in "
                                    f"{limit} cycles")
         await self._settled
-        counters = {"cycles": dut.cycles.value.to_unsigned(),
-                    "mac_cycles": dut.mac_cycles.value.to_unsigned()}
-        if hasattr(dut, "steps"):
-            counters["steps"] = dut.steps.value.to_unsigned()
-            cyc = dut.phase_cycles.value.to_unsigned()
-            mac = dut.phase_mac_cycles.value.to_unsigned()
-            for ph in Phase:
-                name = ph.name.lower()
-                counters[f"{name}_cycles"] = cyc >> (32 * ph.value) & 0xFFFFFFFF
-                counters[f"{name}_mac_cycles"] = mac >> (32 * ph.value) & 0xFFFFFFFF
-        if hasattr(dut, "crcs"):
-            # The CRC of the last write lands TensorCrc.LATENCY cycles after it, one cycle or
-            # more after ``done``.
-            for _ in range(TensorCrc.LATENCY - 1):
+
+        async def advance(n, settle):
+            for _ in range(n):
                 await self._edge
-            await self._settled
-            bits = dut.crcs.value.to_unsigned()
-            counters["crcs"] = [bits >> (32 * k) & 0xFFFFFFFF
-                                for k in range(len(dut.crcs) // 32)]
-        await self._edge
-        return counters
+            if settle:
+                await self._settled
+
+        return await counters_from_ports(lambda name: getattr(dut, name).value.to_unsigned(),
+                                         advance, {n: len(getattr(dut, n)) for n in _COUNTER_PORTS
+                                                   if hasattr(dut, n)})

@@ -147,6 +147,32 @@ def _write_if_changed(path: Path, text: str) -> Path:
     return path
 
 
+def _hdl_digest() -> str:
+    """A digest of the HDL's Python sources and the Amaranth version: what a design's Verilog
+    depends on besides its configuration."""
+    import amaranth
+
+    import intrain.hdl
+
+    digest = hashlib.sha256(amaranth.__version__.encode())
+    root = Path(intrain.hdl.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(b"\0" + str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def cached_verilog(make, name: str, key) -> Path:
+    """The Verilog of the component ``make()`` returns (top module ``name``) in the cache:
+    exported once per ``key`` (JSON data that determines the design, e.g. its configuration)
+    and version of the HDL sources, since exporting a large design takes seconds."""
+    digest = hashlib.sha256(json.dumps({"key": key, "name": name, "hdl": _hdl_digest()},
+                                       sort_keys=True).encode()).hexdigest()
+    path = _cache_root() / "verilog" / f"{name}-{digest[:16]}.v"
+    if not path.exists():
+        _write_if_changed(path, export_verilog(make(), name))
+    return path
+
+
 def write_verilog(component, name: str, path) -> Path:
     """Write the Verilog of ``component`` (top module ``name``) to ``path``; returns the path."""
     return _write_if_changed(Path(path), export_verilog(component, name))

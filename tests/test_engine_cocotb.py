@@ -1,5 +1,7 @@
-"""The training engine in cocotb, on its exported Verilog: training steps through the host ports,
-every step compared element for element with the golden model (``intrain.sim.tb_engine``).
+"""The training engine on its exported Verilog: training steps through the host ports, every
+step checked against the golden model, on Verilator's model in this process (the direct
+harness, :mod:`intrain.sim.verilated`) and in the cocotb testbench (``intrain.sim.tb_engine``,
+Verilator and Icarus).
 
 Every configuration is its own design and build folder, so the tests run in parallel. The sweep
 covers array shapes 1x1, 2x3, 4x4 and 8x8, layers that are not multiples of the array, batch 1
@@ -60,6 +62,26 @@ def test_training_steps_are_bit_exact_on_verilator(name, tmp_path):
     assert sum(p["cycles"] for p in r["phases"].values()) == r["cycles"]
 
 
+@pytest.mark.parametrize("name", ["2x3_7-5-3_ternary", "4x4_10-9-4-3_int8"])
+def test_cocotb_testbench_on_verilator_agrees_with_the_direct_harness(name, tmp_path):
+    config, steps = _sweep_config(name)
+    data = _data(tmp_path, config.layers[0], config.layers[-1])
+    runs = {h: run_engine(config, data=data, steps=steps, float_baseline=False, progress=False,
+                          harness=h) for h in ("cocotb", "direct")}
+    assert {h: r["harness"] for h, r in runs.items()} == {"cocotb": "cocotb", "direct": "direct"}
+    for r in runs.values():
+        assert r["bit_exact"] and r["rtl_steps"] == steps
+    same = ("cycles", "mac_cycles", "phases", "test_accuracy", "checks")
+    assert {k: runs["cocotb"][k] for k in same} == {k: runs["direct"][k] for k in same}
+
+
+def test_direct_harness_refuses_icarus_and_waveforms():
+    with pytest.raises(ConfigError, match="direct harness runs Verilator without waveforms"):
+        run_engine(Config(), sim="icarus", harness="direct", progress=False)
+    with pytest.raises(ConfigError, match="harness must be auto, direct or cocotb"):
+        run_engine(Config(), harness="fast", progress=False)
+
+
 @pytest.mark.skipif(not HAVE_ICARUS, reason=NO_ICARUS)
 def test_training_steps_are_bit_exact_on_icarus(tmp_path):
     config, _ = _sweep_config("2x3_7-5-3_ternary")
@@ -85,14 +107,15 @@ def test_default_network_trains_a_full_epoch_bit_exact_on_the_digits():
 
 # -- the check can fail -------------------------------------------------------------------------
 
-def test_a_corrupted_weight_is_reported_with_step_phase_tensor_and_index(tmp_path):
+@pytest.mark.parametrize("harness", ["direct", "cocotb"])
+def test_a_corrupted_weight_is_reported_with_step_phase_tensor_and_index(harness, tmp_path):
     # Between steps 2 and 3 the testbench changes one stored weight behind the golden model's
     # back: step 3 must fail and say where.
     config, _ = _sweep_config("2x3_7-5-3_ternary")
     data = _data(tmp_path, config.layers[0], config.layers[-1])
     with pytest.raises(SimulationFailed) as e:
         run_engine(config, data=data, steps=4, float_baseline=False, progress=False,
-                   corrupt={"after_step": 2, "layer": 2, "row": 1, "col": 3})
+                   corrupt={"after_step": 2, "layer": 2, "row": 1, "col": 3}, harness=harness)
     message = str(e.value)
     assert message.startswith("RTL and golden model differ: step 3, phase ")
     assert "expected" in message and " is " in message and "[" in message

@@ -22,7 +22,8 @@ from intrain.hdl.engine.geometry import HostTarget
 from .crc import expected_crcs
 from .driver import EngineHost
 
-__all__ = ["CheckedTrainer", "EngineMismatch", "compare", "run_checked_training"]
+__all__ = ["CheckedTrainer", "LoopTrainer", "EngineMismatch", "compare",
+           "run_checked_training"]
 
 
 class EngineMismatch(AssertionError):
@@ -216,6 +217,27 @@ class CheckedTrainer:
                                 "mac_utilization": c[key] / (pes * pc) if pc else 0.0}
         out["phases"] = phases
         return out
+
+
+class LoopTrainer(CheckedTrainer):
+    """:class:`CheckedTrainer` whose blocking methods run its coroutines on an asyncio ``loop``
+    (a board's serial link, or a simulated engine in this process); ``on_step(samples)`` is
+    called after every training step (a progress bar's ``update``)."""
+
+    def __init__(self, host: EngineHost, config: Config, loop, on_step=None, **kwargs):
+        super().__init__(host, config, **kwargs)
+        self._loop = loop
+        self._on_step = on_step
+
+    def train_step(self, a0, labels, lam: int) -> StepResult:
+        result = self._loop.run_until_complete(
+            self._train_step(np.asarray(a0), np.asarray(labels), int(lam)))
+        if self._on_step is not None:
+            self._on_step(len(a0))
+        return result
+
+    def evaluate(self, a0, labels, batch: int = 0) -> tuple[float, float]:
+        return self._loop.run_until_complete(self._evaluate(np.asarray(a0), np.asarray(labels)))
 
 
 def run_checked_training(trainer: CheckedTrainer, config: Config, params: dict) -> dict:
