@@ -1,5 +1,5 @@
 """The engine behind a UART: the top of a board's design, which a host trains through the framed
-protocol of :mod:`intrain.boards.protocol`."""
+protocol of :mod:`intrain.link_spec`."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from intrain.boards import protocol as proto
-from intrain.boards.protocol import Command, Status
+from intrain import link_spec as proto
 from intrain.config import Config
 from intrain.errors import ConfigError
+from intrain.link_spec import Command, Status
 
 from .engine import Engine
 from .uart import UartRx, UartTx, uart_divisor
@@ -44,7 +44,7 @@ def _one_hot(sel, values):
 
 
 class HostLink(wiring.Component):
-    """An :class:`Engine` driven over a UART by the protocol of :mod:`intrain.boards.protocol`.
+    """An :class:`Engine` driven over a UART by the protocol of :mod:`intrain.link_spec`.
 
     A request frame goes byte by byte from :class:`UartRx` through a receiver that checks the
     header, stores the payload in a buffer memory of ``max_payload`` bytes and runs the CRC
@@ -52,7 +52,7 @@ class HostLink(wiring.Component):
     execute: ``WRITE`` words go from the buffer to ``host_write``, ``READ`` requests to
     ``host_read`` one at a time (each answer word leaves through :class:`UartTx` before the next
     request), ``RUN`` pulses ``start``. Every frame gets an answer frame (OK with data, or an
-    error code). One CRC unit (``amaranth.lib.crc``, :data:`~intrain.boards.protocol.CRC`)
+    error code). One CRC unit (``amaranth.lib.crc``, :data:`~intrain.link_spec.CRC`)
     serves both directions (a request is answered only after it has been received). Bytes that
     arrive while a frame executes or is answered are dropped; the host waits for each answer.
 
