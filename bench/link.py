@@ -14,9 +14,9 @@ CRCs) at 10 bits per byte and the UART's baud rate, plus the engine's cycles fro
 and the link's own cycles per frame, at the clock.
 
 The simulation maps the engine's products as ``"generic"``; the board's DSP mapping lengthens the
-array pipeline by a few cycles per tile (``engine_cycles_board_dsp`` in the JSON; well under
-0.1 % of a step). ``double_buffer_gain`` is what uploading the next batch while the engine
-computes would save at most: the engine's share of the step.
+array pipeline and so the step by a few cycles (``engine_cycles_board_dsp`` in the JSON; 12 on
+the ECP5 boards, under 0.001 % of a step). ``double_buffer_gain`` is what uploading the next
+batch while the engine computes would save at most: the engine's share of the step.
 
     python bench/link.py [--boards ulx3s-85f,...] [--steps 2] [--json FILE]
 """
