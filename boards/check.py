@@ -25,7 +25,7 @@ import numpy as np
 
 from intrain.config import Config
 
-from .host import LinkTransport, SerialTransport, expected_info, host_geometry
+from .host import LinkTransport, SerialTransport, expected_info, host_geometry, step_traffic
 from .protocol import VERSION
 
 __all__ = ["CHECKS", "Check", "board_check", "check_line"]
@@ -148,8 +148,12 @@ async def _run_checks(transport: LinkTransport, config: Config, baud: int, seed:
     if not report(await _training_step(host, config, rng)):
         return info
     rate = 10 * moved / seconds
+    step = step_traffic(config, max_payload=info.max_payload).seconds(baud, info.clk_freq) \
+        if info.clk_freq else None
     report(Check("link rate", True, f"{rate:,.0f} baud moving {moved:,} bytes in {seconds:.2f} "
-                                    f"s: {rate / baud:.0%} of {baud:,}"))
+                                    f"s: {rate / baud:.0%} of {baud:,}" + (
+                                        f"; model: {step['steps_per_second']:.1f} training steps"
+                                        f" per second at {baud:,} baud" if step else "")))
     return info
 
 

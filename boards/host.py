@@ -15,12 +15,15 @@ Layers, bottom up:
   :class:`SerialTransport` is one over a serial port;
 - :func:`train_on_board`: :func:`intrain.train.train` through
   :class:`~intrain.sim.tb_engine.RtlTrainer` on a board, every step checked against the golden
-  model as in simulation.
+  model as in simulation;
+- :func:`step_traffic`: the model of a training step's time on the link (the frames the driver
+  sends and receives, the engine's cycles, the board's turnaround).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import asdict, dataclass
 
@@ -29,7 +32,7 @@ from intrain.boards.protocol import BoardInfo, Command, FrameError, LinkError, S
 from intrain.config import Config
 
 __all__ = ["SerialLink", "LinkStats", "ProtocolClient", "LinkTransport", "SerialTransport",
-           "host_geometry", "expected_info", "train_on_board"]
+           "host_geometry", "expected_info", "StepTraffic", "step_traffic", "train_on_board"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -287,6 +290,79 @@ class SerialTransport(LinkTransport):
 
 
 # ------------------------------------------------------------------------------------------------
+# The link's time per step
+
+@dataclass(frozen=True)
+class StepTraffic:
+    """What one training step checked by the engine's CRCs moves over the link, as
+    :class:`~intrain.host.checked.CheckedTrainer` drives it through :class:`LinkTransport`
+    (:func:`step_traffic`): the batch's inputs and labels in ``WRITE`` frames of at most
+    ``max_payload`` bytes, one ``RUN``, and the answers (empty for ``WRITE``; the counters and
+    tensor CRCs for ``RUN``). No read-back: the CRCs matched.
+
+    Attributes
+    ----------
+    frames : int
+        Request frames (each gets one answer frame).
+    bytes_sent, bytes_received : int
+        Bytes each way, frame headers and CRCs included.
+    link_cycles : int
+        Clock cycles the board's link spends between the end of a request and the start of its
+        answer, over all frames, the engine's run aside: a cycle to check each frame, and for
+        each word of a ``WRITE`` two per byte from the buffer and one to hand it to the engine
+        (:class:`~intrain.hdl.host_link.HostLink`).
+    engine_cycles : int
+        The training step's cycles (the geometry's cycle model).
+    """
+
+    frames: int
+    bytes_sent: int
+    bytes_received: int
+    link_cycles: int
+    engine_cycles: int
+
+    def seconds(self, baud: float, clk_freq: float) -> dict:
+        """The step's time at ``baud`` (10 bits a byte, 8N1) and ``clk_freq`` Hz: ``line``
+        (both directions, one after the other: the host waits for each answer), ``engine``,
+        ``turnaround`` (``link_cycles``), their sum ``step`` and ``steps_per_second``."""
+        line = 10 * (self.bytes_sent + self.bytes_received) / baud
+        engine = self.engine_cycles / clk_freq
+        turnaround = self.link_cycles / clk_freq
+        step = line + engine + turnaround
+        return {"line": line, "engine": engine, "turnaround": turnaround, "step": step,
+                "steps_per_second": 1 / step}
+
+
+def step_traffic(config: Config, *, max_payload: int = 512, dsp: str = "generic",
+                 batch: int | None = None) -> StepTraffic:
+    """The link traffic of one CRC-checked training step of ``batch`` samples (default
+    ``config.batch_size``) on a board whose frames hold ``max_payload`` bytes and whose engine
+    maps its products as ``dsp`` (which changes only the engine's cycles)."""
+    from intrain.hdl.engine import EngineGeometry
+
+    geo = EngineGeometry(config, dsp=dsp)
+    info = expected_info(config)
+    batch = config.batch_size if batch is None else batch
+    frame = proto.HEADER_BYTES + proto.CRC_BYTES
+    per = max_payload // info.write_bytes
+    # EngineHost.load_batch: the inputs (a row slice of `lanes` values per word), then the
+    # labels (one word per sample), each matrix in frames of its own.
+    matrices = [batch * math.ceil(config.layers[0] / geo.lanes), batch]
+    frames = sent = cycles = 0
+    for words in matrices:
+        n = math.ceil(words / per)
+        frames += n
+        sent += words * info.write_bytes + n * frame
+        cycles += n + words * (2 * info.write_bytes + 1)
+    # RUN: its arguments, then the counters and CRCs.
+    sent += frame + proto.RUN_BYTES
+    cycles += 1 + 2 * proto.RUN_BYTES + 2
+    received = (frames + 1) * frame + proto.counters_bytes(len(geo.crc_tensors))
+    return StepTraffic(frames=frames + 1, bytes_sent=sent, bytes_received=received,
+                       link_cycles=cycles, engine_cycles=geo.train_cycles(batch))
+
+
+# ------------------------------------------------------------------------------------------------
 # Training on a board
 
 def train_on_board(config: Config, *, port: str, baud: int, data: str = "digits",
@@ -346,6 +422,8 @@ def train_on_board(config: Config, *, port: str, baud: int, data: str = "digits"
     stats["bytes_per_step"] = (stats["bytes_sent"] + stats["bytes_received"]) \
         / max(1, trainer.steps)
     result["backend"] = "board"
+    stats["model"] = step_traffic(config, max_payload=info.max_payload).seconds(
+        baud, info.clk_freq) if info.clk_freq else None
     result["link"] = stats
     result["board"] = {"port": port, "baud": baud, "clk_freq": info.clk_freq,
                        "max_payload": info.max_payload,

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth import Cat, Const, Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ._util import check_int as _check_int
+from ._util import select
 from .multiplier import DSP_FAMILIES, check_dsp, product_cycles, registered_products
 
 __all__ = ["SystolicArray"]
-
 
 
 def _check_shape(what, value):
@@ -253,9 +255,6 @@ class SystolicArray(wiring.Component):
     # -- hardware ------------------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()
-        rows, cols, width = self._rows, self._cols, self._acc_width
-        prod_shape = (Const(0, self._a_shape) * Const(0, self._b_shape)).shape()
-
         # The array advances (``en``) unless a sum would overwrite an unread output row; with
         # the output always ready, that never happens (see the class docstring): no enables.
         en = Const(1) if self._output_always_ready else Signal(name="en")
@@ -265,6 +264,7 @@ class SystolicArray(wiring.Component):
             accepted.eq(self.i.valid & self.i.ready),
             drain.eq(self.o.valid & self.o.ready),
         ]
+        s = SimpleNamespace(en=en, accepted=accepted, drain=drain)
 
         # The beat entering the array: a bubble unless accepted.
         entry = Signal(_flags_layout, name="entry")
@@ -273,36 +273,53 @@ class SystolicArray(wiring.Component):
             entry.first.eq(self.i.payload.first),
             entry.last.eq(self.i.payload.last),
         ]
+        west_a, west_flags, north_b = self._skew(m, en, entry)
+        flags_out, valid_in, operands = self._processing_elements(m, en, west_a, west_flags,
+                                                                  north_b)
+        # Registered products, ``product_cycles`` after the operands.
+        prod_shape = (Const(0, self._a_shape) * Const(0, self._b_shape)).shape()
+        prods = registered_products(
+            m, self._dsp, operands, en, prod_shape,
+            [f"prod_{r}_{c}" for r in range(self._rows) for c in range(self._cols)])
+        s.acc_flags, out = self._accumulators(m, en, flags_out, prods)
+        self._output(m, s, out)
+        self._admission(m, s)
+        self._activity(m, en, valid_in)
+        return m
 
-        # Skew: row r's operand and the flags are delayed r cycles, column c's operand c cycles.
+    def _register(self, m, en, value, shape, name):
+        """``value`` through a register that advances with ``en``."""
+        reg = Signal(shape, name=name)
+        with m.If(en):
+            m.d.sync += reg.eq(value)
+        return reg
+
+    def _skew(self, m, en, entry):
+        """Row ``r``'s operand and the flags delayed ``r`` cycles, column ``c``'s operand ``c``
+        cycles: ``(west_a, west_flags, north_b)``, what enters the west and north edges."""
         west_a, west_flags, north_b = [], [], []
         flags = entry
         flag_taps = [entry]
-        for j in range(1, rows):
-            reg = Signal(_flags_layout, name=f"skew_flags_{j}")
-            with m.If(en):
-                m.d.sync += reg.eq(flags)
-            flags = reg
-            flag_taps.append(reg)
-        for r in range(rows):
+        for j in range(1, self._rows):
+            flags = self._register(m, en, flags, _flags_layout, f"skew_flags_{j}")
+            flag_taps.append(flags)
+        for r in range(self._rows):
             a = self.i.payload.a[r]
             for j in range(r):
-                reg = Signal(self._a_shape, name=f"skew_a_{r}_{j}")
-                with m.If(en):
-                    m.d.sync += reg.eq(a)
-                a = reg
+                a = self._register(m, en, a, self._a_shape, f"skew_a_{r}_{j}")
             west_a.append(a)
             west_flags.append(flag_taps[r])
-        for c in range(cols):
+        for c in range(self._cols):
             b = self.i.payload.b[c]
             for j in range(c):
-                reg = Signal(self._b_shape, name=f"skew_b_{c}_{j}")
-                with m.If(en):
-                    m.d.sync += reg.eq(b)
-                b = reg
+                b = self._register(m, en, b, self._b_shape, f"skew_b_{c}_{j}")
             north_b.append(b)
+        return west_a, west_flags, north_b
 
-        # Processing elements: operands and flags pass east and south through registers.
+    def _processing_elements(self, m, en, west_a, west_flags, north_b):
+        """Operands and flags passed east and south through registers: each PE's flags out,
+        whether its operands are valid, and its ``(a, b)`` operands (row by row)."""
+        rows, cols = self._rows, self._cols
         a_out = [[None] * cols for _ in range(rows)]
         b_out = [[None] * cols for _ in range(rows)]
         flags_out = [[None] * cols for _ in range(rows)]
@@ -328,23 +345,19 @@ class SystolicArray(wiring.Component):
                         m.d.sync += b_reg.eq(b_in)
                         b_out[r][c] = b_reg
                 flags_out[r][c] = f_reg
+        return flags_out, valid_in, operands
 
-        # Registered products, ``product_cycles`` after the operands.
-        prods = registered_products(
-            m, self._dsp, operands, en, prod_shape,
-            [f"prod_{r}_{c}" for r in range(rows) for c in range(cols)])
-
-        # Accumulators: the flags follow the product through its extra pipeline stages.
+    def _accumulators(self, m, en, flags_out, prods):
+        """Each PE's accumulator and output register, the flags following the product through
+        its extra pipeline stages: ``(acc_flags, out)``."""
+        rows, cols, width = self._rows, self._cols, self._acc_width
         acc_flags = [[None] * cols for _ in range(rows)]
         out = [[None] * cols for _ in range(rows)]
         for r in range(rows):
             for c in range(cols):
                 f_acc = flags_out[r][c]
                 for j in range(1, product_cycles(self._dsp)):
-                    reg = Signal(_flags_layout, name=f"flags_{r}_{c}_p{j}")
-                    with m.If(en):
-                        m.d.sync += reg.eq(f_acc)
-                    f_acc = reg
+                    f_acc = self._register(m, en, f_acc, _flags_layout, f"flags_{r}_{c}_p{j}")
                 prod = prods[r * cols + c]
                 acc = Signal(signed(width), name=f"acc_{r}_{c}")
                 total = Signal(signed(width), name=f"sum_{r}_{c}")
@@ -357,26 +370,27 @@ class SystolicArray(wiring.Component):
                         m.d.sync += res.eq(total)
                 acc_flags[r][c] = f_acc
                 out[r][c] = res
+        return acc_flags, out
 
-        # Output registers: row r is complete when PE (r, cols - 1) has written its sum, and is
-        # read in order. A sum reaching PE (r, 0)'s output register while row r still holds an
-        # unread result stops the array; the spacing of ``last`` beats below guarantees that the
-        # unread row is complete then, so it drains and the array moves on (and, with the output
-        # always ready, that it has drained by then: no stall logic).
-        row_full = Signal(rows, name="row_full")
-        drain_row = Signal(range(rows), name="drain_row")
+    def _output(self, m, s, out):
+        """The output rows, read in order, and the stall when a sum would reach an unread row
+        (sets ``s.row_full`` and ``s.drain_row``)."""
+        rows, cols, en, drain = self._rows, self._cols, s.en, s.drain
+        # Row r is complete when PE (r, cols - 1) has written its sum, and is read in order. A
+        # sum reaching PE (r, 0)'s output register while row r still holds an unread result
+        # stops the array; the spacing of ``last`` beats (:meth:`_admission`) guarantees that
+        # the unread row is complete then, so it drains and the array moves on (and, with the
+        # output always ready, that it has drained by then: no stall logic).
+        row_full = s.row_full = Signal(rows, name="row_full")
+        drain_row = s.drain_row = Signal(range(rows), name="drain_row")
         m.d.comb += [
             self.o.valid.eq(row_full.bit_select(drain_row, 1)),
             self.o.payload.row.eq(drain_row),
             self.o.payload.last.eq(drain_row == rows - 1),
         ]
-        # A chain of ``Mux`` rather than ``m.Switch``: the latter becomes a Verilog ``always @*``
-        # block that Icarus Verilog (``-g2012``) first evaluates when an input changes.
         for c in range(cols):
-            value = 0
-            for r in reversed(range(rows)):
-                value = Mux(drain_row == r, out[r][c], value)
-            m.d.comb += self.o.payload.values[c].eq(value)
+            m.d.comb += self.o.payload.values[c].eq(select(drain_row, [
+                (r, out[r][c]) for r in range(rows)]))
         with m.If(drain):
             m.d.sync += row_full.bit_select(drain_row, 1).eq(0)
             with m.If(drain_row == rows - 1):
@@ -385,7 +399,7 @@ class SystolicArray(wiring.Component):
                 m.d.sync += drain_row.eq(drain_row + 1)
         conflicts = []
         for r in range(rows):
-            start, done = acc_flags[r][0], acc_flags[r][cols - 1]
+            start, done = s.acc_flags[r][0], s.acc_flags[r][cols - 1]
             if not self._output_always_ready:
                 conflict = Signal(name=f"conflict_{r}")
                 m.d.comb += conflict.eq(start.valid & start.last & row_full[r]
@@ -396,8 +410,11 @@ class SystolicArray(wiring.Component):
         if conflicts:
             m.d.comb += en.eq(~Cat(*conflicts).any())
 
-        # Admission of ``last`` beats: ``cols`` array cycles after the previous one, and at most
-        # two tiles between the input and the end of their drain.
+    def _admission(self, m, s):
+        """``i.ready``: ``last`` beats admitted ``cols`` array cycles after the previous one, and
+        at most two tiles between the input and the end of their drain."""
+        rows, cols, en = self._rows, self._cols, s.en
+        row_full, drain_row, accepted = s.row_full, s.drain_row, s.accepted
         pending = Signal(range(3), name="pending")
         final_drain = Signal(name="final_drain")
         # ``drain & o.payload.last``, without the output multiplexer: the row is ``rows - 1``.
@@ -424,10 +441,10 @@ class SystolicArray(wiring.Component):
             if cols > 1:
                 since_ok = ~(accepted & self.i.payload.last) & (
                     (since_last == cols) | (since_last == cols - 1))
-            done = acc_flags[rows - 1][cols - 1]
+            done = s.acc_flags[rows - 1][cols - 1]
             full_next = (done.valid & done.last) | (row_full[rows - 1] & ~final_drain)
             if rows > 1:
-                at_last_next = Mux(drain, drain_row == rows - 2, drain_row == rows - 1)
+                at_last_next = Mux(s.drain, drain_row == rows - 2, drain_row == rows - 1)
             else:
                 at_last_next = Const(1)
             m.d.sync += last_ok_reg.eq(since_ok & ((pending_next != 2) | (full_next
@@ -435,7 +452,9 @@ class SystolicArray(wiring.Component):
             last_ok = last_ok_reg
         m.d.comb += self.i.ready.eq(en & (~self.i.payload.last | last_ok))
 
-        # Activity: the PEs on anti-diagonal d hold the same beat.
+    def _activity(self, m, en, valid_in):
+        """``busy`` and ``mac_count``: the PEs on anti-diagonal ``d`` hold the same beat."""
+        rows, cols = self._rows, self._cols
         terms, valids = [], []
         for d in range(rows + cols - 1):
             r = min(d, rows - 1)
@@ -448,4 +467,3 @@ class SystolicArray(wiring.Component):
             self.busy.eq(Cat(*valids).any()),
             self.mac_count.eq(sum(terms)),
         ]
-        return m

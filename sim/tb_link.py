@@ -11,12 +11,16 @@ Parameters (:func:`~intrain.sim.cocotb_helpers.test_parameters`):
     testbench's clock has that period) and the link's inter-byte timeout in cycles.
 ``data``, ``steps``, ``float_baseline``, ``evaluate_on_rtl``, ``report``
     As for :mod:`intrain.sim.tb_engine` (test ``train_over_uart``).
+``verify_load``
+    Read the initial weights back after loading them (default); without it, the first step's
+    CRCs check them (for benchmarks of the steps alone).
 
 Tests:
 
 ``train_over_uart``
     Training through :class:`~intrain.sim.tb_engine.RtlTrainer` over the link, every step
-    compared with the golden model; the report gets the link's statistics.
+    compared with the golden model; the report gets the link's statistics, and per training
+    step (``link["steps"]``) its simulated seconds, frames and bytes each way.
 ``bad_frames_are_rejected``
     Damaged, truncated, oversized and unknown frames, bytes outside a frame, bad run arguments
     and requests while the engine runs: each is answered with its error code, and the engine's
@@ -95,10 +99,16 @@ class CocotbUartLink:
         self._sink.clear()
 
 
+def _start_clock(dut, clk_freq: int) -> None:
+    """The design's clock at ``clk_freq``, its period rounded to an even number of picoseconds
+    (the simulator's precision; 54 MHz runs at 54.0011 MHz)."""
+    start_clock(dut, period_ns=2 * round(1e12 / clk_freq / 2) / 1000)
+
+
 async def _connect(dut, params):
     config = Config.from_dict(params["config"])
     clk_freq = params["clk_freq"]
-    start_clock(dut, period_ns=1e9 / clk_freq)
+    _start_clock(dut, clk_freq)
     link = CocotbUartLink(dut, params["divisor"], clk_freq)
     await reset(dut)
     await ClockCycles(dut.clk, 4)
@@ -111,15 +121,37 @@ async def _connect(dut, params):
     return config, link, client, transport
 
 
+class TimedTrainer(RtlTrainer):
+    """:class:`RtlTrainer` that records each training step's simulated seconds and its traffic
+    (``step_records``): the step's host transfers, run and check, the golden model aside."""
+
+    def __init__(self, host, config, client):
+        super().__init__(host, config)
+        self.client = client
+        self.step_records: list[dict] = []
+
+    async def _train_step(self, a0, labels, lam):
+        t0, before = get_sim_time("ns"), self.client.stats.to_dict()
+        result = await super()._train_step(a0, labels, lam)
+        after = self.client.stats.to_dict()
+        record = {k: after[k] - before[k] for k in ("frames", "bytes_sent", "bytes_received")}
+        record["sim_seconds"] = (get_sim_time("ns") - t0) * 1e-9
+        self.step_records.append(record)
+        return result
+
+
 @cocotb.test()
 async def train_over_uart(dut):
     """Train through the UART; every step equals the golden model's."""
     params = test_parameters()
     config, link, client, transport = await _connect(dut, params)
-    trainer = RtlTrainer(EngineHost(EngineGeometry(config), transport), config)
-    await trainer.load()
+    trainer = TimedTrainer(EngineHost(EngineGeometry(config), transport), config, client)
+    if params.get("verify_load", True):
+        await trainer.load()
+    else:
+        await trainer.host.load_weights(trainer.golden.weights)
     result = await bridge(_train)(trainer, config, params)
-    result["link"] = client.stats.to_dict()
+    result["link"] = {**client.stats.to_dict(), "steps": trainer.step_records}
     if params.get("report"):
         Path(params["report"]).write_text(json.dumps(result, indent=2) + "\n")
     dut._log.info("%d steps bit-exact over the UART: %s", trainer.steps, result["link"])
@@ -257,7 +289,7 @@ async def serve_pty(dut):
 
     params = test_parameters()
     clk_freq = params["clk_freq"]
-    start_clock(dut, period_ns=1e9 / clk_freq)
+    _start_clock(dut, clk_freq)
     link = CocotbUartLink(dut, params["divisor"], clk_freq)
     await reset(dut)
     master, slave = os.openpty()

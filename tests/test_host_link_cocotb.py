@@ -23,7 +23,7 @@ import pytest
 
 from intrain.boards import protocol as proto
 from intrain.boards.check import CHECKS
-from intrain.boards.host import host_geometry, train_on_board
+from intrain.boards.host import host_geometry, step_traffic, train_on_board
 from intrain.cli import main
 from intrain.config import Config
 from intrain.hdl.host_link import HostLink
@@ -68,6 +68,15 @@ def test_training_over_the_uart_is_bit_exact(tmp_path):
     assert r["link"]["errors"] == 0
     assert r["link"]["frames"] > 0 and r["link"]["bytes_received"] > 0
     assert 0 < r["mac_cycles"] <= 4 * r["cycles"]
+    # Each step's traffic is what the link model counts, and its simulated time is the model's
+    # within 10 % (bench/link.py compares them on the boards' default networks).
+    model = step_traffic(_config(), max_payload=512)
+    seconds = model.seconds(CLK_FREQ / DIVISOR, CLK_FREQ)["step"]
+    assert len(r["link"]["steps"]) == 2
+    for step in r["link"]["steps"]:
+        assert (step["frames"], step["bytes_sent"], step["bytes_received"]) == (
+            model.frames, model.bytes_sent, model.bytes_received)
+        assert step["sim_seconds"] == pytest.approx(seconds, rel=0.1)
 
 
 def test_bad_frames_are_rejected_and_change_nothing(tmp_path):

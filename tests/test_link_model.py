@@ -1,0 +1,120 @@
+"""The link model of :func:`intrain.boards.host.step_traffic` against the bytes the host driver
+really sends and receives for a training step: the checked trainer's step runs over a fake
+board that answers every frame as the hardware does and counts the bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import numpy as np
+import pytest
+
+from intrain.boards import protocol as proto
+from intrain.boards.host import (
+    LinkTransport,
+    ProtocolClient,
+    expected_info,
+    host_geometry,
+    step_traffic,
+)
+from intrain.boards.registry import BOARDS
+from intrain.config import Config
+from intrain.host.checked import CheckedTrainer
+from intrain.host.driver import EngineHost
+
+
+class FakeBoard:
+    """A byte link whose far end answers like a board: ``INFO`` with ``info``, ``RUN`` with
+    counters (``steps`` counting the runs) and ``n_crcs`` CRCs, everything else with an empty
+    ``OK``. Keeps every request it got."""
+
+    seconds_per_byte = 0.0
+
+    def __init__(self, info: proto.BoardInfo, n_crcs: int):
+        self.info = info
+        self.n_crcs = n_crcs
+        self.requests: list[tuple[int, bytes]] = []
+        self.runs = 0
+        self._out = b""
+
+    async def send(self, data: bytes) -> None:
+        command, payload = proto.decode_frame(data, self.info.max_payload)
+        self.requests.append((command, payload))
+        answer = b""
+        if command == proto.Command.INFO:
+            answer = self.info.to_bytes()
+        elif command == proto.Command.RUN:
+            self.runs += 1
+            counters = {k: 0 for k in proto.COUNTERS}
+            counters.update(steps=self.runs, crcs=[0] * self.n_crcs)
+            answer = proto.counters_payload(counters)
+        self._out += proto.encode_response(proto.Status.OK, answer)
+
+    async def recv(self, n: int, timeout: float) -> bytes:
+        out, self._out = self._out[:n], self._out[n:]
+        return out
+
+    def discard(self) -> None:
+        self._out = b""
+
+
+def _measure(config: Config, max_payload: int) -> tuple[FakeBoard, dict]:
+    """One training step of the checked trainer over a fake board (its CRC check passes): the
+    board and the link statistics of the step alone."""
+    geo = host_geometry(config)
+    info = dataclasses.replace(expected_info(config), max_payload=max_payload, clk_freq=1)
+    board = FakeBoard(info, len(geo.crc_tensors))
+    client = ProtocolClient(board)
+    transport = LinkTransport(client)
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(transport.connect(expected_info(config),
+                                                  n_crcs=len(geo.crc_tensors)))
+        trainer = CheckedTrainer(EngineHost(geo, transport), config)
+
+        async def crcs_match(*args, **kwargs):
+            return None
+
+        trainer.check = crcs_match
+        before = client.stats.to_dict()
+        board.requests.clear()
+        rng = np.random.default_rng(0)
+        half = 1 << (config.input_bits - 1)
+        a0 = rng.integers(-half, half, (config.batch_size, config.layers[0]))
+        labels = rng.integers(0, config.layers[-1], config.batch_size)
+        loop.run_until_complete(trainer._train_step(a0, labels, 0))
+    finally:
+        loop.close()
+    after = client.stats.to_dict()
+    return board, {k: after[k] - before[k] for k in ("frames", "bytes_sent", "bytes_received")}
+
+
+CASES = [(name, 512) for name in BOARDS] + [
+    ("icebreaker", 37), ("ulx3s-85f", 36), ("ulx3s-85f", 100), ("tang-nano-9k", 1000)]
+
+
+@pytest.mark.parametrize("board,max_payload", CASES)
+def test_step_traffic_counts_the_driver_s_bytes(board, max_payload):
+    config = BOARDS[board].default_config
+    if board == "tang-nano-9k":   # inputs that do not fill the last word of a row
+        config = config.replace(layers=(63, 10))
+    fake, measured = _measure(config, max_payload)
+    model = step_traffic(config, max_payload=max_payload)
+    assert (model.frames, model.bytes_sent, model.bytes_received) == (
+        measured["frames"], measured["bytes_sent"], measured["bytes_received"])
+    commands = [c for c, _ in fake.requests]
+    assert commands.count(proto.Command.RUN) == 1 and commands[-1] == proto.Command.RUN
+    assert set(commands[:-1]) == {proto.Command.WRITE}
+
+
+def test_step_time_is_line_plus_engine_plus_turnaround():
+    config = BOARDS["ulx3s-85f"].default_config
+    t = step_traffic(config)
+    fast, slow = t.seconds(2_000_000, 50e6), t.seconds(1_000_000, 50e6)
+    assert slow["line"] == pytest.approx(2 * fast["line"])
+    assert fast["engine"] == slow["engine"] == t.engine_cycles / 50e6
+    assert fast["step"] == pytest.approx(fast["line"] + fast["engine"] + fast["turnaround"])
+    assert fast["steps_per_second"] == pytest.approx(1 / fast["step"])
+    # The engine's cycles follow its DSP mapping (its array pipeline).
+    assert step_traffic(config, dsp="ecp5").engine_cycles > t.engine_cycles
