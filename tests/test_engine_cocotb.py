@@ -75,6 +75,20 @@ def test_cocotb_testbench_on_verilator_agrees_with_the_direct_harness(name, tmp_
     assert {k: runs["cocotb"][k] for k in same} == {k: runs["direct"][k] for k in same}
 
 
+@pytest.mark.parametrize("harness", ["direct", "cocotb"])
+def test_memory_faults_at_a_high_rate_stay_bit_exact(harness, tmp_path, capsys):
+    # One bit in 50 flips after every update: the engine's fault pass and the golden model's
+    # flip the same bits, checked by the CRCs of every step and a full read-back every 2 steps.
+    config, _ = _sweep_config("2x3_7-5-3_ternary")
+    config = config.replace(bit_error_rate=0.02)
+    data = _data(tmp_path, config.layers[0], config.layers[-1])
+    r = run_engine(config, data=data, steps=4, float_baseline=True, progress=False,
+                   harness=harness, check_every=2)
+    assert r["bit_exact"] and r["rtl_steps"] == 4
+    assert r["checks"]["readback_tensors"] > 0
+    assert r["bit_flips"] > 0 and r["float_bit_flips"] > 0
+
+
 def test_direct_harness_refuses_icarus_and_waveforms():
     with pytest.raises(ConfigError, match="direct harness runs Verilator without waveforms"):
         run_engine(Config(), sim="icarus", harness="direct", progress=False)

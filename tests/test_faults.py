@@ -169,7 +169,6 @@ def test_the_command_line_reports_the_flips(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--bit-error-rate", "2"], "bit_error_rate must be a probability from 0 to 1, not 2.0"),
     (["--bit-error-rate", "nan"], "bit_error_rate must be a probability"),
-    (["--bit-error-rate", "1e-3", "--backend", "rtl"], "--bit-error-rate needs --backend golden"),
 ])
 def test_bad_fault_options_end_in_one_line(args, message, capsys):
     assert main(["train", "-q", "--epochs", "1", *args]) == 2

@@ -145,6 +145,26 @@ def test_training_steps_match_golden_in_every_element(name):
                for r in results)
 
 
+@pytest.mark.parametrize("rate", [0.02, 0.3])
+def test_memory_faults_match_golden_in_every_element(rate):
+    """``bit_error_rate``: the fault pass flips the same bits of the stored weights as the golden
+    model, step after step (every element and every CRC compared; the cycle counter follows the
+    geometry's fault pass). Layers of two word widths (ternary 2-bit weights stored in 8 bits,
+    and 8-bit weights), rows that are not a multiple of the lanes."""
+    for bits in ("2-8-8-8", ("8-8-8-8", "2-8-8-8")):
+        config = Config(layers=(7, 5, 3), bits=bits, array_rows=2, array_cols=3, batch_size=4,
+                        bit_error_rate=rate, seed=9)
+        rng = np.random.default_rng(9)
+        weights = init_weights(config)
+        steps = make_steps(config, rng, (4, 2, 4), (0, 3, 1))
+        _, golden, results = check_against_golden(config, weights, steps, infer_after=True)
+        assert golden.faults.flips > 0
+        # The faults did something the update alone would not: words beyond the clip.
+        clip = [p.w_max for p in config.plan]
+        assert any(np.abs(r[f"W{j + 1}"]).max() > clip[j] for r in results[:-1]
+                   for j in range(2)) or rate < 0.1
+
+
 def test_zero_output_weights_give_zero_hidden_errors_and_the_draws_go_on():
     """``W_2 = 0``: OUT = 0, so E_2 = QE(-label * onehot) is not zero, but R_2, the hidden error
     E_1 and the gradient G_1 are all zero (dW = 0, its draws still taken) while W_2 learns. The

@@ -36,6 +36,9 @@ class TensorCrc(wiring.Component):
     -------
     clear : ``In(1)``
         A run begins: the next write to each tensor starts its CRC.
+    restart : ``In(1)``
+        With ``valid``: this write starts its tensor's CRC afresh (a tensor written again later
+        in the run, as the weights are by the fault pass).
     valid, tensor, values, mask : ``In``
         The write.
     crcs : ``Out(data.ArrayLayout(32, n_tensors))``
@@ -50,6 +53,7 @@ class TensorCrc(wiring.Component):
         self._n = check_int("Number of tensors", n_tensors, 1)
         super().__init__({
             "clear": In(1),
+            "restart": In(1),
             "valid": In(1),
             "tensor": In(range(n_tensors)),
             "values": In(data.ArrayLayout(signed(element_bits), lanes)),
@@ -68,7 +72,7 @@ class TensorCrc(wiring.Component):
         word = Signal(self.word_bits, name="crc_word")
         valid1, start1 = Signal(name="crc_valid_1"), Signal(name="crc_start_1")
         tensor1 = Signal.like(self.tensor, name="crc_tensor_1")
-        fresh = ~seen.bit_select(self.tensor, 1)
+        fresh = ~seen.bit_select(self.tensor, 1) | self.restart
         m.d.sync += [
             word.eq(Cat(*[Mux(self.mask[k], self.values[k], 0) for k in range(self._lanes)])),
             valid1.eq(self.valid),

@@ -21,6 +21,7 @@ from amaranth import Shape, signed, unsigned
 from amaranth.lib import data, enum
 
 from intrain.config import Config
+from intrain.fault_spec import FaultPlan
 
 from ..multiplier import product_cycles
 from ..transpose_memory import SliceMode
@@ -34,6 +35,8 @@ READ_LATENCY = 3
 #: Entries of the operand FIFO in front of the array: the round trip from issuing a read to taking
 #: its beat (``READ_LATENCY + 1`` cycles), plus one.
 FIFO_DEPTH = READ_LATENCY + 2
+#: Cycles from a read of the fault pass to the write of its word (the read, one register).
+FAULT_LATENCY = READ_LATENCY + 1
 #: Cycles from the ``last`` element of a tensor to ``RL2(max |x|)`` of up to 4 lanes (the lanes'
 #: :class:`MaxAbs`, one register, :class:`Log2Round`, the result register).
 MAX_LOG2_CYCLES = 5
@@ -301,6 +304,12 @@ class EngineGeometry:
         """Cycles from a beat entering the array to its first result row leaving it."""
         return product_cycles(self.dsp) + 1 + self.cols - 1
 
+    @cached_property
+    def fault_plan(self) -> FaultPlan | None:
+        """The memory faults of the configuration (:class:`~intrain.fault_spec.FaultPlan`), or
+        None without ``bit_error_rate``: the engine then has a fault pass after the update."""
+        return FaultPlan.from_config(self.config)
+
     @property
     def max_wait(self) -> int:
         """Cycles from a tensor's last element to its ``RL2(max |x|)``."""
@@ -338,7 +347,9 @@ class EngineGeometry:
         """Busy cycles of a training step by part: ``forward`` (:meth:`forward_cycles`),
         ``output_error`` (the QE pass of the output error), and per layer ``l`` (last to first)
         ``gradient_backward_l`` (the gradient and backward tiles as one stream), ``error_l`` (the
-        QE pass of ``R``, or for layer 1 the wait for ``RL2(max |G|)``) and ``update_l``."""
+        QE pass of ``R``, or for layer 1 the wait for ``RL2(max |G|)``) and ``update_l``; with
+        memory faults, then ``faults_l`` per layer (last to first: one cycle per weight and
+        :data:`FAULT_LATENCY`)."""
         cfg, lanes, rl, wait = self.config, self.lanes, READ_LATENCY, self.max_wait
         parts = {"forward": self.forward_cycles(batch),
                  "output_error": _ceil(batch, lanes) * cfg.layers[-1] + wait + rl + 2}
@@ -352,6 +363,9 @@ class EngineGeometry:
             else:
                 parts[f"error_{n}"] = wait + 1
             parts[f"update_{n}"] = p.n_out * _ceil(p.n_in, cfg.rng_lanes) * n_sub + rl + 5
+        if self.fault_plan is not None:
+            for p in reversed(self.plan):
+                parts[f"faults_{p.index}"] = p.n_out * p.n_in + FAULT_LATENCY
         return parts
 
     def train_cycles(self, batch) -> int:
@@ -395,6 +409,8 @@ class EngineGeometry:
         if kind == "E":
             return [(b, f0, 0, 1, min(lanes, p.n_out - f0))
                     for b in range(batch) for f0 in range(0, p.n_out, lanes)]
+        if kind == "W" and self.fault_plan is not None:   # rewritten by the fault pass
+            return [(o, i, 0, 1, 1) for o in range(p.n_out) for i in range(p.n_in)]
         if kind == "W":
             rng = self.config.rng_lanes
             n_sub = _ceil(rng, lanes)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from intrain.config import Config
+from intrain.fault_spec import FAULT_LFSR
 
 from .._util import const_mux, delay, first, select
 from ..lfsr_bank import LfsrBank
@@ -22,7 +23,7 @@ from ..systolic_array import SystolicArray
 from ..transpose_memory import SliceMode, TransposeMemory, mul_const
 from ..weight_updater import WeightUpdater
 from .crc import TensorCrc
-from .geometry import FIFO_DEPTH, READ_LATENCY, EngineGeometry, HostTarget, Phase
+from .geometry import FAULT_LATENCY, FIFO_DEPTH, READ_LATENCY, EngineGeometry, HostTarget, Phase
 from .global_max import GlobalMaxLog2
 
 __all__ = ["Engine", "HostTarget", "Phase"]
@@ -42,12 +43,13 @@ class _Job(enum.Enum, shape=3):
     OUTPUT_ERROR = 4
     ERROR = 5
     UPDATE = 6
+    FAULT = 7
 
 
 _PHASE_OF_JOB = {
     _Job.FORWARD: Phase.FORWARD, _Job.ARGMAX: Phase.FORWARD,
     _Job.OUTPUT_ERROR: Phase.BACKWARD, _Job.BACKWARD: Phase.BACKWARD, _Job.ERROR: Phase.BACKWARD,
-    _Job.GRADIENT: Phase.GRADIENT, _Job.UPDATE: Phase.UPDATE,
+    _Job.GRADIENT: Phase.GRADIENT, _Job.UPDATE: Phase.UPDATE, _Job.FAULT: Phase.UPDATE,
 }
 
 
@@ -315,6 +317,7 @@ class Engine(wiring.Component):
         self._build_results(s)
         self._build_passes(s)
         self._build_update(s)
+        self._build_faults(s)
         self._build_host(s)
         self._build_run(s)
         return m
@@ -665,7 +668,6 @@ class Engine(wiring.Component):
         n_layers = s.n_layers
         out1 = s.out1
         out_mem = s.out_mem
-        p_mem = s.p_mem
         plan = s.plan
         r_max = s.r_max
         r_mem = s.r_mem
@@ -742,20 +744,8 @@ class Engine(wiring.Component):
               for k in range(lanes)],
         ]
 
-        # Argmax: the running maximum of every lane, classes in order (the first index wins).
-        best = [Signal(signed(cfg.acc_bits), name=f"am_best_{k}") for k in range(lanes)]
-        best_class = [Signal(geo.prediction_shape, name=f"am_best_class_{k}") for k in range(lanes)]
-        p_data = []
-        argmax = ps2.valid & (job == _Job.ARGMAX)
-        for k in range(lanes):
-            value = out_mem.read_data.payload[k]
-            take = Signal(name=f"am_take_{k}")
-            m.d.comb += take.eq((ps2.col == 0) | (value > best[k]))
-            with m.If(argmax & take):
-                m.d.sync += [best[k].eq(value), best_class[k].eq(ps2.col)]
-            p_data.append(Mux(take, ps2.col, best_class[k]))
-        writes[id(p_mem)].append((argmax & (ps2.col == n_classes - 1), SliceMode.COLUMN,
-                                  ps2.row, 0, lane_ok2, p_data))
+        s.__dict__.update(lane_ok2=lane_ok2, ps2=ps2)
+        self._build_argmax(s)
 
         # QE: one run-time-shift quantizer per lane and distinct error width.
         qe_width = max(geo.err_width, geo.r_width)
@@ -802,6 +792,26 @@ class Engine(wiring.Component):
         s.__dict__.update(
             ps_finished=ps_finished,
         )
+
+    def _build_argmax(self, s):
+        """Argmax: the running maximum of every lane, classes in order (the first index wins)."""
+        cfg, geo, job, lanes, m = s.cfg, s.geo, s.job, s.lanes, s.m
+        lane_ok2, n_classes, out_mem, p_mem, ps2 = s.lane_ok2, s.n_classes, s.out_mem, s.p_mem, \
+            s.ps2
+        writes = s.writes
+        best = [Signal(signed(cfg.acc_bits), name=f"am_best_{k}") for k in range(lanes)]
+        best_class = [Signal(geo.prediction_shape, name=f"am_best_class_{k}") for k in range(lanes)]
+        p_data = []
+        argmax = ps2.valid & (job == _Job.ARGMAX)
+        for k in range(lanes):
+            value = out_mem.read_data.payload[k]
+            take = Signal(name=f"am_take_{k}")
+            m.d.comb += take.eq((ps2.col == 0) | (value > best[k]))
+            with m.If(argmax & take):
+                m.d.sync += [best[k].eq(value), best_class[k].eq(ps2.col)]
+            p_data.append(Mux(take, ps2.col, best_class[k]))
+        writes[id(p_mem)].append((argmax & (ps2.col == n_classes - 1), SliceMode.COLUMN,
+                                  ps2.row, 0, lane_ok2, p_data))
 
     def _build_update(self, s):
         """Update: W = clip(W - QG(G)), row slices of chunks of rng_lanes columns."""
@@ -935,6 +945,49 @@ class Engine(wiring.Component):
             up7=up7,
         )
 
+    def _build_faults(self, s):
+        """Memory faults (``bit_error_rate``, :mod:`intrain.fault_spec`): after the last update,
+        every stored weight word, layers from the last to the first, row by row and column by
+        column, one word per cycle: read, XOR with the bits whose draw is at most the threshold
+        (lane ``k`` of a :data:`FAULT_LFSR` bank decides bit ``k``), write back."""
+        plan = s.geo.fault_plan
+        s.fault_final, s.fault_first = Const(0), Const(0)
+        if plan is None:
+            return
+        job, layer, m, n_in, n_out, rl, state = s.job, s.layer, s.m, s.n_in, s.n_out, s.rl, \
+            s.state
+        bank = m.submodules.fault_lfsr = LfsrBank(FAULT_LFSR, plan.seeds)
+        m.d.comb += bank.load.valid.eq(0)
+        f_o = Signal(range(max(p.n_out for p in s.plan)), name="fault_o")
+        f_i = Signal(range(max(p.n_in for p in s.plan)), name="fault_i")
+        issue = Signal(name="fault_issue")
+        end_i, end_o = f_i + 1 >= n_in, f_o + 1 >= n_out
+        m.d.comb += issue.eq((state == _State.ISSUE) & (job == _Job.FAULT))
+        with m.If(issue):
+            m.d.sync += f_i.eq(Mux(end_i, 0, f_i + 1))
+            with m.If(end_i):
+                m.d.sync += f_o.eq(Mux(end_o, 0, f_o + 1))
+                with m.If(end_o):
+                    m.d.sync += state.eq(_State.DRAIN)
+        for j in range(s.n_layers):
+            s.reads[id(s.w_mems[j])].append((issue & (layer == j), SliceMode.ROW, f_o, f_i))
+        flags = data.StructLayout({"valid": 1, "row": f_o.shape(), "col": f_i.shape(),
+                                   "first": 1, "final": 1})
+        f0 = Signal(flags, name="fault_0")
+        m.d.comb += [f0.valid.eq(issue), f0.row.eq(f_o), f0.col.eq(f_i),
+                     f0.first.eq((f_o == 0) & (f_i == 0)), f0.final.eq(issue & end_i & end_o)]
+        f2 = delay(m, f0, rl, "fault")   # with the word read
+        m.d.comb += bank.o.ready.eq(f2.valid)
+        f3 = delay(m, f2, FAULT_LATENCY - rl, "fault")
+        for j, bits in enumerate(plan.word_bits):
+            word = s.w_mems[j].read_data.payload[0]
+            hit = Cat(*[bank.o.payload[k] <= plan.threshold for k in range(bits)])
+            flipped = Signal(signed(bits), name=f"fault_w{j + 1}")
+            m.d.sync += flipped.eq(word.as_unsigned() ^ hit)
+            s.writes[id(s.w_mems[j])].append((f3.valid & (layer == j), SliceMode.ROW, f3.row,
+                                               f3.col, Const(1, s.lanes), [flipped]))
+        s.fault_final, s.fault_first = f3.final, f3.valid & f3.first
+
     def _build_host(self, s):
         """Host access."""
         a_mems = s.a_mems
@@ -945,11 +998,11 @@ class Engine(wiring.Component):
         m = s.m
         mem = s.mem
         n_layers = s.n_layers
-        p_mem = s.p_mem
         reads = s.reads
         rl = s.rl
         w_mems = s.w_mems
         writes = s.writes
+        p_mem = s.p_mem
         host_mems = w_mems + a_mems + [p_mem, label_mem] + e_mems
 
         def host_select(request, index):
@@ -1044,6 +1097,23 @@ class Engine(wiring.Component):
         ]
 
 
+    def _build_crc(self, s, run_start):
+        """A CRC of every tensor the run writes: the words its memories' write ports take."""
+        busy, geo, lanes, m, mem = s.busy, s.geo, s.lanes, s.m, s.mem
+        crc_unit = m.submodules.crc = TensorCrc(lanes, geo.crc_element_bits,
+                                                len(geo.crc_tensors))
+        crc_mems = [mem[name].write for name in geo.crc_tensors]
+        m.d.comb += [
+            crc_unit.clear.eq(run_start),
+            crc_unit.restart.eq(s.fault_first),
+            crc_unit.valid.eq(busy & first([(w.valid, 1) for w in crc_mems])),
+            crc_unit.tensor.eq(first([(w.valid, k) for k, w in enumerate(crc_mems)])),
+            crc_unit.mask.eq(first([(w.valid, w.payload.mask) for w in crc_mems])),
+            *[crc_unit.values[k].eq(first([(w.valid, w.payload.data[k]) for w in crc_mems]))
+              for k in range(lanes)],
+            self.crcs.eq(crc_unit.crcs),
+        ]
+
     def _build_run(self, s):
         """The run: start, jobs, done; counters."""
         array = s.array
@@ -1060,11 +1130,9 @@ class Engine(wiring.Component):
         iss_r = s.iss_r
         job = s.job
         lam = s.lam
-        lanes = s.lanes
         last_layer = s.last_layer
         layer = s.layer
         m = s.m
-        mem = s.mem
         n_batch = s.n_batch
         n_layers = s.n_layers
         ps_finished = s.ps_finished
@@ -1083,6 +1151,7 @@ class Engine(wiring.Component):
             (_Job.OUTPUT_ERROR, ps_finished),
             (_Job.ERROR, ps_finished),
             (_Job.UPDATE, up7.final),
+            (_Job.FAULT, s.fault_final),
         ]))
 
         phase = Signal(Phase, name="phase")
@@ -1117,19 +1186,7 @@ class Engine(wiring.Component):
         if n_layers > 1:
             m.d.comb += r_max.clear.eq(clear_layer)
 
-        # -- a CRC of every tensor the run writes: the words its memories' write ports take ------
-        crc_unit = m.submodules.crc = TensorCrc(lanes, geo.crc_element_bits,
-                                                len(geo.crc_tensors))
-        crc_mems = [mem[name].write for name in geo.crc_tensors]
-        m.d.comb += [
-            crc_unit.clear.eq(run_start),
-            crc_unit.valid.eq(busy & first([(w.valid, 1) for w in crc_mems])),
-            crc_unit.tensor.eq(first([(w.valid, k) for k, w in enumerate(crc_mems)])),
-            crc_unit.mask.eq(first([(w.valid, w.payload.mask) for w in crc_mems])),
-            *[crc_unit.values[k].eq(first([(w.valid, w.payload.data[k]) for w in crc_mems]))
-              for k in range(lanes)],
-            self.crcs.eq(crc_unit.crcs),
-        ]
+        self._build_crc(s, run_start)
 
         def begin_gradient(j):
             m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.GRADIENT),
@@ -1180,9 +1237,20 @@ class Engine(wiring.Component):
                         with m.Case(_Job.ERROR):
                             m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.UPDATE)]
                         with m.Case(_Job.UPDATE):
-                            with m.If(layer == 0):
-                                m.d.sync += [state.eq(_State.IDLE), self.done.eq(1),
-                                             self.steps.eq(self.steps + 1)]
-                            with m.Else():
+                            with m.If(layer != 0):
                                 m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.GRADIENT),
                                              wr_kind.eq(_Job.GRADIENT), layer.eq(layer - 1)]
+                            with m.Else():
+                                if geo.fault_plan is None:
+                                    m.d.sync += [state.eq(_State.IDLE), self.done.eq(1),
+                                                 self.steps.eq(self.steps + 1)]
+                                else:
+                                    m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.FAULT),
+                                                 layer.eq(last_layer)]
+                        if geo.fault_plan is not None:
+                            with m.Case(_Job.FAULT):
+                                with m.If(layer != 0):
+                                    m.d.sync += [state.eq(_State.ISSUE), layer.eq(layer - 1)]
+                                with m.Else():
+                                    m.d.sync += [state.eq(_State.IDLE), self.done.eq(1),
+                                                 self.steps.eq(self.steps + 1)]

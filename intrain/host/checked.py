@@ -91,6 +91,12 @@ class CheckedTrainer:
                        "readback_elements": 0}
         self.sim_seconds = 0.0
 
+    @property
+    def faults(self):
+        """The memory faults (:class:`~intrain.golden.faults.MemoryFaults`) the engine and its
+        golden twin share, or None."""
+        return self.golden.faults
+
     async def load(self) -> None:
         await self.host.load_weights(self.golden.weights)
         got = await self.host.read_weights()
