@@ -38,6 +38,14 @@ from intrain.sweep_run import open_client, run_sweep
 DEFAULT_JSON = Path(__file__).parent / "results" / "fpga.json"
 
 
+def _predicted(board: str) -> dict:
+    """The resource model's figures for a board's default build (the engine's geometry)."""
+    from intrain.hdl.engine import EngineGeometry
+
+    b = get_board(board)
+    return EngineGeometry(b.default_config).resources(b.family)
+
+
 def _row(report: dict) -> dict:
     u = report.get("utilization", {})
 
@@ -67,6 +75,7 @@ def _row(report: dict) -> dict:
         "build_seconds": report.get("build_seconds"),
         "seconds": report.get("seconds"),
         "tools": report.get("tools"),
+        "predicted": _predicted(report["board"]),
     }
 
 
@@ -85,6 +94,15 @@ def _print(rows):
               f"{frac('ff'):>13} {frac('dsp'):>8} {frac('bram'):>8} "
               f"{r['fmax_mhz'] or 0:7.2f} {r['clock_mhz']:6.1f} "
               f"{r['peak_gops_at_fmax'] or 0:6.2f} {r['build_seconds']:7.0f}")
+    built = [r for r in rows if "error" not in r and r.get("predicted")]
+    if built:
+        print("\nresource model (EngineGeometry.resources) against the builds")
+        print(f"{'board':15} {'LUT est.':>9} {'LUT':>7} {'error':>7} {'DSP est.':>9} {'DSP':>5} "
+              f"{'BRAM est.':>10} {'BRAM':>5}")
+        for r in built:
+            p = r["predicted"]
+            print(f"{r['board']:15} {p['luts']:9,} {r['lut']:7,} {p['luts'] / r['lut'] - 1:+7.1%} "
+                  f"{p['dsps']:9} {r['dsp']:5} {p['bram']:10} {r['bram']:5}")
 
 
 def _build(boards, root: Path, args) -> list[dict]:

@@ -37,7 +37,6 @@ from intrain.errors import ConfigError, IntrainError
 
 from .pll import pll_settings
 from .registry import (
-    LINK_BLOCKS,
     Board,
     BoardError,
     check_baud,
@@ -110,6 +109,7 @@ def check_fit(board: Board, config: Config, *, luts: bool = True) -> dict:
             f"({res.dsp_blocks} DSP blocks x {per_dsp}): use at most "
             f"{_array_suggestion(capacity, rows, cols)} (array_rows, array_cols)")
     blocks = memory_blocks(config, board.family)
+    from intrain.hdl.engine.geometry import LINK_BLOCKS
     blocks["host link"] = LINK_BLOCKS
     n_blocks = sum(blocks.values())
     if n_blocks > res.bram_blocks:

@@ -28,7 +28,7 @@ from intrain.errors import ConfigError
 
 __all__ = ["Board", "BoardError", "Resources", "Programmer", "BOARDS", "get_board", "board_names",
            "check_baud",
-           "memory_banks", "bank_blocks", "memory_blocks", "LINK_BLOCKS", "estimate_luts",
+           "memory_banks", "bank_blocks", "memory_blocks", "bram_blocks", "estimate_luts",
            "largest_array", "largest_hidden", "boards_table", "list_boards_text"]
 
 
@@ -55,28 +55,6 @@ class Resources:
     def macs(self) -> int:
         """Multipliers the DSP blocks hold: the largest ``array_rows * array_cols``."""
         return self.dsp_blocks * self.macs_per_dsp
-
-
-# Block RAM aspect ratios (depth, data width) that Yosys maps a bank with one read port and one
-# write port to, per family; the block count of a bank is the smallest over these.
-_BRAM_MODES = {
-    # SB_RAM40_4K: 4 Kbit.
-    "ice40": ((256, 16), (512, 8), (1024, 4), (2048, 2)),
-    # DP16KD: 18 Kbit; 512 x 36 only as a pseudo dual port (one read, one write: our case).
-    "ecp5": ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)),
-    # Gowin SDPB / DPB: 18 Kbit.
-    "gowin": ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)),
-}
-
-# Banks at most this deep and of at most this many bits go to distributed memory (ECP5
-# TRELLIS_DPR16X4 LUT RAM, Gowin RAM16SDP4 shadow RAM) instead of block RAM, as Yosys chose in
-# the builds (ECP5 12x12 default: the 60 x 8 banks of E2 in LUT RAM, the 60 x 32 of OUT in
-# DP16KD; Gowin 6x6: the 128 x 8 banks in shadow RAM, the 128 x 19 of G1 in BSRAM).
-_LUTRAM = {"ice40": (0, 0), "ecp5": (64, 1024), "gowin": (128, 1024)}
-# Banks of at most this many bits go to flip-flops (iCE40 has no LUT RAM).
-_FF_BITS = {"ice40": 64, "ecp5": 64, "gowin": 64}
-#: Block RAMs of the host link besides the engine's memories: its frame buffer.
-LINK_BLOCKS = 1
 
 
 @dataclass(frozen=True)
@@ -350,50 +328,35 @@ def memory_banks(config: Config) -> dict[str, tuple[int, int, int]]:
 
 
 def bank_blocks(family: str, depth: int, width: int) -> int:
-    """Block RAMs one bank of ``depth`` words of ``width`` bits takes on ``family`` (0 for a
-    bank small enough for distributed memory or flip-flops)."""
-    max_depth, max_bits = _LUTRAM[family]
-    if depth * width <= _FF_BITS[family] or (depth <= max_depth and depth * width <= max_bits):
-        return 0
-    return min(-(-depth // d) * -(-width // w) for d, w in _BRAM_MODES[family])
+    """Block RAMs one bank of ``depth`` words of ``width`` bits takes on ``family``
+    (:func:`intrain.hdl.engine.geometry.bank_blocks`)."""
+    from intrain.hdl.engine.geometry import bank_blocks as blocks
+    return blocks(family, depth, width)
 
 
 def memory_blocks(config: Config, family: str) -> dict[str, int]:
-    """Block RAMs of every memory of the engine on ``family``."""
-    return {name: banks * bank_blocks(family, depth, width)
-            for name, (banks, depth, width) in memory_banks(config).items()}
+    """Block RAMs of every memory of the engine on ``family``
+    (:meth:`EngineGeometry.memory_blocks`)."""
+    return _geometry(config).memory_blocks(family)
 
 
-# -- logic ------------------------------------------------------------------------------------
-# LUT sites of the engine with its host link, ``a + b * lanes * ceil(log2(lanes)) + c * MACs``
-# (the per-lane logic grows with the slice rotators' ``log2(lanes)`` stages), fitted to builds of
-# the board tops with generic arithmetic: iCE40 logic cells (LUT4 + carry), ECP5 TRELLIS_COMB,
-# Gowin LUT4 + ALU. Data (lanes, MACs -> LUT sites): iCE40 (2, 4) -> 6,402 placed, (4, 16) ->
-# 9,330 LUT4 + 2,527 carries synthesized (about 13,200 cells); ECP5 (2, 4) -> 5,149 placed,
-# (12, 144) -> 65,327 placed (42,009 LUT4 + 8,295 CCU2C synthesized); Gowin (2, 4) -> 5,947
-# placed, (6, 36) -> 16,898 synthesized.
-#: ``(a, b, c)`` of :func:`estimate_luts`, fitted to two builds per family of the engine with
-#: its host link (``bench/results/fpga.json`` and synthesis of the issue's target arrays):
-#: iCE40 1x1 (4,890 LCs) and 4x4 (about 11,900 LUT4 + carry); ECP5 4x4 (18,636) and 12x12
-#: (65,327 TRELLIS_COMB); Gowin 2x2 (7,621 LUT4 + ALU) and 6x6 (about 16,900).
-_LUT_MODEL = {
-    "ice40": (3917, 948, 25),
-    "ecp5": (9540, 1087, 25),
-    "gowin": (6461, 530, 25),
-}
+def bram_blocks(config: Config, family: str) -> int:
+    """Block RAMs of the engine with its host link on ``family``
+    (:meth:`EngineGeometry.resources`)."""
+    return _geometry(config).resources(family)["bram"]
 
 
 def estimate_luts(config: Config, family: str) -> int:
-    """An estimate of the LUT sites (LUT4s and carry cells) the engine and its host link need:
-    ``a + b * lanes * ceil(log2(lanes)) + c * MACs`` with constants per family fitted to real
-    builds (most of the logic is per lane: each memory's slice rotators and address arithmetic,
-    the rounders and updaters). The network and bit widths change it too; it is meant to tell
-    a configuration that plainly does not fit from one that might, not to replace the build
-    report."""
-    a, b, c = _LUT_MODEL[family]
-    lanes = max(config.array_rows, config.array_cols)
-    macs = config.array_rows * config.array_cols
-    return a + b * lanes * max(1, (lanes - 1).bit_length()) + c * macs
+    """An estimate of the LUT sites (LUT4s and carry cells) the engine and its host link need
+    (:meth:`EngineGeometry.estimate_luts`). It is meant to tell a configuration that plainly
+    does not fit from one that might, not to replace the build report."""
+    return _geometry(config).estimate_luts(family)
+
+
+def _geometry(config: Config):
+    from intrain.hdl.engine import EngineGeometry
+    config.require_fully_connected("the engine")
+    return EngineGeometry(config)
 
 
 def largest_array(board: Board) -> tuple[int, int]:
@@ -424,7 +387,7 @@ def largest_hidden(board: Board, config: Config | None = None) -> int:
     for hidden in (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024):
         trial = cfg.replace(layers=(cfg.layers[0], hidden, cfg.layers[-1]))
         try:
-            blocks = sum(memory_blocks(trial, board.family).values()) + LINK_BLOCKS
+            blocks = bram_blocks(trial, board.family)
         except ConfigError:
             break
         if blocks <= board.resources.bram_blocks:
@@ -463,7 +426,7 @@ def boards_table() -> list[dict]:
             "link_baud": board.link_baud,
             "default_config": _summary(cfg),
             "default_macs": cfg.array_rows * cfg.array_cols,
-            "default_bram_blocks": sum(memory_blocks(cfg, board.family).values()) + LINK_BLOCKS,
+            "default_bram_blocks": bram_blocks(cfg, board.family),
             "default_luts_estimate": estimate_luts(cfg, board.family),
             "largest_array": f"{r}x{c}",
             "largest_network": (f"{cfg.layers[0]}-{hidden}-{cfg.layers[-1]} "

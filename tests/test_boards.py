@@ -15,6 +15,7 @@ from intrain.boards.registry import (
     bank_blocks,
     boards_table,
     check_baud,
+    estimate_luts,
     get_board,
     list_boards_text,
     memory_banks,
@@ -137,6 +138,9 @@ def test_memory_banks_match_the_engines_memories():
     ("ecp5", 1408, 8, 1), ("ecp5", 1408, 21, 3), ("ecp5", 1536, 12, 2), ("ecp5", 60, 32, 1),
     ("ecp5", 60, 8, 0), ("gowin", 128, 8, 0), ("gowin", 128, 19, 1),
     ("ecp5", 256, 21, 1), ("gowin", 2048, 9, 1), ("gowin", 4096, 9, 2),
+    # The default builds: ECP5 8x8, E2's 80 x 8 banks in LUT RAM, OUT's 80 x 32 in DP16KD;
+    # Gowin 2x2, OUT's 60 x 20 banks in shadow RAM.
+    ("ecp5", 80, 8, 0), ("ecp5", 80, 32, 1), ("gowin", 60, 20, 0),
 ])
 def test_bank_blocks(family, depth, width, blocks):
     assert bank_blocks(family, depth, width) == blocks
@@ -348,3 +352,20 @@ def test_ecp5_pll_agrees_with_ecppll(in_mhz, out_mhz):
     assert s.params["CLKI_DIV"] == field("Refclk divisor")
     assert s.params["CLKFB_DIV"] == field("Feedback divisor")
     assert s.params["CLKOP_DIV"] == field("clkout0 divisor")
+
+
+def test_resource_estimate_of_the_engine_comes_from_its_geometry():
+    from intrain.hdl.engine import EngineGeometry
+
+    for name in ("icebreaker", "ulx3s-85f", "tang-nano-9k"):
+        board = get_board(name)
+        geo = EngineGeometry(board.default_config)
+        est = geo.resources(board.family)
+        assert est["luts"] == estimate_luts(board.default_config, board.family)
+        assert est["bram"] == sum(memory_blocks(board.default_config, board.family).values()) + 1
+        macs = board.default_config.array_rows * board.default_config.array_cols
+        assert est["dsps"] == (-(-macs // 2) if board.family == "ice40" else macs)
+    # The fault pass costs logic.
+    cfg = get_board("ulx3s-85f").default_config
+    assert EngineGeometry(cfg.replace(bit_error_rate=1e-3)).estimate_luts("ecp5") \
+        > EngineGeometry(cfg).estimate_luts("ecp5")

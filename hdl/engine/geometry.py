@@ -4,8 +4,9 @@ building hardware.
 :class:`EngineGeometry` is plain Python, built from a :class:`~intrain.config.Config` (and the
 array's DSP mapping): the memory map (every matrix, its shape and element type), memory bits,
 host word sizes, the tiles of every array job, the cycle model of a forward pass and of a
-training step, the MACs counted, and the tensors whose CRC the engine keeps with the order in
-which it writes them. The engine (:class:`~intrain.hdl.engine.Engine`), the fit check and
+training step, the MACs counted, the tensors whose CRC the engine keeps with the order in
+which it writes them, and an estimate of the FPGA resources per device family. The engine
+(:class:`~intrain.hdl.engine.Engine`), the fit check and
 ``intrain boards``, the host driver and the benchmarks all read it; nobody builds an engine to
 learn its size.
 
@@ -23,11 +24,11 @@ from amaranth.lib import data, enum
 from intrain.config import Config
 from intrain.fault_spec import FaultPlan
 
-from ..multiplier import product_cycles
+from ..multiplier import dsp_family, product_cycles
 from ..transpose_memory import SliceMode
 
 __all__ = ["EngineGeometry", "HostTarget", "MemorySpec", "Phase", "READ_LATENCY", "FIFO_DEPTH",
-           "CRC_TENSOR_KINDS"]
+           "CRC_TENSOR_KINDS", "bank_blocks", "LINK_BLOCKS"]
 
 #: Cycles from a memory read request to its data (registered requests, then the block RAM and
 #: the slice rotation).
@@ -40,6 +41,54 @@ FAULT_LATENCY = READ_LATENCY + 1
 #: Cycles from the ``last`` element of a tensor to ``RL2(max |x|)`` of up to 4 lanes (the lanes'
 #: :class:`MaxAbs`, one register, :class:`Log2Round`, the result register).
 MAX_LOG2_CYCLES = 5
+
+# -- resources per FPGA family -------------------------------------------------------------------
+#: Block RAM aspect ratios (depth, data width) that Yosys maps a bank with one read port and one
+#: write port to, per family; the block count of a bank is the smallest over these.
+BRAM_MODES = {
+    # SB_RAM40_4K: 4 Kbit.
+    "ice40": ((256, 16), (512, 8), (1024, 4), (2048, 2)),
+    # DP16KD: 18 Kbit; 512 x 36 only as a pseudo dual port (one read, one write: our case).
+    "ecp5": ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)),
+    # Gowin SDPB / DPB: 18 Kbit.
+    "gowin": ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)),
+}
+#: Banks at most this deep and of at most this many bits go to distributed memory (ECP5
+#: TRELLIS_DPR16X4 LUT RAM, Gowin RAM16SDP4 shadow RAM) instead of block RAM, as Yosys chose in
+#: the builds: ECP5 8x8 default, the 80 x 8 banks of E2 in LUT RAM, the 80 x 32 of OUT in
+#: DP16KD (12x12: 60 x 8 in LUT RAM, 60 x 32 in DP16KD); Gowin 2x2 default, the 60 x 20 banks
+#: of OUT in shadow RAM (6x6: 128 x 8 in shadow RAM, 128 x 19 of G1 in BSRAM).
+LUTRAM = {"ice40": (0, 0), "ecp5": (128, 1024), "gowin": (128, 2048)}
+#: Banks of at most this many bits go to flip-flops (iCE40 has no LUT RAM).
+FF_BITS = {"ice40": 64, "ecp5": 64, "gowin": 64}
+#: Block RAMs of the host link besides the engine's memories: its frame buffer.
+LINK_BLOCKS = 1
+#: ``(a, b, c)`` of :meth:`EngineGeometry.estimate_luts` per family, fitted to builds of the
+#: board tops with generic arithmetic (iCE40 logic cells, ECP5 TRELLIS_COMB, Gowin LUT4 + ALU):
+#: iCE40 1x1 (4,890 LCs) and 4x4 (about 11,900 LUT4 + carry); ECP5 4x4 (18,636) and 12x12
+#: (65,327 TRELLIS_COMB); Gowin 2x2 (7,621 LUT4 + ALU) and 6x6 (about 16,900).
+LUT_MODEL = {
+    "ice40": (3917, 948, 25),
+    "ecp5": (9540, 1087, 25),
+    "gowin": (6461, 530, 25),
+}
+#: LUT sites of the fault pass per bit lane: a 32-bit LFSR's leap network and a comparator.
+FAULT_LUTS_PER_BIT = 64
+
+
+def _family(family: str) -> str:
+    if family not in BRAM_MODES:
+        raise ValueError(f"FPGA family must be one of {', '.join(BRAM_MODES)}, not {family!r}")
+    return family
+
+
+def bank_blocks(family: str, depth: int, width: int) -> int:
+    """Block RAMs one bank of ``depth`` words of ``width`` bits takes on ``family`` (0 for a
+    bank small enough for distributed memory or flip-flops)."""
+    max_depth, max_bits = LUTRAM[_family(family)]
+    if depth * width <= FF_BITS[family] or (depth <= max_depth and depth * width <= max_bits):
+        return 0
+    return min(-(-depth // d) * -(-width // w) for d, w in BRAM_MODES[family])
 #: The kinds of tensor whose CRC-32 the engine keeps, in the order of its ``crcs`` port: the
 #: stored weights after the update (``W1 .. WL``), the quantized errors (``E1 .. EL``), the output
 #: accumulators and the predictions.
@@ -255,6 +304,36 @@ class EngineGeometry:
         """Bits of every memory by name: ``banks * depth * width``."""
         return {name: banks * depth * width
                 for name, (banks, depth, width) in self.memory_banks().items()}
+
+    # -- resources ---------------------------------------------------------------------------------
+    def memory_blocks(self, family: str) -> dict[str, int]:
+        """Block RAMs of every memory on an FPGA ``family`` (``"ice40"``, ``"ecp5"``,
+        ``"gowin"``): its banks times :func:`bank_blocks`."""
+        return {name: banks * bank_blocks(family, depth, width)
+                for name, (banks, depth, width) in self.memory_banks().items()}
+
+    def estimate_luts(self, family: str) -> int:
+        """LUT sites (LUT4s and carry cells) of the engine with its host link on ``family``:
+        ``a + b * lanes * ceil(log2(lanes)) + c * MACs`` (:data:`LUT_MODEL`, fitted to builds;
+        most of the logic is per lane: each memory's slice rotators and address arithmetic, the
+        rounders and updaters), plus the fault pass's comparators when it has one."""
+        a, b, c = LUT_MODEL[_family(family)]
+        cfg, lanes = self.config, self.lanes
+        luts = a + b * lanes * max(1, (lanes - 1).bit_length()) \
+            + c * cfg.array_rows * cfg.array_cols
+        if self.fault_plan is not None:   # a 32-bit LFSR and comparator per bit
+            luts += FAULT_LUTS_PER_BIT * self.fault_plan.lanes
+        return luts
+
+    def resources(self, family: str) -> dict[str, int]:
+        """The estimate of an engine with its host link on ``family``: ``luts``
+        (:meth:`estimate_luts`), ``dsps`` (the family's DSP primitives for the array's products,
+        :meth:`DspFamily.primitives`) and ``bram`` (:meth:`memory_blocks` plus
+        :data:`LINK_BLOCKS`)."""
+        macs = self.config.array_rows * self.config.array_cols
+        return {"luts": self.estimate_luts(family),
+                "dsps": dsp_family(_family(family)).primitives(macs),
+                "bram": sum(self.memory_blocks(family).values()) + LINK_BLOCKS}
 
     # -- the array's jobs -------------------------------------------------------------------------
     def check_batch(self, batch) -> int:
