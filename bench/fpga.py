@@ -46,6 +46,22 @@ def _predicted(board: str) -> dict:
     return EngineGeometry(b.default_config).resources(b.family)
 
 
+def _step(board: str, config: dict, clock_mhz: float | None) -> dict:
+    """A training step of the board's default network at the build's clock: its cycles (the
+    geometry's cycle model), seconds and effective GOPS (2 x the step's network MACs / time)."""
+    from intrain.hdl.engine import EngineGeometry
+
+    b = get_board(board)
+    cfg = b.default_config
+    geo = EngineGeometry(cfg, b.dsp)
+    cycles = geo.train_cycles(cfg.batch_size)
+    if not clock_mhz:
+        return {"step_cycles": cycles}
+    seconds = cycles / (clock_mhz * 1e6)
+    return {"step_cycles": cycles, "step_us": round(seconds * 1e6, 1),
+            "effective_gops": round(2 * geo.useful_train_macs(cfg.batch_size) / seconds / 1e9, 3)}
+
+
 def _row(report: dict) -> dict:
     u = report.get("utilization", {})
 
@@ -76,6 +92,7 @@ def _row(report: dict) -> dict:
         "seconds": report.get("seconds"),
         "tools": report.get("tools"),
         "predicted": _predicted(report["board"]),
+        **_step(report["board"], report["config"], report.get("clock_mhz")),
     }
 
 
@@ -96,6 +113,11 @@ def _print(rows):
               f"{r['peak_gops_at_fmax'] or 0:6.2f} {r['build_seconds']:7.0f}")
     built = [r for r in rows if "error" not in r and r.get("predicted")]
     if built:
+        print("\ntraining step of the default network at the clock (the geometry's cycle model)")
+        print(f"{'board':15} {'cycles':>8} {'step us':>9} {'effective GOPS':>15}")
+        for r in built:
+            print(f"{r['board']:15} {r['step_cycles']:8,} {r.get('step_us', 0):9.1f} "
+                  f"{r.get('effective_gops', 0):15.3f}")
         print("\nresource model (EngineGeometry.resources) against the builds")
         print(f"{'board':15} {'LUT est.':>9} {'LUT':>7} {'error':>7} {'DSP est.':>9} {'DSP':>5} "
               f"{'BRAM est.':>10} {'BRAM':>5}")

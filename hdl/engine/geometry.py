@@ -377,6 +377,12 @@ class EngineGeometry:
         """MACs of the network itself: ``batch * sum_l n_in * n_out``."""
         return self.check_batch(batch) * sum(p.n_in * p.n_out for p in self.plan)
 
+    def useful_train_macs(self, batch) -> int:
+        """MACs of the network in a training step: the forward and gradient products of every
+        layer and the backward products of every layer but the first."""
+        fwd = self.useful_macs(batch)
+        return 2 * fwd + batch * sum(p.n_in * p.n_out for p in self.plan[1:])
+
     # -- cycle model ------------------------------------------------------------------------------
     @property
     def array_latency(self) -> int:
