@@ -302,6 +302,10 @@ async def _bad_rows_frames(host, expect, a0):
         [request], info.request_bytes)), Status.BAD_LENGTH, "WRITE_ROWS without values")
     await expect(proto.encode_request(Command.WRITE_ROWS, b"\x01"), Status.BAD_LENGTH,
                  "WRITE_ROWS with a partial request")
+    if info.value_bytes > 1:
+        payload = proto.rows_payload(request, other[0], info)[:-1]
+        await expect(proto.encode_request(Command.WRITE_ROWS, payload), Status.BAD_LENGTH,
+                     "WRITE_ROWS with a partial value")
     for target, layer, what in ((HostTarget.WEIGHTS, 1, "W1"), (A, 1, "A1"),
                                 (HostTarget.PREDICTIONS, 0, "P"), (HostTarget.ERRORS, 1, "E1"),
                                 (L, 1, "LABELS of layer 1")):
