@@ -237,7 +237,8 @@ class LinkTransport:
         (``len(EngineGeometry.crc_tensors)`` of its configuration)."""
         info = await self.client.info()
         why = expected is not None and info.mismatch(expected)
-        if not why and min(info.write_bytes, info.request_bytes, info.data_bytes) == 0:
+        if not why and min(info.write_bytes, info.request_bytes, info.data_bytes,
+                           info.value_bytes) == 0:
             why = "the board reports a word of 0 bytes"
         if not why and info.max_payload < max(info.write_bytes, info.request_bytes):
             why = f"the board's frames hold {info.max_payload} bytes, less than one word"
@@ -258,6 +259,21 @@ class LinkTransport:
         for s in range(0, len(words), per):
             await self.client.request(Command.WRITE,
                                       proto.pack_words(words[s:s + per], info.write_bytes))
+
+    async def write_rows(self, matrix, request) -> bool:
+        """The rows of ``matrix`` (rows x cols integers, the input or the labels) as bare
+        values: ``WRITE_ROWS`` frames of as many whole rows as ``max_payload`` holds.
+        ``request(row)`` is the packed ``host_read`` request of row ``row``'s first slice.
+        False, and nothing sent, when not even one row fits a frame."""
+        info = self._info()
+        rows, cols = matrix.shape
+        per = (info.max_payload - info.request_bytes) // (cols * info.value_bytes)
+        if per < 1:
+            return False
+        for r in range(0, rows, per):
+            await self.client.request(Command.WRITE_ROWS,
+                                      proto.rows_payload(request(r), matrix[r:r + per], info))
+        return True
 
     async def read(self, words: list[int]) -> list[int]:
         info = self._info()
@@ -296,9 +312,11 @@ class SerialTransport(LinkTransport):
 class StepTraffic:
     """What one training step checked by the engine's CRCs moves over the link, as
     :class:`~intrain.host.checked.CheckedTrainer` drives it through :class:`LinkTransport`
-    (:func:`step_traffic`): the batch's inputs and labels in ``WRITE`` frames of at most
-    ``max_payload`` bytes, one ``RUN``, and the answers (empty for ``WRITE``; the counters and
-    tensor CRCs for ``RUN``). No read-back: the CRCs matched.
+    (:func:`step_traffic`): the batch's inputs and labels as bare values in ``WRITE_ROWS``
+    frames of as many whole rows as ``max_payload`` holds (in ``WRITE`` frames of
+    ``host_write`` words for a matrix whose row does not fit a frame), one ``RUN``, and the
+    answers (empty for the uploads; the counters and tensor CRCs for ``RUN``). No read-back: the
+    CRCs matched.
 
     Attributes
     ----------
@@ -308,9 +326,11 @@ class StepTraffic:
         Bytes each way, frame headers and CRCs included.
     link_cycles : int
         Clock cycles the board's link spends between the end of a request and the start of its
-        answer, over all frames, the engine's run aside: a cycle to check each frame, and for
-        each word of a ``WRITE`` two per byte from the buffer and one to hand it to the engine
-        (:class:`~intrain.hdl.host_link.HostLink`).
+        answer, over all frames, the engine's run aside (:class:`~intrain.hdl.host_link.HostLink`):
+        a cycle to check each frame; for each word of a ``WRITE`` two per byte from the buffer
+        and one to hand it to the engine; for a ``WRITE_ROWS``, its request loaded as a word
+        (two per ``write_bytes``) and checked (one), two per value byte, one per masked-off
+        lane of a row's last slice and one per slice handed to the engine.
     engine_cycles : int
         The training step's cycles (the geometry's cycle model).
     """
@@ -333,6 +353,23 @@ class StepTraffic:
                 "steps_per_second": 1 / step}
 
 
+def _upload(info: BoardInfo, lanes: int, rows: int, cols: int,
+            max_payload: int) -> tuple[int, int, int]:
+    """``(frames, payload bytes, link cycles)`` of a ``rows x cols`` matrix sent as
+    :meth:`LinkTransport.write_rows` sends it, or as ``WRITE`` words where a row does not fit a
+    frame (:meth:`~intrain.host.driver.EngineHost.write_matrix`)."""
+    slices = math.ceil(cols / lanes)
+    per = (max_payload - info.request_bytes) // (cols * info.value_bytes)
+    if per < 1:
+        words = rows * slices
+        frames = math.ceil(words / (max_payload // info.write_bytes))
+        return frames, words * info.write_bytes, frames + words * (2 * info.write_bytes + 1)
+    frames = math.ceil(rows / per)
+    row_cycles = 2 * info.value_bytes * cols + (slices * lanes - cols) + slices
+    return (frames, frames * info.request_bytes + rows * cols * info.value_bytes,
+            frames * (2 + 2 * info.write_bytes) + rows * row_cycles)
+
+
 def step_traffic(config: Config, *, max_payload: int = 512, dsp: str = "generic",
                  batch: int | None = None) -> StepTraffic:
     """The link traffic of one CRC-checked training step of ``batch`` samples (default
@@ -344,16 +381,11 @@ def step_traffic(config: Config, *, max_payload: int = 512, dsp: str = "generic"
     info = expected_info(config)
     batch = config.batch_size if batch is None else batch
     frame = proto.HEADER_BYTES + proto.CRC_BYTES
-    per = max_payload // info.write_bytes
-    # EngineHost.load_batch: the inputs (a row slice of `lanes` values per word), then the
-    # labels (one word per sample), each matrix in frames of its own.
-    matrices = [batch * math.ceil(config.layers[0] / geo.lanes), batch]
     frames = sent = cycles = 0
-    for words in matrices:
-        n = math.ceil(words / per)
-        frames += n
-        sent += words * info.write_bytes + n * frame
-        cycles += n + words * (2 * info.write_bytes + 1)
+    # EngineHost.load_batch: the inputs, then the labels, each matrix in frames of its own.
+    for cols in (config.layers[0], 1):
+        n, payload, c = _upload(info, geo.lanes, batch, cols, max_payload)
+        frames, sent, cycles = frames + n, sent + payload + n * frame, cycles + c
     # RUN: its arguments, then the counters and CRCs.
     sent += frame + proto.RUN_BYTES
     cycles += 1 + 2 * proto.RUN_BYTES + 2

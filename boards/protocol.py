@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import struct
 
+import numpy as np
+
 from intrain.errors import IntrainError
 from intrain.link_spec import (
     COUNTERS,
@@ -18,6 +20,7 @@ from intrain.link_spec import (
     HEADER_BYTES,
     INFO_BYTES,
     RESPONSE,
+    ROWS_TARGETS,
     RUN_BYTES,
     RUN_NO_WAIT,
     RUN_TRAIN,
@@ -31,17 +34,18 @@ from intrain.link_spec import (
     config_hash,
     counters_bytes,
     hardware_fields,
+    value_bytes,
     word_bytes,
 )
 
 __all__ = [
     "DEFAULT_BAUD",
     "SYNC", "RESPONSE", "VERSION", "RUN_TRAIN", "RUN_NO_WAIT", "HEADER_BYTES", "CRC_BYTES",
-    "INFO_BYTES", "RUN_BYTES", "COUNTERS", "STATUS_TEXT", "Command", "Status", "LinkError",
-    "FrameError", "BoardInfo", "CRC", "crc16", "encode_frame", "encode_request",
+    "INFO_BYTES", "RUN_BYTES", "COUNTERS", "ROWS_TARGETS", "STATUS_TEXT", "Command", "Status",
+    "LinkError", "FrameError", "BoardInfo", "CRC", "crc16", "encode_frame", "encode_request",
     "encode_response", "decode_frame", "config_hash", "hardware_fields", "word_bytes",
-    "pack_words", "unpack_words", "run_payload", "parse_run_payload", "counters_payload",
-    "parse_counters", "counters_bytes",
+    "value_bytes", "pack_words", "unpack_words", "pack_values", "rows_payload", "run_payload",
+    "parse_run_payload", "counters_payload", "parse_counters", "counters_bytes",
 ]
 
 #: The link's baud rate unless told otherwise (every board's USB-serial bridge takes it).
@@ -146,6 +150,26 @@ def unpack_words(payload: bytes, nbytes: int) -> list[int]:
         raise ValueError(f"{len(payload)} bytes are not a whole number of {nbytes}-byte words")
     return [int.from_bytes(payload[k:k + nbytes], "little")
             for k in range(0, len(payload), nbytes)]
+
+
+def pack_values(values, nbytes: int) -> bytes:
+    """Integers as ``nbytes`` bytes each, two's complement, little-endian (each must fit)."""
+    values = np.asarray(values, dtype=np.int64).ravel()
+    half = 1 << (8 * nbytes - 1)
+    if nbytes < 8 and values.size and not (-half <= values.min() and values.max() < half):
+        raise ValueError(f"values {values.min()} .. {values.max()} do not fit {nbytes} "
+                         "signed bytes")
+    raw = values.astype("<i8").view(np.uint8).reshape(-1, 8)
+    if nbytes > 8:   # the sign's bytes above the 64 bits
+        sign = np.where(values < 0, 0xFF, 0).astype(np.uint8)[:, None]
+        raw = np.hstack([raw, np.repeat(sign, nbytes - 8, axis=1)])
+    return raw[:, :nbytes].tobytes()
+
+
+def rows_payload(request: int, values, info: BoardInfo) -> bytes:
+    """The ``WRITE_ROWS`` payload: the packed ``host_read`` request of the first row's first
+    slice, then ``values`` (row by row) as ``info.value_bytes`` bytes each."""
+    return pack_words([request], info.request_bytes) + pack_values(values, info.value_bytes)
 
 
 def run_payload(batch: int, train: bool, lam: int, wait: bool = True) -> bytes:

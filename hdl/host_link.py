@@ -6,7 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from amaranth import Cat, Const, Module, Mux, Signal, Value
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -16,7 +16,8 @@ from intrain.errors import ConfigError
 from intrain.link_spec import Command, Status
 
 from ._util import first
-from .engine import Engine
+from .engine import Engine, HostTarget
+from .transpose_memory import SliceMode
 from .uart import UartRx, UartTx, uart_divisor
 
 __all__ = ["HostLink", "make_engine"]
@@ -46,7 +47,12 @@ class HostLink(wiring.Component):
     over it. Only once the whole frame is in and its CRC, length and command are right does it
     execute: ``WRITE`` words go from the buffer to ``host_write``, ``READ`` requests to
     ``host_read`` one at a time (each answer word leaves through :class:`UartTx` before the next
-    request), ``RUN`` pulses ``start``. Every frame gets an answer frame (OK with data, or an
+    request), ``RUN`` pulses ``start``. ``WRITE_ROWS`` expands bare values into ``host_write``
+    words in the same register that ``WRITE`` words pass through: its request is loaded as the
+    word's address fields and checked, then each value is sign-extended into the top lane while
+    the lanes below shift down a lane (two cycles per byte, one per masked-off lane of a short
+    slice), the slice is written, and ``col`` (or, at a row's end, ``row``) steps on in place.
+    Every frame gets an answer frame (OK with data, or an
     error code). One CRC unit (``amaranth.lib.crc``, :data:`~intrain.link_spec.CRC`)
     serves both directions (a request is answered only after it has been received). Bytes that
     arrive while a frame executes or is answered are dropped; the host waits for each answer.
@@ -62,7 +68,7 @@ class HostLink(wiring.Component):
     dsp : str
         The engine's arithmetic (passed on to the engine when it offers a choice).
     max_payload : int
-        Bytes of the request buffer: the largest ``WRITE`` or ``READ`` payload.
+        Bytes of the request buffer: the largest ``WRITE``, ``WRITE_ROWS`` or ``READ`` payload.
     timeout : int, optional
         Clock cycles of silence that end a frame as ``TRUNCATED`` (default: 20 ms).
 
@@ -143,6 +149,7 @@ class HostLink(wiring.Component):
             self._receiving(m, s)
             self._checking(m, s)
             self._executing(m, s)
+            self._writing_rows(m, s)
             self._answering(m, s)
         return m
 
@@ -189,6 +196,7 @@ class HostLink(wiring.Component):
         s.sh = Signal(8 * out_bytes, name="sh")
         s.byte_left = Signal(range(out_bytes + 1), name="byte_left")
         s.tx_byte = Signal(8, name="tx_byte")
+        self._rows_signals(s)
 
         m.d.comb += [wr.addr.eq(s.ptr), wr.data.eq(s.byte), rd.addr.eq(s.ptr),
                      s.ptr_next.eq(s.ptr + 1)]
@@ -199,6 +207,21 @@ class HostLink(wiring.Component):
         with m.Elif(~s.quiet):
             m.d.sync += s.timer.eq(s.timer + 1)
         return s
+
+    def _rows_signals(self, s) -> None:
+        """What ``WRITE_ROWS`` adds: the value's width and its bytes so far, the payload's bytes
+        modulo the value's (counted on the way in), the lanes filled in the slice, the values
+        left in the row, and the host_write word in ``in_sh`` as its layout."""
+        eng = self._engine
+        s.vb = self._info.value_bytes
+        s.pmod = Signal(range(s.vb), name="pmod") if s.vb > 1 else None
+        s.vbyte = Signal(range(s.vb), name="vbyte") if s.vb > 1 else None
+        s.vbuf = Signal(8 * (s.vb - 1), name="vbuf")
+        s.lane = Signal(range(max(eng.lanes, 2)), name="lane")
+        s.n_in = eng.config.layers[0]
+        s.left = Signal(range(s.n_in + 1), name="left")
+        layout = eng.host_write_layout
+        s.hw = data.View(layout, s.in_sh[8 * (s.in_bytes - s.wb):][:layout.size])
 
     def _engine_inputs(self, m, s) -> None:
         """The engine's side: words from the top of the input shift register."""
@@ -288,7 +311,8 @@ class HostLink(wiring.Component):
                 m.next = "DISCARD"
         with m.State("CMD"):
             self._receive(m, s, "CRC0", [s.command.eq(byte), ptr.eq(0), s.wmod.eq(0),
-                                         s.rmod.eq(0), s.resp_len.eq(0)])
+                                         s.rmod.eq(0), s.resp_len.eq(0)]
+                          + ([s.pmod.eq(0)] if s.pmod is not None else []))
             with m.If(got & (length != 0)):
                 m.next = "PAYLOAD"
         with m.State("PAYLOAD"):
@@ -296,6 +320,9 @@ class HostLink(wiring.Component):
                                             s.wmod.eq(Mux(s.wmod == wb - 1, 0, s.wmod + 1)),
                                             s.rmod.eq(Mux(s.rmod == rb - 1, 0, s.rmod + 1))])
             m.d.comb += s.wr.en.eq(got)
+            if s.pmod is not None:
+                with m.If(got):
+                    m.d.sync += s.pmod.eq(Mux(s.pmod == s.vb - 1, 0, s.pmod + 1))
             with m.If(got):
                 with m.If(s.rmod == rb - 1):
                     m.d.sync += s.resp_len.eq(s.resp_len + s.db)
@@ -336,6 +363,15 @@ class HostLink(wiring.Component):
                     answer(Status.OK)
                 with m.Else():
                     m.next = "LOAD"
+            with m.Elif(command == Command.WRITE_ROWS):
+                # At least one value after the request, and whole values.
+                partial = (s.pmod != s.rb % s.vb) if s.pmod is not None else 0
+                with m.If((length <= s.rb) | partial):
+                    answer(Status.BAD_LENGTH)
+                with m.Elif(eng.busy):
+                    answer(Status.BUSY)
+                with m.Else():
+                    m.next = "LOAD"
             with m.Elif(command == Command.READ):
                 with m.If(s.rmod != 0):
                     answer(Status.BAD_LENGTH)
@@ -371,6 +407,8 @@ class HostLink(wiring.Component):
             with m.If(s.load_left == 1):
                 with m.If(command == Command.WRITE):
                     m.next = "WRITE"
+                with m.Elif(command == Command.WRITE_ROWS):
+                    m.next = "ROWS_CHECK"
                 with m.Elif(command == Command.READ):
                     m.next = "REQUEST"
                 with m.Else():
@@ -400,6 +438,79 @@ class HostLink(wiring.Component):
             with m.If(~eng.busy):
                 m.d.sync += s.word.eq(1)
                 self._answer(m, s, Status.OK)
+
+    def _writing_rows(self, m, s) -> None:
+        """``WRITE_ROWS``: its request, loaded by LOAD as the bottom of a host_write word in
+        ``in_sh``, checked; then the values into the word's lanes and the slices written."""
+        eng, hw, lanes, width = s.eng, s.hw, s.eng.lanes, s.eng.host_width
+        is_labels = hw.target == HostTarget.LABELS
+        cols = Mux(is_labels, 1, s.n_in)
+        with m.State("ROWS_CHECK"):
+            # The values must end inside the matrix: length <= request + rows left * row bytes.
+            rows_left = (eng.config.batch_size - hw.row).as_signed()
+            room = s.rb + Mux(is_labels, rows_left * s.vb, rows_left * (s.n_in * s.vb))
+            with m.If(((hw.target == HostTarget.ACTIVATIONS) | is_labels) & (hw.layer == 0)
+                      & (hw.mode == SliceMode.ROW) & (hw.col == 0) & (s.length <= room)):
+                m.d.sync += [s.ptr.eq(s.rb), s.lane.eq(0), s.left.eq(cols)]
+                m.next = "ROWS_LOAD"
+            with m.Else():
+                self._answer(m, s, Status.BAD_ARGUMENT)
+        with m.State("ROWS_LOAD"):  # the read port gives mem[ptr] a cycle later
+            m.next = "ROWS_DATA"
+        with m.State("ROWS_DATA"):
+            m.d.sync += s.ptr.eq(s.ptr_next)
+            value = Cat(s.vbuf, s.rd.data)
+            ext = Cat(value, value[-1].replicate(max(0, width - len(value))))[:width]
+            if s.vbyte is None:
+                self._take_value(m, s, ext)
+            else:   # a value's bytes before its last go into vbuf
+                whole = s.vbyte == s.vb - 1
+                m.d.sync += s.vbyte.eq(Mux(whole, 0, s.vbyte + 1))
+                with m.If(whole):
+                    self._take_value(m, s, ext)
+                with m.Else():
+                    m.d.sync += s.vbuf.eq(Cat(s.vbuf[8:], s.rd.data))
+                    m.next = "ROWS_LOAD"
+        if lanes > 1:
+            with m.State("ROWS_PAD"):  # the lanes past the row's end or the last value
+                self._shift_lane(m, s, 0, 0)
+                with m.If(s.lane == lanes - 1):
+                    m.next = "ROWS_WRITE"
+        with m.State("ROWS_WRITE"):
+            m.d.comb += eng.host_write.valid.eq(1)
+            with m.If(eng.host_write.ready):
+                m.d.sync += s.lane.eq(0)
+                with m.If(s.left == 0):
+                    m.d.sync += [hw.col.eq(0), hw.row.eq(hw.row + 1), s.left.eq(cols)]
+                with m.Else():
+                    m.d.sync += hw.col.eq(hw.col + lanes)
+                with m.If(s.ptr == s.length):
+                    self._answer(m, s, Status.OK)
+                with m.Else():
+                    m.next = "ROWS_LOAD"
+
+    def _take_value(self, m, s, value) -> None:
+        """A whole value into the top lane; the slice written when its lanes are full, padded
+        when its row or the values end first, else the next value."""
+        lanes = s.eng.lanes
+        self._shift_lane(m, s, value, 1)
+        m.d.sync += s.left.eq(s.left - 1)
+        with m.If(s.lane == lanes - 1):
+            m.next = "ROWS_WRITE"
+        if lanes > 1:
+            with m.Elif((s.left == 1) | (s.ptr_next == s.length)):
+                m.next = "ROWS_PAD"
+        with m.Else():
+            m.next = "ROWS_LOAD"
+
+    @staticmethod
+    def _shift_lane(m, s, value, mask_bit) -> None:
+        """The word's lanes down by one, ``value`` into the top lane and ``mask_bit`` into the
+        top bit of its mask; the lane counted."""
+        width = s.eng.host_width
+        lanes_bits, mask = s.hw.data.as_value(), s.hw.mask
+        m.d.sync += [lanes_bits.eq(Cat(lanes_bits[width:], value)),
+                     mask.eq(Cat(mask[1:], mask_bit)), s.lane.eq(s.lane + 1)]
 
     def _answering(self, m, s) -> None:
         """The answer frame: header, the words (READ data from the engine, one request at a

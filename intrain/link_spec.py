@@ -29,11 +29,23 @@ Commands
 --------
 ``INFO`` (no payload)
     Answers :data:`INFO_BYTES` bytes, :class:`BoardInfo`: protocol version, the sizes of the
-    engine's host words, ``max_payload``, the clock frequency and a hash of the hardware fields
-    of the configuration (:func:`config_hash`): a host refuses a board built for another config.
+    engine's host words, ``max_payload``, the clock frequency, a hash of the hardware fields
+    of the configuration (:func:`config_hash`; a host refuses a board built for another config)
+    and ``value_bytes``.
 ``WRITE`` (``N * write_bytes``)
     ``N`` packed ``host_write`` words, each ``write_bytes = ceil(bits / 8)`` bytes,
     little-endian. Answers no data.
+``WRITE_ROWS`` (``request_bytes + N * value_bytes``)
+    The batch upload with bare values: a packed ``host_read`` request (``target``, ``layer``,
+    ``mode``, ``row``, ``col``), then ``N >= 1`` values of ``value_bytes`` bytes each
+    (:func:`value_bytes`; two's complement, little-endian). The values fill the matrix row by
+    row from ``row`` on, every row from column 0, and the last row may stop early; the board
+    writes them as the engine's row slices of ``lanes`` values (``host_write``, each value
+    sign-extended to ``host_width``, the lanes past a row's end or the last value masked off).
+    Only the input ``(ACTIVATIONS, 0)`` and ``(LABELS, 0)`` take it (:data:`ROWS_TARGETS`), with
+    ``mode`` ``ROW`` and ``col`` 0, and the values must end inside the matrix (``batch_size``
+    rows of ``layers[0]`` or 1 columns); otherwise ``BAD_ARGUMENT``. A payload without a value,
+    or with a partial one, is ``BAD_LENGTH``. Answers no data.
 ``READ`` (``N * request_bytes``)
     ``N`` packed ``host_read`` requests; answers the ``N`` ``host_read_data`` words,
     ``data_bytes`` each.
@@ -45,8 +57,8 @@ Commands
 ``COUNTERS`` (no payload)
     Waits until the engine is idle and answers the counters.
 
-``WRITE``, ``READ`` and ``RUN`` while the engine runs (after ``RUN`` with ``RUN_NO_WAIT``) are
-``BUSY``.
+``WRITE``, ``WRITE_ROWS``, ``READ`` and ``RUN`` while the engine runs (after ``RUN`` with
+``RUN_NO_WAIT``) are ``BUSY``.
 
 This module holds what both sides need (codes, frame layout, the CRC's parameters, the board's
 description) and imports nothing of intrain, so that the hardware never reaches up to the host
@@ -66,22 +78,23 @@ from amaranth.lib.crc import catalog
 
 __all__ = [
     "SYNC", "RESPONSE", "VERSION", "RUN_TRAIN", "RUN_NO_WAIT", "HEADER_BYTES", "CRC_BYTES",
-    "INFO_BYTES", "RUN_BYTES", "COUNTERS", "Command", "Status", "STATUS_TEXT", "FrameError",
-    "CRC", "word_bytes", "counters_bytes", "hardware_fields", "config_hash", "BoardInfo",
+    "INFO_BYTES", "RUN_BYTES", "COUNTERS", "ROWS_TARGETS", "Command", "Status", "STATUS_TEXT",
+    "FrameError", "CRC", "word_bytes", "value_bytes", "counters_bytes", "hardware_fields",
+    "config_hash", "BoardInfo",
 ]
 
 SYNC = 0xA5
 #: A response's command byte is ``RESPONSE | status``.
 RESPONSE = 0x80
-#: Protocol version reported by ``INFO``.
-VERSION = 2
+#: Protocol version reported by ``INFO`` (3: ``WRITE_ROWS`` and ``value_bytes``).
+VERSION = 3
 #: ``RUN`` flags.
 RUN_TRAIN = 0x01
 RUN_NO_WAIT = 0x02
 #: ``SYNC``, ``LENGTH`` and ``COMMAND``.
 HEADER_BYTES = 4
 CRC_BYTES = 2
-INFO_BYTES = 16
+INFO_BYTES = 20
 RUN_BYTES = 4
 #: The engine's counters in a ``RUN`` or ``COUNTERS`` answer, in order, 32 bits each.
 COUNTERS = (
@@ -97,6 +110,7 @@ class Command(enum.IntEnum):
     READ = 0x03
     RUN = 0x04
     COUNTERS = 0x05
+    WRITE_ROWS = 0x06
 
 
 class Status(enum.IntEnum):
@@ -142,6 +156,20 @@ def word_bytes(bits: int) -> int:
     return -(-int(bits) // 8)
 
 
+#: The ``(target, layer)`` that ``WRITE_ROWS`` takes, as the values of
+#: :class:`~intrain.hdl.engine.HostTarget`: the input ``A0`` (``ACTIVATIONS``, layer 0) and the
+#: labels (``LABELS``); their rows are ``layers[0]`` and 1 values wide.
+ROWS_TARGETS = ((1, 0), (3, 0))
+
+
+def value_bytes(engine) -> int:
+    """Bytes of a ``WRITE_ROWS`` value for ``engine`` (an engine or its geometry): the input's
+    bits and a label's with a sign bit, rounded up to whole bytes (1 for inputs of up to 8 bits
+    and up to 128 classes)."""
+    bits = max(engine.activation_shapes[0].width, engine.prediction_shape.width + 1)
+    return word_bytes(bits)
+
+
 def counters_bytes(n_crcs: int) -> int:
     """Bytes of a ``RUN`` or ``COUNTERS`` answer: the :data:`COUNTERS`, then ``n_crcs`` CRCs."""
     return 4 * (len(COUNTERS) + n_crcs)
@@ -172,7 +200,8 @@ def config_hash(config) -> int:
 @dataclass(frozen=True)
 class BoardInfo:
     """What ``INFO`` answers: the protocol version, the engine's host word sizes, the largest
-    payload the board buffers, its clock and the hash of its configuration."""
+    payload the board buffers, its clock, the hash of its configuration and the bytes of a
+    ``WRITE_ROWS`` value (then three bytes of zeros)."""
 
     version: int
     lanes: int
@@ -183,8 +212,9 @@ class BoardInfo:
     max_payload: int
     config_hash: int
     clk_freq: int
+    value_bytes: int
 
-    _FORMAT = "<BBBBBBHII"
+    _FORMAT = "<BBBBBBHIIBxxx"
 
     @classmethod
     def for_engine(cls, engine, *, max_payload: int, clk_freq: int) -> BoardInfo:
@@ -195,12 +225,12 @@ class BoardInfo:
                    request_bytes=word_bytes(engine.host_read_layout.size),
                    data_bytes=word_bytes(engine.lanes * engine.host_width),
                    max_payload=max_payload, config_hash=config_hash(engine.config),
-                   clk_freq=clk_freq)
+                   clk_freq=clk_freq, value_bytes=value_bytes(engine))
 
     def to_bytes(self) -> bytes:
         return struct.pack(self._FORMAT, self.version, self.lanes, self.host_width,
                            self.write_bytes, self.request_bytes, self.data_bytes,
-                           self.max_payload, self.config_hash, self.clk_freq)
+                           self.max_payload, self.config_hash, self.clk_freq, self.value_bytes)
 
     @classmethod
     def from_bytes(cls, payload: bytes) -> BoardInfo:
@@ -210,8 +240,8 @@ class BoardInfo:
         return cls(*struct.unpack(cls._FORMAT, payload))
 
     def words(self) -> list[int]:
-        """The description as four 32-bit words (the hardware sends these, little-endian)."""
-        return list(struct.unpack("<4I", self.to_bytes()))
+        """The description as 32-bit words (the hardware sends these, little-endian)."""
+        return list(struct.unpack(f"<{INFO_BYTES // 4}I", self.to_bytes()))
 
     def mismatch(self, expected: BoardInfo) -> str | None:
         """Why a host built for ``expected`` cannot talk to this board, or ``None``."""
@@ -219,7 +249,7 @@ class BoardInfo:
             return f"the board speaks protocol version {self.version}, not {expected.version}"
         diffs = [f"{name} {getattr(self, name)} (expected {getattr(expected, name)})"
                  for name in ("config_hash", "lanes", "host_width", "write_bytes",
-                              "request_bytes", "data_bytes")
+                              "request_bytes", "data_bytes", "value_bytes")
                  if getattr(self, name) != getattr(expected, name)]
         if diffs:
             return ("the board was built for another configuration: "

@@ -22,9 +22,11 @@ Tests:
     compared with the golden model; the report gets the link's statistics, and per training
     step (``link["steps"]``) its simulated seconds, frames and bytes each way.
 ``bad_frames_are_rejected``
-    Damaged, truncated, oversized and unknown frames, bytes outside a frame, bad run arguments
-    and requests while the engine runs: each is answered with its error code, and the engine's
-    weights and input are unchanged after each; then a good frame still works.
+    Damaged, truncated, oversized and unknown frames, bytes outside a frame, bad run arguments,
+    ``WRITE_ROWS`` without values, to another matrix, down a column, from another column or past
+    the matrix's end, and requests while the engine runs: each is answered with its error code,
+    and the engine's weights, input and labels are unchanged after each; then good frames still
+    work (``WRITE_ROWS`` of whole rows, a row cut short and labels read back as sent).
 ``serve_pty``
     The design behind a pseudo-terminal (``pty_file``, ``stop_file``): a host process opens it
     with pyserial, as it would open a board's serial port.
@@ -169,14 +171,16 @@ async def bad_frames_are_rejected(dut):
     weights = [rng.integers(-p.w_max, p.w_max + 1, (p.n_out, p.n_in)) for p in config.plan]
     a0 = rng.integers(-(1 << (config.input_bits - 1)), 1 << (config.input_bits - 1),
                       (config.batch_size, config.layers[0]))
+    labels = rng.integers(0, config.layers[-1], (config.batch_size, 1))
     await host.load_weights(weights)
     await host.write_matrix(HostTarget.ACTIVATIONS, 0, a0)
+    await host.write_matrix(HostTarget.LABELS, 0, labels)
 
     async def unchanged(what):
         for layer, (w, g) in enumerate(zip(weights, await host.read_weights()), start=1):
             compare(0, f"W{layer}", w, g)
-        got = await host.read_matrix(HostTarget.ACTIVATIONS, 0, *a0.shape)
-        compare(0, "A0", a0, got)
+        compare(0, "A0", a0, await host.read_matrix(HostTarget.ACTIVATIONS, 0, *a0.shape))
+        compare(0, "LABELS", labels, await host.read_matrix(HostTarget.LABELS, 0, *labels.shape))
         dut._log.info("rejected, nothing changed: %s", what)
 
     async def expect(frame, status, what):
@@ -231,6 +235,7 @@ async def bad_frames_are_rejected(dut):
     assert await link.recv(1, client.timeout) == b"", "a second answer to one frame"
     await expect(b"\x00\x11\x22", Status.BAD_SYNC, "bytes outside a frame")
     await expect(b"\x00\x11" + good, Status.BAD_SYNC, "bytes before a frame, no pause")
+    await _bad_rows_frames(host, expect, a0)
     # Runs: a batch of 0 or above batch_size is refused.
     for batch in (0, config.batch_size + 1):
         await expect(proto.encode_request(Command.RUN, proto.run_payload(batch, True, 0)),
@@ -247,7 +252,10 @@ async def bad_frames_are_rejected(dut):
     read_1 = proto.encode_request(Command.READ, proto.pack_words([0], info.request_bytes))
     run_1 = proto.encode_request(Command.RUN, proto.run_payload(1, True, 0))
     steps = 0
-    for frame, what in ((write_a0, "WRITE"), (read_1, "READ"), (run_1, "RUN")):
+    rows_a0 = proto.encode_request(Command.WRITE_ROWS, proto.rows_payload(
+        host._reader.pack(HostTarget.ACTIVATIONS, 0, 0, 0, 0), [1] * config.layers[0], info))
+    for frame, what in ((write_a0, "WRITE"), (rows_a0, "WRITE_ROWS"), (read_1, "READ"),
+                        (run_1, "RUN")):
         # The run must outlast its own answer and the whole next frame.
         assert step_cycles > (len(frame) + 6) * line, "make the test's batch larger"
         await client.run(b, True, 0, wait=False)
@@ -275,6 +283,66 @@ async def bad_frames_are_rejected(dut):
     else:
         raise AssertionError("a bad WRITE raised nothing")
     dut._log.info("link statistics: %s", client.stats)
+    await _good_rows_frames(dut, host, a0, labels)
+
+
+def _rows_frame(host, target, layer, values, *, row=0, mode=0, col=0):
+    info = host.transport.info
+    request = host._reader.pack(target, layer, mode, row, col)
+    return proto.encode_request(Command.WRITE_ROWS, proto.rows_payload(request, values, info))
+
+
+async def _bad_rows_frames(host, expect, a0):
+    """``WRITE_ROWS`` frames that must be rejected: each would change A0 or the labels."""
+    config, info = host.config, host.transport.info
+    b, n_in, A, L = config.batch_size, config.layers[0], HostTarget.ACTIVATIONS, HostTarget.LABELS
+    other = -a0 - 1
+    request = host._reader.pack(A, 0, 0, 0, 0)
+    await expect(proto.encode_request(Command.WRITE_ROWS, proto.pack_words(
+        [request], info.request_bytes)), Status.BAD_LENGTH, "WRITE_ROWS without values")
+    await expect(proto.encode_request(Command.WRITE_ROWS, b"\x01"), Status.BAD_LENGTH,
+                 "WRITE_ROWS with a partial request")
+    if info.value_bytes > 1:
+        payload = proto.rows_payload(request, other[0], info)[:-1]
+        await expect(proto.encode_request(Command.WRITE_ROWS, payload), Status.BAD_LENGTH,
+                     "WRITE_ROWS with a partial value")
+    for target, layer, what in ((HostTarget.WEIGHTS, 1, "W1"), (A, 1, "A1"),
+                                (HostTarget.PREDICTIONS, 0, "P"), (HostTarget.ERRORS, 1, "E1"),
+                                (L, 1, "LABELS of layer 1")):
+        await expect(_rows_frame(host, target, layer, [0] * n_in), Status.BAD_ARGUMENT,
+                     f"WRITE_ROWS to {what}")
+    await expect(_rows_frame(host, A, 0, other[0], mode=1), Status.BAD_ARGUMENT,
+                 "WRITE_ROWS down a column")
+    await expect(_rows_frame(host, A, 0, other[0, 1:], col=1), Status.BAD_ARGUMENT,
+                 "WRITE_ROWS from column 1")
+    await expect(_rows_frame(host, A, 0, other[0], row=b), Status.BAD_ARGUMENT,
+                 "WRITE_ROWS from the row past the last")
+    await expect(_rows_frame(host, A, 0, other[b - 2:].ravel().tolist() + [0], row=b - 2),
+                 Status.BAD_ARGUMENT, "WRITE_ROWS one value past the matrix")
+    await expect(_rows_frame(host, L, 0, [1] * 4, row=b - 3), Status.BAD_ARGUMENT,
+                 "WRITE_ROWS of labels one past the last")
+
+
+async def _good_rows_frames(dut, host, a0, labels):
+    """``WRITE_ROWS`` that land: whole rows up to the last, a row cut short, the labels."""
+    config = host.config
+    b, n_in, A, L = config.batch_size, config.layers[0], HostTarget.ACTIVATIONS, HostTarget.LABELS
+    rng = np.random.default_rng(2)
+    half = 1 << (config.input_bits - 1)
+    new = rng.integers(-half, half, a0.shape)
+    for frame in (_rows_frame(host, A, 0, new[b - 3:], row=b - 3),
+                  _rows_frame(host, A, 0, new[1:3].ravel()[:n_in + 3], row=1),
+                  _rows_frame(host, L, 0, [config.layers[-1] - 1] * 3, row=b - 3)):
+        status, _ = await host.transport.client.exchange(frame)
+        assert status == Status.OK, f"a good WRITE_ROWS answered {status.name}"
+    expect_a0, expect_labels = a0.copy(), labels.copy()
+    expect_a0[b - 3:] = new[b - 3:]
+    expect_a0[1] = new[1]
+    expect_a0[2, :3] = new[2, :3]
+    expect_labels[b - 3:] = config.layers[-1] - 1
+    compare(0, "A0", expect_a0, await host.read_matrix(A, 0, *a0.shape))
+    compare(0, "LABELS", expect_labels, await host.read_matrix(L, 0, *labels.shape))
+    dut._log.info("WRITE_ROWS: whole rows, a short row and labels landed")
 
 
 @cocotb.test()

@@ -1,7 +1,8 @@
 # amaranth: UnusedElaboratable=no
 """Fuzz tests of every frame the host decodes from a board: random bytes, truncations, bit
 flips, lengths that lie, well-formed frames with the wrong payload, leftovers of one answer in
-front of the next.
+front of the next; for every request the host makes (``WRITE``, ``WRITE_ROWS``, ``READ``,
+``RUN``, ``COUNTERS``) after a board description that may itself be damaged.
 
 The property: the host returns a well-formed result or raises the documented
 :class:`~intrain.boards.protocol.LinkError` (``intrain train --backend board`` then ends in one
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import struct
 
+import numpy as np
 import pytest
 from fuzz_helpers import assert_clean_exit, budgets, cli, mutations, no_hang, run_fuzz
 from hypothesis import strategies as st
@@ -114,10 +116,14 @@ async def _session(transport: LinkTransport, check: bool):
         return
     info = got
     words = list(range(1, 30))
-    for request in ("write", "read", "run", "counters", "read"):
+    rows = np.arange(-30, 30).reshape(10, 6)
+    for request in ("write", "write_rows", "read", "run", "counters", "read"):
         try:
             if request == "write":
                 assert await transport.write(words) is None
+            elif request == "write_rows":
+                sent = await transport.write_rows(rows, lambda row: row)
+                assert sent == (info.max_payload - info.request_bytes >= 6 * info.value_bytes)
             elif request == "read":
                 data = await transport.read(words)
                 assert len(data) == len(words)

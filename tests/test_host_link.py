@@ -104,6 +104,7 @@ class ScriptedBoard:
         self.inbox = bytearray()
         self.frames: list[tuple[int, bytes]] = []
         self.written: list[int] = []
+        self.rows: list[tuple[int, list[int]]] = []   # WRITE_ROWS: (request, values)
         self.counters = {name: k + 1 for k, name in enumerate(proto.COUNTERS)}
 
     async def send(self, data: bytes) -> None:
@@ -119,6 +120,11 @@ class ScriptedBoard:
             self.inbox += proto.encode_response(Status.OK, info.to_bytes())
         elif command == Command.WRITE:
             self.written += proto.unpack_words(payload, info.write_bytes)
+            self.inbox += proto.encode_response(Status.OK)
+        elif command == Command.WRITE_ROWS:
+            rb = info.request_bytes
+            values = np.frombuffer(payload[rb:], dtype=f"<i{info.value_bytes}")
+            self.rows.append((int.from_bytes(payload[:rb], "little"), values.tolist()))
             self.inbox += proto.encode_response(Status.OK)
         elif command == Command.READ:
             words = proto.unpack_words(payload, info.request_bytes)
@@ -167,6 +173,42 @@ def test_transport_cuts_writes_and_reads_into_frames_of_max_payload():
     reads = [p for c, p in board.frames if c == Command.READ]
     assert len(reads) == -(-100 // (64 // info.request_bytes))
     assert transport.stats.frames == 1 + len(writes) + len(reads)
+
+
+def test_load_batch_sends_bare_values_in_frames_of_whole_rows():
+    from intrain.hdl.engine import HostTarget
+    from intrain.host.driver import EngineHost
+
+    config = SMALL.replace(batch_size=20)
+    board, transport = _board(max_payload=40, config=config)
+    info = _run(transport.connect(expected_info(config)))
+    host = EngineHost(host_geometry(config), transport)
+    rng = np.random.default_rng(5)
+    a0 = rng.integers(-128, 128, (20, 6))
+    labels = rng.integers(0, 3, 20)
+    _run(host.load_batch(a0, labels))
+    assert board.written == []
+    per = (40 - info.request_bytes) // 6          # 6 rows of 6 one-byte values a frame
+    assert [len(v) for _, v in board.rows] == [per * 6] * 3 + [2 * 6, 20]
+    starts = list(range(0, 20, per)) + [0]
+    targets = [HostTarget.ACTIVATIONS] * 4 + [HostTarget.LABELS]
+    for (request, _), row, target in zip(board.rows, starts, targets):
+        assert request == host._reader.pack(target, 0, 0, row, 0)
+    assert sum((v for _, v in board.rows[:4]), []) == a0.ravel().tolist()
+    assert board.rows[4][1] == labels.tolist()
+
+
+def test_load_batch_falls_back_to_words_when_a_row_does_not_fit_a_frame():
+    from intrain.host.driver import EngineHost
+
+    config = SMALL.replace(layers=(60, 5, 3))
+    board, transport = _board(max_payload=60, config=config)   # 60 values + the request
+    info = _run(transport.connect(expected_info(config)))
+    host = EngineHost(host_geometry(config), transport)
+    a0 = np.arange(4 * 60).reshape(4, 60) % 200 - 100
+    _run(host.load_batch(a0, [0, 1, 2, 0]))
+    assert len(board.written) == 4 * -(-60 // info.lanes)          # A0 as host_write words
+    assert [v for _, v in board.rows] == [[0, 1, 2, 0]]              # the labels as values
 
 
 def test_transport_runs_and_reads_the_counters():

@@ -43,8 +43,8 @@ def _config():
                   lr_schedule=((0, 1),), epochs=1, seed=5)
 
 
-def _run(testcase, tmp_path, **params):
-    config = _config()
+def _run(testcase, tmp_path, config=None, **params):
+    config = config or _config()
     link = HostLink(config, clk_freq=CLK_FREQ, baud=CLK_FREQ // DIVISOR, timeout=TIMEOUT)
     params = {"config": config.to_dict(), "divisor": DIVISOR, "clk_freq": CLK_FREQ,
               "timeout": TIMEOUT, **params}
@@ -81,6 +81,14 @@ def test_training_over_the_uart_is_bit_exact(tmp_path):
 
 def test_bad_frames_are_rejected_and_change_nothing(tmp_path):
     _run("bad_frames_are_rejected", tmp_path)
+
+
+@pytest.mark.slow
+def test_bad_frames_with_two_byte_values_in_three_lanes(tmp_path):
+    # WRITE_ROWS of 12-bit inputs (two bytes a value) into 3 lanes: rows of 8 values end in a
+    # slice of 2, and a payload of half a value is refused.
+    config = _config().replace(input_bits=12, array_rows=3, array_cols=1)
+    _run("bad_frames_are_rejected", tmp_path, config=config)
 
 
 @contextlib.contextmanager

@@ -105,7 +105,22 @@ def test_step_traffic_counts_the_driver_s_bytes(board, max_payload):
         measured["frames"], measured["bytes_sent"], measured["bytes_received"])
     commands = [c for c, _ in fake.requests]
     assert commands.count(proto.Command.RUN) == 1 and commands[-1] == proto.Command.RUN
-    assert set(commands[:-1]) == {proto.Command.WRITE}
+    # The batch as bare values, or as host_write words where a row of inputs does not fit a
+    # frame (max_payload 36 and 37 for rows of 64 bytes).
+    rows_fit = max_payload - fake.info.request_bytes >= config.layers[0]
+    assert set(commands[:-1]) == ({proto.Command.WRITE_ROWS} if rows_fit
+                                  else {proto.Command.WRITE, proto.Command.WRITE_ROWS})
+
+
+def test_the_batch_goes_as_one_byte_per_value():
+    # ULX3S: 64 x 64 inputs and 64 labels in 11 frames of whole rows (7 rows of 64 bytes after
+    # the 3-byte request), against 20,498 bytes of host_write words before.
+    config = BOARDS["ulx3s-85f"].default_config
+    fake, measured = _measure(config, 512)
+    uploads = [p for c, p in fake.requests if c == proto.Command.WRITE_ROWS]
+    rb = fake.info.request_bytes
+    assert [len(p) - rb for p in uploads] == [7 * 64] * 9 + [64, 64]
+    assert measured["bytes_sent"] == 64 * 64 + 64 + 11 * (rb + 6) + 10
 
 
 def test_step_time_is_line_plus_engine_plus_turnaround():

@@ -152,9 +152,48 @@ def test_board_info_round_trips_and_matches_the_engine():
     raw = info.to_bytes()
     assert len(raw) == proto.INFO_BYTES
     assert BoardInfo.from_bytes(raw) == info
-    assert struct.pack("<4I", *info.words()) == raw
+    assert struct.pack("<5I", *info.words()) == raw
+    assert raw[-4:] == bytes([info.value_bytes, 0, 0, 0]) and info.value_bytes == 1
     with pytest.raises(FrameError):
         BoardInfo.from_bytes(raw[:-1])
+
+
+@pytest.mark.parametrize(("kw", "expected"), [
+    ({}, 1),                                        # 8-bit inputs, 3 classes
+    ({"input_bits": 9}, 2),
+    ({"input_bits": 16}, 2),
+    ({"layers": (6, 5, 128)}, 1),                   # labels 0 .. 127: 7 bits and a sign
+    ({"layers": (6, 5, 129)}, 2),
+])
+def test_value_bytes_holds_an_input_and_a_label_with_its_sign(kw, expected):
+    config = Config(layers=(6, 5, 3), array_rows=2, array_cols=2, batch_size=4).replace(**kw)
+    geo = _engine(config)
+    vb = proto.value_bytes(geo)
+    assert vb == expected
+    half = 1 << (8 * vb - 1)
+    assert -half <= -(1 << (config.input_bits - 1)) and (1 << (config.input_bits - 1)) <= half
+    assert config.layers[-1] - 1 < half
+
+
+def test_rows_targets_are_the_input_and_the_labels():
+    from intrain.hdl.engine import HostTarget
+
+    assert proto.ROWS_TARGETS == ((HostTarget.ACTIVATIONS.value, 0), (HostTarget.LABELS.value, 0))
+
+
+def test_packed_values_are_twos_complement_little_endian():
+    values = np.array([[0, 1, -1], [127, -128, 5]])
+    assert proto.pack_values(values, 1) == bytes([0, 1, 255, 127, 128, 5])
+    assert proto.pack_values([300, -2], 2) == bytes([44, 1, 254, 255])
+    assert proto.pack_values([-2, 3], 10) == bytes([254] + [255] * 9 + [3] + [0] * 9)
+    for bad, nbytes in (([128], 1), ([-129], 1), ([1 << 15], 2)):
+        with pytest.raises(ValueError, match="do not fit"):
+            proto.pack_values(bad, nbytes)
+    info = BoardInfo.for_engine(_engine(Config(layers=(6, 5, 3), array_rows=2, array_cols=2,
+                                               batch_size=4)), max_payload=64, clk_freq=1)
+    payload = proto.rows_payload(0x1234, values, info)
+    assert payload == (0x1234).to_bytes(info.request_bytes, "little") + proto.pack_values(
+        values, info.value_bytes)
 
 
 def test_config_hash_covers_the_hardware_fields_only():

@@ -133,9 +133,20 @@ class EngineHost:
                 for p in self.config.plan]
 
     async def load_batch(self, a0, labels=None) -> None:
-        await self.write_matrix(HostTarget.ACTIVATIONS, 0, a0)
+        """The batch's inputs and labels: through the transport's ``write_rows(matrix,
+        request)`` where it has one (a board's link sends bare values,
+        :meth:`intrain.boards.host.LinkTransport.write_rows`; ``request(row)`` is the packed
+        read request of the row's first slice), else as ``host_write`` slices."""
+        await self._write_rows(HostTarget.ACTIVATIONS, 0, a0)
         if labels is not None:
-            await self.write_matrix(HostTarget.LABELS, 0, np.asarray(labels)[:, None])
+            await self._write_rows(HostTarget.LABELS, 0, np.asarray(labels)[:, None])
+
+    async def _write_rows(self, target: HostTarget, layer: int, matrix) -> None:
+        matrix = np.asarray(matrix, dtype=np.int64)
+        write_rows = getattr(self.transport, "write_rows", None)
+        if write_rows is None or not await write_rows(
+                matrix, lambda row: self._reader.pack(target, layer, SliceMode.ROW, row, 0)):
+            await self.write_matrix(target, layer, matrix)
 
     async def read_outputs(self, batch: int) -> np.ndarray:
         n = len(self.config.plan)
