@@ -322,9 +322,7 @@ def get_board(name) -> Board:
 def memory_banks(config: Config) -> dict[str, tuple[int, int, int]]:
     """Every memory of the engine as ``(banks, depth, width)``: ``lanes`` banks of
     ``ceil(rows / lanes) * cols`` words (:meth:`EngineGeometry.memory_banks`)."""
-    from intrain.hdl.engine import EngineGeometry
-    config.require_fully_connected("the engine")
-    return EngineGeometry(config).memory_banks()
+    return _geometry(config).memory_banks()
 
 
 def bank_blocks(family: str, depth: int, width: int) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -233,7 +234,7 @@ def build_model(verilog_path, toplevel: str, *, build_dir=None, jobs: int = 2) -
     from intrain.sim.tools import SIM_WAIVERS, SimulatorNotFound, simulator_env, verilator_bin
 
     try:
-        env = {**__import__("os").environ, **simulator_env("verilator")}
+        env = {**os.environ, **simulator_env("verilator")}
     except SimulatorNotFound as e:
         raise SimulationFailed(str(e)) from None
     verilog = Path(verilog_path).read_text()
