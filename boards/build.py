@@ -126,8 +126,9 @@ def check_fit(board: Board, config: Config, *, luts: bool = True) -> dict:
         problems.append(
             f"memories need {bits:,} bits in {n_blocks} blocks, {board.title} has "
             f"{res.bram_blocks} blocks of {res.bram_bits // 1024} Kbit "
-            f"(largest: {', '.join(f'{k} {v}' for k, v in biggest)}): shrink "
-            + ", ".join(shrink[:-1]) + " or " + shrink[-1])
+            f"(largest: {', '.join(f'{k} {v}' for k, v in biggest)}): "
+            + _recompute_hint(board, config) + "shrink " + ", ".join(shrink[:-1]) + " or "
+            + shrink[-1])
     n_luts = estimate_luts(config, board.family)
     if luts and n_luts > res.luts:
         problems.append(
@@ -138,7 +139,33 @@ def check_fit(board: Board, config: Config, *, luts: bool = True) -> dict:
         raise BoardError(f"the configuration does not fit the {board.title}: "
                          + "; ".join(problems))
     return {"macs": macs, "dsp_blocks": -(-macs // per_dsp), "bram_blocks": n_blocks,
-            "bram_blocks_by_memory": blocks, "luts": n_luts}
+            "bram_blocks_by_memory": blocks, "luts": n_luts,
+            "memory_plan": memory_plan(config)}
+
+
+def memory_plan(config: Config) -> dict:
+    """How the engine keeps each gradient: ``{"G1": "stored" | "recomputed", ...}`` and the
+    cycles a training step spends on the recomputed ones (``recompute_cycles``)."""
+    from intrain.hdl.engine.geometry import recompute_cost
+
+    plan = {f"G{p.index}": "recomputed" if p.index in config.recompute_gradients else "stored"
+            for p in config.plan}
+    return {"gradients": plan, "recompute_cycles": recompute_cost(config)}
+
+
+def _recompute_hint(board: Board, config: Config) -> str:
+    """A memory plan that makes the memories fit, as advice (empty if there is none)."""
+    from intrain.hdl.engine.geometry import plan_recompute
+
+    layers = plan_recompute(config, board.family, board.resources.bram_blocks)
+    if not layers:
+        return ""
+    fitted = config.replace(recompute_gradients=layers)
+    n = sum(memory_blocks(fitted, board.family).values()) + 1
+    cost = memory_plan(fitted)["recompute_cycles"]
+    return (f"recompute_gradients = {list(layers)} in the config makes them fit ({n} blocks; "
+            f"the gradient{'s' if len(layers) > 1 else ''} computed twice instead of stored, "
+            f"+{cost:,} cycles per step of {config.batch_size}), or ")
 
 
 def _memory_bits(config: Config) -> dict[str, int]:

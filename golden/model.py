@@ -121,6 +121,8 @@ class GoldenModel:
             offsets[i], o = o, o + self._draw_counts[i]
         self._draw_offsets = offsets
         self._draws_per_step = o
+        self._recompute_index = {p.index: config.recompute_draws(p) for p in self.plan
+                                 if p.index in config.recompute_gradients}
 
     @property
     def error_widths(self) -> tuple[int, ...]:
@@ -268,9 +270,8 @@ class GoldenModel:
                     self.apt.measure(i - 1, masked, e_prev, relumasks[i - 1])
                 if record:
                     trace[f"R{i + 1}"] = r
-            # (n_out * chunks, lanes) words in visiting order -> one word per weight.
             o = self._draw_offsets[i]
-            draws = words[o:o + self._draw_counts[i]].reshape(p.n_out, -1)[:, :p.n_in]
+            draws = self._layer_draws(p, words[o:o + self._draw_counts[i]])
             if g.dtype == np.int32 and lam + self.config.lfsr.draw_bits > 28:
                 g = g.astype(np.int64)  # the aligned magnitude in QG could pass 2**31
             dw = qg(g, lam, draws, self.config.lfsr.draw_bits)
@@ -288,6 +289,16 @@ class GoldenModel:
             self.faults.apply(self.weights, trace if record else None)
         self.steps += 1
         return result
+
+    def _layer_draws(self, p, words):
+        """The draw of every weight of layer ``p`` (``n_out x n_in``) from its ``words`` (one
+        row of lane words per draw, in the order of :meth:`Config.draws_per_update`)."""
+        if p.index not in self.config.recompute_gradients:
+            # (n_out * chunks, lanes) words in visiting order -> one word per weight.
+            return words.reshape(p.n_out, -1)[:, :p.n_in]
+        index = self._recompute_index[p.index]
+        cols = self.config.array_cols
+        return words[index][:, :, :cols].reshape(p.n_out, -1)[:, :p.n_in]
 
     def _layer_backward(self, p, fe, a_in, t, saved, need_r: bool):
         """Layer ``p``'s gradient ``G`` ``(n_out, n_in)``, the error ``R`` it sends back (if

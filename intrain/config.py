@@ -236,6 +236,11 @@ class Config:
         probability (0 to 1; 0: none), as :mod:`intrain.fault_spec` defines.
     fault_seed : int or None
         Seeds the fault generators; ``seed ^ 1`` (a different seed) when omitted.
+    recompute_gradients : tuple of int
+        The memory plan of the hardware engine: the layers (numbered from 1) whose gradient
+        ``G_l`` is not stored but computed twice, first for its maximum only, then straight into
+        the update (:meth:`draws_per_update` gives the order of their draws); empty (the
+        default): every ``G_l`` is stored. Needs ``rng_lanes >= array_cols``.
     """
 
     layers: tuple[int, ...] = DEFAULT_LAYERS
@@ -258,6 +263,7 @@ class Config:
     apt_max: int = 16
     bit_error_rate: float = 0.0
     fault_seed: int | None = None
+    recompute_gradients: tuple[int, ...] = ()
 
     def __post_init__(self):
         s = object.__setattr__
@@ -342,6 +348,7 @@ class Config:
         s(self, "fault_seed", self.seed ^ 1 if self.fault_seed is None else self.fault_seed)
         _check_int("fault_seed", self.fault_seed, 0, 2**63 - 1)
         self._check_apt()
+        self._check_recompute(n_weight_layers, geometry)
         wide = self.error_plan([self.apt_max] * n_weight_layers) if self.apt else ()
         for p in self.plan + wide:
             need = max(p.acc_bits_forward, p.acc_bits_backward, p.acc_bits_gradient)
@@ -350,6 +357,26 @@ class Config:
                     f"acc_bits must be at least {need} for layer {p.index} "
                     f"({p.n_in}->{p.n_out}, batch {self.batch_size}"
                     f"{', errors of apt_max bits' if p in wide else ''}), not {self.acc_bits}")
+
+    def _check_recompute(self, n_weight_layers, geometry):
+        layers = self.recompute_gradients
+        if isinstance(layers, int) and not isinstance(layers, bool):
+            layers = (layers,)
+        if not isinstance(layers, (tuple, list)):
+            raise ConfigError(f"recompute_gradients must be a list of layer numbers, not "
+                              f"{layers!r}")
+        for i, v in enumerate(layers):
+            _check_int(f"recompute_gradients[{i}]", v, 1, n_weight_layers)
+            if "kernel" in geometry[v - 1]:
+                raise ConfigError(f"recompute_gradients: layer {v} is a convolution; only fully "
+                                  "connected layers' gradients are recomputed")
+        if len(set(layers)) != len(layers):
+            raise ConfigError(f"recompute_gradients names a layer twice: {list(layers)}")
+        if layers and self.rng_lanes < self.array_cols:
+            raise ConfigError(
+                f"recompute_gradients needs rng_lanes >= array_cols (one draw per column of "
+                f"the array's rows), not {self.rng_lanes} < {self.array_cols}")
+        object.__setattr__(self, "recompute_gradients", tuple(sorted(layers)))
 
     def _check_apt(self):
         if not isinstance(self.apt, bool):
@@ -452,7 +479,30 @@ class Config:
         updated from the last to the first, and every update draws, even when its gradient is
         all zero.
         """
+        if plan.index in self.recompute_gradients:
+            return plan.n_out * -(-plan.n_in // self.array_cols)
         return plan.n_out * -(-plan.n_in // self.rng_lanes)
+
+    def recompute_draws(self, plan: LayerPlan):
+        """For a layer in :attr:`recompute_gradients`: ``(n_out, ceil(n_in / array_cols))``
+        indices, into the layer's draws, of the draw that rounds each row slice ``(o, cb)``
+        (columns ``cb * C .. cb * C + C - 1``, ``C = array_cols``).
+
+        The update then follows the array's gradient job: tiles of ``R = array_rows`` rows by
+        ``C`` columns, row blocks outer, column blocks inner, a tile's rows in order; each row of
+        a tile that lies inside the matrix takes one draw of every lane, and lane ``c`` rounds
+        its column ``c`` (lanes ``c >= C`` go unused)."""
+        import numpy as np
+
+        rows, cols = self.array_rows, self.array_cols
+        n_cb = -(-plan.n_in // cols)
+        index = np.empty((plan.n_out, n_cb), dtype=np.int64)
+        d = 0
+        for rb in range(0, plan.n_out, rows):
+            n = min(rows, plan.n_out - rb)
+            index[rb:rb + n, :] = d + np.arange(n_cb)[None, :] * n + np.arange(n)[:, None]
+            d += n * n_cb
+        return index
 
     @property
     def n_weights(self) -> int:
@@ -494,6 +544,8 @@ class Config:
         }
         if self.bit_error_rate or self.fault_seed != self.seed ^ 1:
             d.update(bit_error_rate=self.bit_error_rate, fault_seed=self.fault_seed)
+        if self.recompute_gradients:
+            d["recompute_gradients"] = list(self.recompute_gradients)
         return d
 
     @classmethod
@@ -502,7 +554,7 @@ class Config:
             raise ConfigError("this is a training report (--report), not a configuration; its "
                               "'config' holds the run's settings (--save-config writes them)")
         data = _table("configuration", data, {f.name for f in fields(cls)})
-        for key in ("layers", "rng_seeds"):
+        for key in ("layers", "rng_seeds", "recompute_gradients"):
             if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
         if isinstance(data.get("bits"), list):

@@ -369,3 +369,18 @@ def test_resource_estimate_of_the_engine_comes_from_its_geometry():
     cfg = get_board("ulx3s-85f").default_config
     assert EngineGeometry(cfg.replace(bit_error_rate=1e-3)).estimate_luts("ecp5") \
         > EngineGeometry(cfg).estimate_luts("ecp5")
+
+
+def test_memories_that_do_not_fit_get_a_recompute_plan_that_does():
+    """784-256-10 at batch 16 on an 8x8 array: G1 alone needs 280 of the ECP5-85F's 208 block
+    RAMs; recomputing it fits, and the check says so with the cycles it costs."""
+    board = get_board("ulx3s-85f")
+    big = Config(layers=(784, 256, 10), batch_size=16)
+    with pytest.raises(BoardError, match=r"recompute_gradients = \[1\] in the config makes them "
+                                         r"fit \(161 blocks; .* \+25,\d\d\d cycles per step"):
+        check_fit(board, big)
+    fit = check_fit(board, big.replace(recompute_gradients=(1,)))
+    assert fit["bram_blocks"] == 161 <= board.resources.bram_blocks
+    assert fit["memory_plan"]["gradients"] == {"G1": "recomputed", "G2": "stored"}
+    assert fit["memory_plan"]["recompute_cycles"] > 0
+    assert check_fit(board, board.default_config)["memory_plan"]["recompute_cycles"] == 0

@@ -66,6 +66,11 @@ def test_accumulator_widths_grow_with_fan_in_and_batch():
     (dict(layers=(4096, 4096, 10), batch_size=4096, acc_bits=24), "acc_bits must be at least"),
     (dict(array_rows=0), "array_rows must be an integer from 1 to 256"),
     (dict(seed=-1), "seed must be an integer from 0"),
+    (dict(recompute_gradients=(3,)), r"recompute_gradients\[0\] must be an integer from 1 to 2"),
+    (dict(recompute_gradients=(1, 1)), "names a layer twice"),
+    (dict(recompute_gradients="1"), "must be a list of layer numbers"),
+    (dict(recompute_gradients=(1,), rng_lanes=4), "needs rng_lanes >= array_cols"),
+    (dict(layers="1x8x8,4C3,10", recompute_gradients=(1,)), "layer 1 is a convolution"),
 ])
 def test_invalid_values_name_the_field_and_the_range(kwargs, match):
     with pytest.raises(ConfigError, match=match):
@@ -121,6 +126,22 @@ def test_lane_layout_counts_draws_per_row_chunk():
     # 10 inputs in chunks of 4 lanes: 3 chunks per row, 4 rows.
     assert c.draws_per_update(c.plan[0]) == 12
     assert c.draws_per_update(c.plan[1]) == 3
+
+
+def test_recomputed_layers_draw_once_per_row_of_an_array_tile():
+    c = Config(layers=(10, 5, 3), array_rows=2, array_cols=4, rng_lanes=4,
+               recompute_gradients=[2, 1])
+    assert c.recompute_gradients == (1, 2)
+    # Rows of 2-row tiles, 3 column blocks of 4: each row of a tile draws once.
+    assert c.draws_per_update(c.plan[0]) == 5 * 3
+    index = c.recompute_draws(c.plan[0])
+    assert index.shape == (5, 3)
+    assert sorted(index.ravel()) == list(range(15))      # every draw used once
+    assert index[:2].tolist() == [[0, 2, 4], [1, 3, 5]]   # tile (rows 0-1, cols 0-3), then 4-7
+    assert index[4].tolist() == [12, 13, 14]             # the last row block has one row
+    again = Config.from_dict(c.to_dict())
+    assert again == c and again.to_dict()["recompute_gradients"] == [1, 2]
+    assert "recompute_gradients" not in Config().to_dict()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -42,13 +42,16 @@ SWEEP = {
     "4x4_10-9-4-3_int8": ((10, 9, 4, 3), "8-8-8-8", 4, 4, 6, ((0, -1),), 4),
     "4x4_3-6-2_short_layers": ((3, 6, 2), "2-8-8-8", 4, 4, 7, ((0, 3),), 4),
     "8x8_20-17-10_ternary": ((20, 17, 10), "2-8-8-8", 8, 8, 12, ((0, 0),), 3),
+    # The first and last layers' gradients recomputed, not stored (recompute_gradients).
+    "4x3_11-9-4-3_recompute": ((11, 9, 4, 3), "8-8-8-8", 4, 3, 6, ((0, 1),), 4, (1, 3)),
 }
 
 
 def _sweep_config(name):
-    layers, bits, rows, cols, batch, lr, steps = SWEEP[name]
+    layers, bits, rows, cols, batch, lr, steps, *recompute = SWEEP[name]
     return Config(layers=layers, bits=bits, array_rows=rows, array_cols=cols, batch_size=batch,
-                  lr_schedule=lr, epochs=1, seed=len(name)), steps
+                  lr_schedule=lr, epochs=1, seed=len(name),
+                  recompute_gradients=recompute[0] if recompute else ()), steps
 
 
 @pytest.mark.parametrize("name", sorted(SWEEP))
@@ -62,7 +65,8 @@ def test_training_steps_are_bit_exact_on_verilator(name, tmp_path):
     assert sum(p["cycles"] for p in r["phases"].values()) == r["cycles"]
 
 
-@pytest.mark.parametrize("name", ["2x3_7-5-3_ternary", "4x4_10-9-4-3_int8"])
+@pytest.mark.parametrize("name", ["2x3_7-5-3_ternary", "4x4_10-9-4-3_int8",
+                                  "4x3_11-9-4-3_recompute"])
 def test_cocotb_testbench_on_verilator_agrees_with_the_direct_harness(name, tmp_path):
     config, steps = _sweep_config(name)
     data = _data(tmp_path, config.layers[0], config.layers[-1])

@@ -28,7 +28,7 @@ from ..multiplier import dsp_family, product_cycles
 from ..transpose_memory import SliceMode
 
 __all__ = ["EngineGeometry", "HostTarget", "MemorySpec", "Phase", "READ_LATENCY", "FIFO_DEPTH",
-           "CRC_TENSOR_KINDS", "bank_blocks", "LINK_BLOCKS"]
+           "CRC_TENSOR_KINDS", "bank_blocks", "LINK_BLOCKS", "plan_recompute", "recompute_cost"]
 
 #: Cycles from a memory read request to its data (registered requests, then the block RAM and
 #: the slice rotation).
@@ -259,8 +259,9 @@ class EngineGeometry:
     @cached_property
     def memories(self) -> dict[str, MemorySpec]:
         """Every on-chip matrix by name: ``W{l}``, ``A{l}`` (``OUT`` for ``A_L``), ``P``,
-        ``LABELS``, ``E{l}``, ``M{l}`` (hidden layers' ReLU and clip masks), ``G{l}`` and ``R``
-        (the clip-masked ``R_l`` of the layer being trained; only with two or more layers)."""
+        ``LABELS``, ``E{l}``, ``M{l}`` (hidden layers' ReLU and clip masks), ``G{l}`` (except
+        the layers of :attr:`recomputed`) and ``R`` (the clip-masked ``R_l`` of the layer being
+        trained; only with two or more layers)."""
         cfg, plan, batch = self.config, self.plan, self.config.batch_size
         specs = []
         for j, p in enumerate(plan):
@@ -275,7 +276,8 @@ class EngineGeometry:
         for j, p in enumerate(plan[:-1]):
             specs.append((f"M{j + 1}", unsigned(2), batch, p.n_out))
         for j, p in enumerate(plan):
-            specs.append((f"G{j + 1}", signed(p.acc_bits_gradient), p.n_out, p.n_in))
+            if p.index not in self.recomputed:
+                specs.append((f"G{j + 1}", signed(p.acc_bits_gradient), p.n_out, p.n_in))
         if self.n_layers > 1:
             specs.append(("R", signed(self.r_width), batch, max(cfg.layers[1:-1])))
         return {name: MemorySpec(name, shape, rows, cols, name in self.aligned_memories)
@@ -292,8 +294,16 @@ class EngineGeometry:
             return frozenset()
         names = {"R"} if self.n_layers > 1 else set()
         if self.config.rng_lanes % self.lanes == 0:
-            names |= {f"G{p.index}" for p in self.plan}
+            names |= {f"G{p.index}" for p in self.plan if p.index not in self.recomputed}
         return frozenset(names)
+
+    @property
+    def recomputed(self) -> tuple[int, ...]:
+        """The layers whose gradient is computed twice instead of stored
+        (:attr:`Config.recompute_gradients`): a first gradient job finds ``max |G_l|`` only, a
+        second one (after the layer's backward job and QE pass) feeds the update straight from
+        the array, one row of ``array_cols`` weights per row of a tile."""
+        return self.config.recompute_gradients
 
     def memory_banks(self) -> dict[str, tuple[int, int, int]]:
         """Every memory as ``(banks, depth, width)``: ``lanes`` diagonally banked memories of
@@ -368,10 +378,18 @@ class EngineGeometry:
         """MACs the array performs in a forward pass, padding included: ``R * C`` per beat."""
         return sum(t * p.n_in * self.macs for t, p in zip(self.tiles(batch), self.plan))
 
+    def regrad_tiles(self, layer: int) -> int:
+        """Tiles of a gradient job of ``layer`` (numbered from 1): ``ceil(n_out / R) *
+        ceil(n_in / C)``, ``K = batch`` beats each."""
+        p = self.plan[layer - 1]
+        return _ceil(p.n_out, self.rows) * _ceil(p.n_in, self.cols)
+
     def train_macs(self, batch) -> int:
-        """MACs the array performs in a training step, padding included (``mac_cycles``)."""
+        """MACs the array performs in a training step, padding included (``mac_cycles``): with
+        the second gradient job of every layer in :attr:`recomputed`."""
         return self.forward_macs(batch) + sum(
-            t * k * self.macs for job in self.array_jobs(batch) for t, k in job)
+            t * k * self.macs for job in self.array_jobs(batch) for t, k in job) + sum(
+            self.regrad_tiles(n) * batch * self.macs for n in self.recomputed)
 
     def useful_macs(self, batch) -> int:
         """MACs of the network itself: ``batch * sum_l n_in * n_out``."""
@@ -432,7 +450,9 @@ class EngineGeometry:
         """Busy cycles of a training step by part: ``forward`` (:meth:`forward_cycles`),
         ``output_error`` (the QE pass of the output error), and per layer ``l`` (last to first)
         ``gradient_backward_l`` (the gradient and backward tiles as one stream), ``error_l`` (the
-        QE pass of ``R``, or for layer 1 the wait for ``RL2(max |G|)``) and ``update_l``; with
+        QE pass of ``R``, or for layer 1 the wait for ``RL2(max |G|)``) and ``update_l`` (for a
+        layer of :attr:`recomputed`, ``regrad_l``: the second gradient job, each row of a tile
+        read-modify-written to ``W_l`` ``READ_LATENCY + 5`` cycles after it leaves the array); with
         memory faults, then ``faults_l`` per layer (last to first: one cycle per weight and
         :data:`FAULT_LATENCY`)."""
         cfg, lanes, rl, wait = self.config, self.lanes, READ_LATENCY, self.max_wait
@@ -447,7 +467,11 @@ class EngineGeometry:
                 parts[f"error_{n}"] = rl + wait + batch * _ceil(p.n_in, lanes) + rl + 2
             else:
                 parts[f"error_{n}"] = wait + 1
-            parts[f"update_{n}"] = p.n_out * _ceil(p.n_in, cfg.rng_lanes) * n_sub + rl + 5
+            if n in self.recomputed:
+                parts[f"regrad_{n}"] = self.stream_cycles(
+                    [batch] * self.regrad_tiles(n)) + rl + 5
+            else:
+                parts[f"update_{n}"] = p.n_out * _ceil(p.n_in, cfg.rng_lanes) * n_sub + rl + 5
         if self.fault_plan is not None:
             for p in reversed(self.plan):
                 parts[f"faults_{p.index}"] = p.n_out * p.n_in + FAULT_LATENCY
@@ -496,6 +520,10 @@ class EngineGeometry:
                     for b in range(batch) for f0 in range(0, p.n_out, lanes)]
         if kind == "W" and self.fault_plan is not None:   # rewritten by the fault pass
             return [(o, i, 0, 1, 1) for o in range(p.n_out) for i in range(p.n_in)]
+        if kind == "W" and layer in self.recomputed:   # rows of the array's tiles
+            return [(rb + r, cb, 0, 1, min(cols, p.n_in - cb))
+                    for rb in range(0, p.n_out, rows) for cb in range(0, p.n_in, cols)
+                    for r in range(min(rows, p.n_out - rb))]
         if kind == "W":
             rng = self.config.rng_lanes
             n_sub = _ceil(rng, lanes)
@@ -504,3 +532,37 @@ class EngineGeometry:
                     for o in range(p.n_out) for cb in range(0, p.n_in, rng)
                     for j in range(n_sub)]
         raise ValueError(f"no CRC is kept of {tensor!r}")
+
+
+def recompute_cost(config: Config) -> int:
+    """Cycles a training step of ``batch_size`` samples spends on its recomputed gradients
+    (:attr:`Config.recompute_gradients`): the step's cycles less those of the same step with
+    every gradient stored."""
+    if not config.recompute_gradients:
+        return 0
+    batch = config.batch_size
+    return EngineGeometry(config).train_cycles(batch) - EngineGeometry(
+        config.replace(recompute_gradients=())).train_cycles(batch)
+
+
+def plan_recompute(config: Config, family: str, blocks: int) -> tuple[int, ...] | None:
+    """The fewest layers whose gradient to recompute so that the engine's memories (with the
+    host link's :data:`LINK_BLOCKS`) fit ``blocks`` block RAMs of ``family``: the layers with the
+    largest ``G`` first. ``()`` if everything fits as it is; None if recomputing every gradient
+    does not make it fit, or the configuration cannot recompute (``rng_lanes < array_cols``)."""
+    def need(layers):
+        geo = EngineGeometry(config.replace(recompute_gradients=layers))
+        return sum(geo.memory_blocks(family).values()) + LINK_BLOCKS
+
+    chosen = tuple(config.recompute_gradients)
+    if need(chosen) <= blocks:
+        return chosen
+    if config.rng_lanes < config.array_cols:
+        return None
+    g_blocks = EngineGeometry(config.replace(recompute_gradients=())).memory_blocks(family)
+    for n in sorted((p.index for p in config.plan if p.index not in chosen),
+                    key=lambda n: -g_blocks[f"G{n}"]):
+        chosen = tuple(sorted(chosen + (n,)))
+        if need(chosen) <= blocks:
+            return chosen
+    return None

@@ -35,7 +35,7 @@ class _State(enum.Enum, shape=2):
     DRAIN = 2
 
 
-class _Job(enum.Enum, shape=3):
+class _Job(enum.Enum, shape=4):
     FORWARD = 0
     GRADIENT = 1
     BACKWARD = 2
@@ -44,12 +44,14 @@ class _Job(enum.Enum, shape=3):
     ERROR = 5
     UPDATE = 6
     FAULT = 7
+    REGRAD = 8   # a recomputed gradient job: its rows go straight into the update
 
 
 _PHASE_OF_JOB = {
     _Job.FORWARD: Phase.FORWARD, _Job.ARGMAX: Phase.FORWARD,
     _Job.OUTPUT_ERROR: Phase.BACKWARD, _Job.BACKWARD: Phase.BACKWARD, _Job.ERROR: Phase.BACKWARD,
     _Job.GRADIENT: Phase.GRADIENT, _Job.UPDATE: Phase.UPDATE, _Job.FAULT: Phase.UPDATE,
+    _Job.REGRAD: Phase.GRADIENT,
 }
 
 
@@ -69,7 +71,8 @@ class Engine(wiring.Component):
     - ``P``: ``argmax(OUT)`` of every sample, ``batch_size x 1``; ``LABELS`` the same shape.
     - ``E{l}``: the quantized errors, ``batch_size x layers[l]`` of ``signed(e)``.
     - ``M{l}`` (hidden): the ReLU mask (bit 0, ``acc > 0``) and QA's clip mask (bit 1).
-    - ``G{l}``: the gradient ``n_out x n_in`` of ``signed(acc_bits_gradient)``.
+    - ``G{l}``: the gradient ``n_out x n_in`` of ``signed(acc_bits_gradient)``, except for the
+      layers of ``config.recompute_gradients`` (:attr:`EngineGeometry.recomputed`).
     - ``R``: ``batch_size x max(layers[1 .. L - 1])``, the clip-masked ``R_l`` of the layer
       being trained, ``signed(max acc_bits_backward)``.
 
@@ -93,6 +96,14 @@ class Engine(wiring.Component):
     draws once per chunk, as :meth:`Config.draws_per_update` lays out. Every update draws, even
     for an all-zero gradient (then ``dW = 0``). Shifts past the range where the result changes
     are clamped, which leaves every result exact for any ``lam``.
+
+    A layer whose gradient is recomputed has no ``G{l}``: its gradient job only tracks
+    ``max |G|``, and after its backward job and QE pass a second gradient job (``REGRAD``) sends
+    every row of its tiles, ``C`` weights, straight to ``C`` rounders and updaters: the row
+    reads ``W_l``'s row slice as it leaves the array and is written back ``READ_LATENCY + 5``
+    cycles later. Every row inside the matrix draws once on every lane, lane ``c`` for column
+    ``c`` (:meth:`Config.recompute_draws`). It costs a gradient job and saves the update pass
+    and the ``n_out x n_in`` accumulators.
 
     Schedule of the array. A job of the array is a sequence of tiles of ``R`` rows by ``C``
     columns; a tile takes ``K`` beats, one per cycle (reads are issued ahead of the array). All
@@ -334,7 +345,7 @@ class Engine(wiring.Component):
         a_mems = [mem[f"A{j}"] for j in range(n_layers)] + [mem["OUT"]]
         e_mems = [mem[f"E{j + 1}"] for j in range(n_layers)]
         mask_mems = [mem[f"M{j + 1}"] for j in range(n_layers - 1)]
-        g_mems = [mem[f"G{j + 1}"] for j in range(n_layers)]
+        g_mems = [mem.get(f"G{j + 1}") for j in range(n_layers)]   # None: recomputed
         r_mem = mem.get("R")
         p_mem, label_mem, out_mem = mem["P"], mem["LABELS"], mem["OUT"]
 
@@ -360,6 +371,10 @@ class Engine(wiring.Component):
         n_in = const_mux(m, layer, [p.n_in for p in plan], "n_in")
         n_out = const_mux(m, layer, [p.n_out for p in plan], "n_out")
         finished = Signal(name="job_finished")   # the job's last result is written
+        # The layer's gradient is recomputed (EngineGeometry.recomputed): REGRAD, not UPDATE.
+        regrad = Signal(name="layer_regrad")
+        m.d.comb += regrad.eq(select(layer, [(p.index - 1, 1) for p in plan
+                                             if p.index in self._geo.recomputed]))
 
         # Every memory access of the engine: (condition, mode, row, col) for reads and
         # (condition, mode, row, col, mask, data) for writes, per memory.
@@ -375,7 +390,8 @@ class Engine(wiring.Component):
             nr = Signal(range(max_r + 1), name=f"{prefix}_rows")
             nc = Signal(range(max_c + 1), name=f"{prefix}_cols")
             nk = Signal(range(max_k + 1), name=f"{prefix}_k")
-            fwd, grad = kind == _Job.FORWARD, kind == _Job.GRADIENT
+            fwd = kind == _Job.FORWARD
+            grad = (kind == _Job.GRADIENT) | (kind == _Job.REGRAD)
             m.d.comb += [
                 nr.eq(Mux(fwd | grad, n_out, n_batch)),
                 nc.eq(Mux(fwd, n_batch, n_in)),
@@ -385,6 +401,7 @@ class Engine(wiring.Component):
 
         s.__dict__.update(
             busy=busy, finished=finished, job=job, lam=lam, layer=layer, limits=limits,
+            regrad=regrad,
             max_c=max_c, max_k=max_k, max_r=max_r, n_batch=n_batch, n_in=n_in, n_out=n_out,
             reads=reads, state=state, training=training, writes=writes,
         )
@@ -416,9 +433,13 @@ class Engine(wiring.Component):
         outstanding = Signal(range(self.FIFO_DEPTH + 1), name="outstanding")
         issue = Signal(name="issue")
         pop = Signal(name="pop")
-        array_job = (job == _Job.FORWARD) | (job == _Job.GRADIENT) | (job == _Job.BACKWARD)
+        array_job = (job == _Job.FORWARD) | (job == _Job.GRADIENT) | (job == _Job.BACKWARD) \
+            | (job == _Job.REGRAD)
+        # A recomputed gradient's rows are rounded with RL2(max |G|): wait for it (the results
+        # side drives the gate).
+        regrad_ready = Signal(init=1, name="regrad_ready")
         m.d.comb += issue.eq((state == _State.ISSUE) & array_job
-                             & (outstanding < self.FIFO_DEPTH))
+                             & (outstanding < self.FIFO_DEPTH) & regrad_ready)
         m.d.sync += outstanding.eq(outstanding + issue - pop)
         with m.If(issue):
             with m.If(iss_k == i_nk - 1):
@@ -440,14 +461,15 @@ class Engine(wiring.Component):
 
         for j in range(n_layers):
             on = issue & (layer == j)
+            grad = (job == _Job.GRADIENT) | (job == _Job.REGRAD)
             reads[id(w_mems[j])] += [
                 (on & (job == _Job.FORWARD), SliceMode.COLUMN, iss_r, iss_k),
                 (on & (job == _Job.BACKWARD), SliceMode.ROW, iss_k, iss_c)]
             reads[id(a_mems[j])] += [
                 (on & (job == _Job.FORWARD), SliceMode.COLUMN, iss_c, iss_k),
-                (on & (job == _Job.GRADIENT), SliceMode.ROW, iss_k, iss_c)]
+                (on & grad, SliceMode.ROW, iss_k, iss_c)]
             reads[id(e_mems[j])] += [
-                (on & (job == _Job.GRADIENT), SliceMode.ROW, iss_k, iss_r),
+                (on & grad, SliceMode.ROW, iss_k, iss_r),
                 (on & (job == _Job.BACKWARD), SliceMode.COLUMN, iss_r, iss_k)]
 
         # The beat's flags follow the reads through the memories' read stages: ``s2`` comes
@@ -475,7 +497,8 @@ class Engine(wiring.Component):
                 return saturate(round_shift(w, p.t_shift), p.t_max)
 
             on = layer == j
-            fwd, grad = on & (s2.kind == _Job.FORWARD), on & (s2.kind == _Job.GRADIENT)
+            fwd = on & (s2.kind == _Job.FORWARD)
+            grad = on & ((s2.kind == _Job.GRADIENT) | (s2.kind == _Job.REGRAD))
             bwd = on & (s2.kind == _Job.BACKWARD)
             for r in range(rows):
                 beat_a[r] += [(fwd, to_t(w_data[r])), (grad | bwd, e_data[r])]
@@ -495,7 +518,7 @@ class Engine(wiring.Component):
         ]
 
         s.__dict__.update(
-            iss_c=iss_c, iss_k=iss_k, iss_r=iss_r,
+            iss_c=iss_c, iss_k=iss_k, iss_r=iss_r, regrad_ready=regrad_ready,
         )
 
     def _build_results(self, s):
@@ -608,9 +631,11 @@ class Engine(wiring.Component):
         is_g = ev.kind == _Job.GRADIENT
         is_g1 = d1.kind == _Job.GRADIENT
         for j in range(n_layers):
-            writes[id(g_mems[j])].append((
-                (layer == j) & ev.valid & is_g, SliceMode.ROW, ev.r, ev.c, ev.mask,
-                [out.values[c] for c in range(cols)]))
+            if g_mems[j] is not None:
+                writes[id(g_mems[j])].append((
+                    (layer == j) & ev.valid & is_g, SliceMode.ROW, ev.r, ev.c, ev.mask,
+                    [out.values[c] for c in range(cols)]))
+        m.d.comb += s.regrad_ready.eq((s.job != _Job.REGRAD) | g_max.done)
 
         # Backward: R times the clip mask of the layer below, read while the row waits ``rl``
         # cycles (``dm`` is the row's event then).
@@ -879,27 +904,32 @@ class Engine(wiring.Component):
             subs = [sub for sub in range(n_sub) if sub * lanes + k < rng_lanes]
             m.d.comb += up.mask[k].eq(select(up_j, [(sub, up_i + k < n_in) for sub in subs]))
         for j in range(n_layers):
-            on = up_issue & (layer == j)
-            reads[id(w_mems[j])].append((on, SliceMode.ROW, up_o, up_i))
-            reads[id(g_mems[j])].append((on, SliceMode.ROW, up_o, up_i))
+            if g_mems[j] is not None:
+                on = up_issue & (layer == j)
+                reads[id(w_mems[j])].append((on, SliceMode.ROW, up_o, up_i))
+                reads[id(g_mems[j])].append((on, SliceMode.ROW, up_o, up_i))
         up2 = delay(m, up, rl, "up")   # with the data read
+        rg = self._build_regrad(s)
         # The draws are taken when the data arrive, ``rl`` cycles after the read: the bank only
         # advances on a draw, so its words come in the same order as if taken at the read, and
         # no register carries them meanwhile.
         words2 = Signal(data.ArrayLayout(unsigned(d_bits), lanes), name="up_words")
-        m.d.comb += lfsr.o.ready.eq(up2.valid & (up2.sub == n_sub - 1))
+        m.d.comb += lfsr.o.ready.eq((up2.valid & (up2.sub == n_sub - 1)) | rg.active)
         for k in range(lanes):
             subs = [sub for sub in range(n_sub) if sub * lanes + k < rng_lanes]
-            m.d.comb += words2[k].eq(select(up2.sub, [(sub, lfsr.o.payload[sub * lanes + k])
-                                                       for sub in subs]))
+            word = select(up2.sub, [(sub, lfsr.o.payload[sub * lanes + k]) for sub in subs])
+            if k < len(rg.g):   # a recomputed row: lane k rounds column k
+                word = Mux(rg.active, lfsr.o.payload[k], word)
+            m.d.comb += words2[k].eq(word)
         g_in = Signal(data.ArrayLayout(signed(geo.g_width), lanes), name="up_g")
         w_in = Signal(data.ArrayLayout(w_mems[0].shape if n_layers == 1
                                        else signed(max(s.width for s in geo.weight_shapes)),
                                        lanes), name="up_w")
         for k in range(lanes):
+            g_k = select(layer, [(j, g_mems[j].read_data.payload[k])
+                                 for j in range(n_layers) if g_mems[j] is not None])
             m.d.comb += [
-                g_in[k].eq(select(layer, [(j, g_mems[j].read_data.payload[k])
-                                           for j in range(n_layers)])),
+                g_in[k].eq(Mux(rg.active, rg.g[k], g_k) if k < len(rg.g) else g_k),
                 w_in[k].eq(select(layer, [(j, w_mems[j].read_data.payload[k])
                                            for j in range(n_layers)])),
             ]
@@ -911,7 +941,7 @@ class Engine(wiring.Component):
             rnd = StochasticRounder(geo.g_width, d_bits, max_shift, min_shift)
             m.submodules[f"qg_{k}"] = rnd
             m.d.comb += [
-                rnd.i.valid.eq(up2.valid),
+                rnd.i.valid.eq(up2.valid | rg.active),
                 rnd.i.payload.g.eq(g_in[k]),
                 rnd.i.payload.u.eq(words2[k]),
                 rnd.shift.eq(qg_shift),
@@ -937,13 +967,39 @@ class Engine(wiring.Component):
                 outs.append(upd.o.payload.w)
             updaters[key] = outs
         for j, p in enumerate(plan):
-            writes[id(w_mems[j])].append((
-                up7.valid & (job == _Job.UPDATE) & (layer == j), SliceMode.ROW, up7.row,
-                up7.col, up7.mask, updaters[(p.w_max, p.t_shift, p.t_max)]))
+            outs = updaters[(p.w_max, p.t_shift, p.t_max)]
+            if g_mems[j] is None:
+                writes[id(w_mems[j])].append((
+                    rg.w7.valid & (rg.w7.kind == _Job.REGRAD) & (layer == j), SliceMode.ROW,
+                    rg.w7.r, rg.w7.c, rg.w7.mask, outs))
+            else:
+                writes[id(w_mems[j])].append((
+                    up7.valid & (job == _Job.UPDATE) & (layer == j), SliceMode.ROW, up7.row,
+                    up7.col, up7.mask, outs))
 
         s.__dict__.update(
-            up7=up7,
+            up7=up7, regrad_final=rg.w7.final & (rg.w7.kind == _Job.REGRAD),
         )
+
+    def _build_regrad(self, s):
+        """The rows of a recomputed gradient (a REGRAD job) on their way to the update: each
+        valid row ``(o, c0 .. c0 + C - 1)`` of a tile reads ``W_l``'s row slice as it leaves the
+        array (``ev``) and meets its data ``rl`` cycles later (``dm``), with one draw of every
+        lane (lane ``c`` for column ``c``). Returns ``active`` (a row enters the rounders),
+        ``g`` (its ``C`` values) and ``w7`` (its flags when the updated row is written)."""
+        m, rl = s.m, s.rl
+        if not self._geo.recomputed:
+            return SimpleNamespace(active=Const(0), g=[], w7=s.dm)
+        for j in range(s.n_layers):
+            if s.g_mems[j] is None:
+                s.reads[id(s.w_mems[j])].append((
+                    s.ev.valid & (s.ev.kind == _Job.REGRAD) & (s.layer == j), SliceMode.ROW,
+                    s.ev.r, s.ev.c))
+        g_row = delay(m, s.out1, rl - 1, "regrad_g")   # ``out.values`` delayed ``rl``
+        active = Signal(name="regrad_active")
+        m.d.comb += active.eq(s.dm.valid & (s.dm.kind == _Job.REGRAD))
+        w7 = delay(m, s.dm, 5, "regrad")   # the rounder's 3 cycles and the updater's 2
+        return SimpleNamespace(active=active, g=[g_row[c] for c in range(s.cols)], w7=w7)
 
     def _build_faults(self, s):
         """Memory faults (``bit_error_rate``, :mod:`intrain.fault_spec`): after the last update,
@@ -1151,6 +1207,7 @@ class Engine(wiring.Component):
             (_Job.OUTPUT_ERROR, ps_finished),
             (_Job.ERROR, ps_finished),
             (_Job.UPDATE, up7.final),
+            (_Job.REGRAD, s.regrad_final),
             (_Job.FAULT, s.fault_final),
         ]))
 
@@ -1180,7 +1237,8 @@ class Engine(wiring.Component):
         run_start = (state == _State.IDLE) & self.start
         m.d.comb += [
             clear_layer.eq(run_start | ((state == _State.DRAIN) & finished & (
-                (job == _Job.OUTPUT_ERROR) | ((job == _Job.UPDATE) & (layer != 0))))),
+                (job == _Job.OUTPUT_ERROR)
+                | (((job == _Job.UPDATE) | (job == _Job.REGRAD)) & (layer != 0))))),
             g_max.clear.eq(clear_layer),
         ]
         if n_layers > 1:
@@ -1191,6 +1249,11 @@ class Engine(wiring.Component):
         def begin_gradient(j):
             m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.GRADIENT),
                          wr_kind.eq(_Job.GRADIENT), layer.eq(j)]
+
+        def begin_update():
+            """The update pass, or for a recomputed gradient the second gradient job."""
+            m.d.sync += [state.eq(_State.ISSUE), job.eq(Mux(s.regrad, _Job.REGRAD, _Job.UPDATE)),
+                         wr_kind.eq(_Job.REGRAD)]
 
         with m.Switch(state):
             with m.Case(_State.IDLE):
@@ -1230,13 +1293,11 @@ class Engine(wiring.Component):
                                 m.d.sync += [state.eq(_State.IDLE), self.done.eq(1)]
                         with m.Case(_Job.OUTPUT_ERROR):
                             begin_gradient(last_layer)
-                        with m.Case(_Job.GRADIENT):
-                            m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.UPDATE)]
+                        with m.Case(_Job.GRADIENT, _Job.ERROR):
+                            begin_update()
                         with m.Case(_Job.BACKWARD):
                             m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.ERROR)]
-                        with m.Case(_Job.ERROR):
-                            m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.UPDATE)]
-                        with m.Case(_Job.UPDATE):
+                        with m.Case(_Job.UPDATE, _Job.REGRAD):
                             with m.If(layer != 0):
                                 m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.GRADIENT),
                                              wr_kind.eq(_Job.GRADIENT), layer.eq(layer - 1)]
