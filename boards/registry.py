@@ -377,18 +377,26 @@ def largest_array(board: Board) -> tuple[int, int]:
     return best
 
 
-def largest_hidden(board: Board, config: Config | None = None) -> int:
+def largest_hidden(board: Board, config: Config | None = None, *,
+                   recompute: bool = False) -> int:
     """The widest single hidden layer ``layers[0]-H-layers[-1]`` whose memories fit the block
-    RAMs with the board's default array and batch (0 if no hidden layer fits)."""
+    RAMs with the board's default array and batch (0 if no hidden layer fits); with
+    ``recompute``, recomputing the gradients that do not fit (:func:`plan_recompute`)."""
+    from intrain.hdl.engine.geometry import plan_recompute
+
     cfg = config or board.default_config
     best = 0
-    for hidden in (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024):
+    for hidden in (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048):
         trial = cfg.replace(layers=(cfg.layers[0], hidden, cfg.layers[-1]))
         try:
-            blocks = bram_blocks(trial, board.family)
+            if recompute:
+                fits = plan_recompute(trial, board.family, board.resources.bram_blocks) \
+                    is not None
+            else:
+                fits = bram_blocks(trial, board.family) <= board.resources.bram_blocks
         except ConfigError:
             break
-        if blocks <= board.resources.bram_blocks:
+        if fits:
             best = hidden
     return best
 
@@ -405,6 +413,7 @@ def boards_table() -> list[dict]:
         res, cfg = board.resources, board.default_config
         r, c = largest_array(board)
         hidden = largest_hidden(board)
+        hidden_recomputed = largest_hidden(board, recompute=True)
         rows.append({
             "board": board.name,
             "title": board.title,
@@ -431,6 +440,7 @@ def boards_table() -> list[dict]:
                                 f"batch {cfg.batch_size}" if hidden else
                                 f"{cfg.layers[0]}-{cfg.layers[-1]} batch {cfg.batch_size} "
                                 f"(no hidden layer)"),
+            "largest_hidden_recomputing_g": hidden_recomputed,
         })
     return rows
 
@@ -450,9 +460,19 @@ def list_boards_text() -> str:
             f"{r['board']:15} {r['device']:20} {r['luts']:6} {r['ffs']:6} {dsp:>8} "
             f"{r['max_macs']:5} {bram:>11} {r['link_baud'] / 1e6:4g}M {default:38} "
             f"{r['largest_array']:>13}  "
-            f"{r['largest_network']}")
+            f"{r['largest_network']}{_recomputed_note(r)}")
     lines.append("")
     lines.append("DSP: blocks x multipliers per block; BRAM: blocks x Kbit; link: the serial "
                  "link's default baud rate. LUT figures are estimates from real builds; `intrain "
-                 "build` reports the exact ones.")
+                 "build` reports the exact ones. Largest network: the widest hidden layer whose "
+                 "memories fit with every gradient stored, and (in parentheses) recomputing the "
+                 "gradients that do not fit (recompute_gradients).")
     return "\n".join(lines)
+
+
+def _recomputed_note(row: dict) -> str:
+    hidden = row["largest_hidden_recomputing_g"]
+    stored = row["largest_network"].split()[0].split("-")
+    if len(stored) != 3 or hidden <= int(stored[1]):
+        return ""
+    return f" ({stored[0]}-{hidden}-{stored[2]} recomputing G)"

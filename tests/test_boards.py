@@ -384,3 +384,10 @@ def test_memories_that_do_not_fit_get_a_recompute_plan_that_does():
     assert fit["memory_plan"]["gradients"] == {"G1": "recomputed", "G2": "stored"}
     assert fit["memory_plan"]["recompute_cycles"] > 0
     assert check_fit(board, board.default_config)["memory_plan"]["recompute_cycles"] == 0
+
+
+def test_boards_table_shows_the_larger_network_that_recomputing_g_allows():
+    rows = {r["board"]: r for r in boards_table()}
+    ulx3s = rows["ulx3s-85f"]
+    assert ulx3s["largest_hidden_recomputing_g"] > int(ulx3s["largest_network"].split("-")[1])
+    assert "recomputing G" in list_boards_text()
