@@ -102,7 +102,9 @@ def test_direct_harness_refuses_icarus_and_waveforms():
 
 @pytest.mark.skipif(not HAVE_ICARUS, reason=NO_ICARUS)
 def test_training_steps_are_bit_exact_on_icarus(tmp_path):
+    # The first layer's gradient recomputed, the second's stored: both update paths.
     config, _ = _sweep_config("2x3_7-5-3_ternary")
+    config = config.replace(recompute_gradients=(1,))
     data = _data(tmp_path, config.layers[0], config.layers[-1])
     r = run_engine(config, data=data, sim="icarus", steps=3, float_baseline=False,
                    progress=False)
