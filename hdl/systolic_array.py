@@ -225,8 +225,10 @@ class SystolicArray(wiring.Component):
     @staticmethod
     def operand_shape(config) -> Shape:
         """The operand shape of :meth:`for_config`'s array: signed, as wide as the widest of
-        the configuration's inputs, weights, activations and errors."""
-        width = max([config.input_bits] + [w for b in config.bits for w in (b.w, b.a, b.e)])
+        the configuration's inputs, weights, activations and errors (in APT mode, errors of
+        ``apt_max`` bits)."""
+        width = max([config.input_bits] + [w for b in config.bits for w in (b.w, b.a, b.e)]
+                    + ([config.apt_max] if config.apt else []))
         return signed(width)
 
     @property

@@ -187,9 +187,8 @@ def test_train_apt_reports_the_width_history(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--apt", "--backend", "rtl"], "APT mode (--apt) runs on the golden backend only"),
     (["--apt", "--backend", "board", "--board", "ulx3s-85f", "--port", "/dev/null"],
-     "APT mode (--apt) runs on the golden backend only"),
+     "APT mode (--apt) runs on the golden and rtl backends"),
     (["--apt-threshold", "x"], "apt_threshold must be NUM/DEN"),
     (["--apt-max", "4"], "apt_max must be an integer from 8 to 16"),
 ])
@@ -200,7 +199,7 @@ def test_apt_mistakes_end_in_one_error_line(args, message, capsys, tmp_path, mon
     assert err.startswith("intrain: error:") and message in err and err.count("\n") == 1
 
 
-def test_bench_cost_model_adds_one_pass_of_a_layers_products_per_extra_slice():
+def test_bench_costs_come_from_the_engine_geometry_with_wide_operands():
     import importlib.util
     from pathlib import Path
 
@@ -210,13 +209,8 @@ def test_bench_cost_model_adds_one_pass_of_a_layers_products_per_extra_slice():
     spec = importlib.util.spec_from_file_location("bench_apt", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    engine = EngineGeometry(Config())
-    extra = bench.wide_error_extra_cycles
-    assert extra(engine, (8, 8), 64) == extra(engine, (4, 6), 64) == 0
-    out = extra(engine, (8, 16), 64)
-    # Layer 2: 2 x 32 gradient tiles of K = 64 and 8 x 32 backward tiles of K = 10 (8x8 array).
-    assert 64 * 64 + 256 * 10 <= out < 1.1 * (64 * 64 + 256 * 10)
-    assert extra(engine, (8, 9), 64) == out and extra(engine, (8, 24), 64) == 2 * out
-    hidden = extra(engine, (16, 8), 64)  # layer 1: its gradient only, 32 x 8 tiles of K = 64
-    assert 256 * 64 <= hidden < 1.1 * 256 * 64
-    assert extra(engine, (16, 16), 64) == out + hidden
+    config = Config(bits="2-8-8-4", apt=True)
+    step, mean, base = bench._step_costs(config, n_train=100, steps=4)
+    assert step == base == EngineGeometry(Config()).train_cycles(64)
+    # 2 steps per epoch: 64 samples, then 36.
+    assert mean == (2 * step + 2 * EngineGeometry(config).train_cycles(36)) / 4

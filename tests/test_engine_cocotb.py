@@ -93,6 +93,20 @@ def test_memory_faults_at_a_high_rate_stay_bit_exact(harness, tmp_path, capsys):
     assert r["bit_flips"] > 0 and r["float_bit_flips"] > 0
 
 
+@pytest.mark.parametrize("harness", ["direct", "cocotb"])
+def test_apt_mode_grows_error_widths_bit_exact_on_verilator(harness, tmp_path):
+    # A threshold of 1/64 fails often: both layers' errors grow from 4 bits during the run,
+    # and every step's tensors are checked by their CRCs against the golden model's.
+    config, _ = _sweep_config("2x3_7-5-3_ternary")
+    config = config.replace(bits="2-8-8-4", apt=True, apt_threshold=(1, 64))
+    data = _data(tmp_path, config.layers[0], config.layers[-1])
+    r = run_engine(config, data=data, steps=6, float_baseline=False, progress=False,
+                   harness=harness)
+    assert r["bit_exact"] and r["rtl_steps"] == 6 and r["harness"] == harness
+    assert r["checks"]["crc_tensors"] >= 6 * 6   # W1, W2, E1, E2, OUT, P of every step
+    assert r["apt_events"] and all(w > 4 for w in r["apt_widths"][-1])
+
+
 def test_direct_harness_refuses_icarus_and_waveforms():
     with pytest.raises(ConfigError, match="direct harness runs Verilator without waveforms"):
         run_engine(Config(), sim="icarus", harness="direct", progress=False)

@@ -174,6 +174,38 @@ def test_recomputed_gradients_match_golden_in_every_element(name):
     assert any(not np.array_equal(g, w) for g, w in zip(golden.weights, weights))
 
 
+APT = {
+    # name: (layers, bits, rows, cols, batch_size, apt_threshold, apt_step, batches, lams)
+    # A threshold of 0 grows every layer at every step it can: 4, 8, 12, 16 bits.
+    "7-5-3_2x3_every_step": ((7, 5, 3), "2-8-8-4", 2, 3, 5, (0, 1), 4, (5, 5, 3, 5), (0, 3, -2, 1)),
+    # The default threshold: layers grow at different steps, to different widths.
+    "10-9-4-3_4x4_default": ((10, 9, 4, 3), "2-8-8-4", 4, 4, 6, (43, 2048), 4,
+                             (6, 6, 4, 6, 6), (0, 3, -2, 1, 0)),
+    "6-3_1x1_odd_step": ((6, 3), "2-8-8-6", 1, 1, 3, (43, 2048), 3, (3, 3, 1, 3, 3),
+                         (0, 3, -2, 1, 0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(APT))
+def test_apt_widths_grow_on_the_engine_as_in_the_golden_model(name):
+    """APT mode: the engine measures every QE pass (``S``, ``S^``), grows each layer's error
+    width as the golden model does, and quantizes the next steps' errors at the new widths;
+    every element, CRC and cycle count of every step agrees."""
+    layers, bits, rows, cols, batch_size, threshold, step, batches, lams = APT[name]
+    config = Config(layers=layers, bits=bits, array_rows=rows, array_cols=cols,
+                    batch_size=batch_size, seed=3, apt=True, apt_threshold=threshold,
+                    apt_step=step, acc_bits=40)
+    rng = np.random.default_rng(1)
+    weights = random_weights(config, rng)
+    steps = make_steps(config, rng, batches, lams)
+    _, golden, results = check_against_golden(config, weights, steps, infer_after=True)
+    start = [b.e for b in config.bits]
+    assert golden.apt.events and list(golden.error_widths) != start   # widths changed
+    # Errors wider than the starting width reached the engine's memories.
+    assert any(np.abs(r[f"E{j}"]).max() > 2 ** (start[j - 1] - 1) for r in results[:-1]
+               for j in range(1, len(layers)))
+
+
 @pytest.mark.parametrize("rate", [0.02, 0.3])
 def test_memory_faults_match_golden_in_every_element(rate):
     """``bit_error_rate``: the fault pass flips the same bits of the stored weights as the golden

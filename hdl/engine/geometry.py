@@ -183,6 +183,10 @@ class EngineGeometry:
         self.config = config
         self.dsp = dsp
         self.plan = config.plan
+        # The widths the hardware holds: in APT mode every error as wide as ``apt_max``, and the
+        # accumulators and buffers that such errors need.
+        self.wide_plan = config.error_plan([config.apt_max] * len(config.plan)) if config.apt \
+            else config.plan
         self.rows, self.cols = config.array_rows, config.array_cols
         self.lanes = max(self.rows, self.cols)
         self.n_layers = len(self.plan)
@@ -203,7 +207,7 @@ class EngineGeometry:
 
     @cached_property
     def error_shapes(self) -> list[Shape]:
-        return [signed(p.bits.e) for p in self.plan]
+        return [signed(p.bits.e) for p in self.wide_plan]
 
     @cached_property
     def prediction_shape(self) -> Shape:
@@ -219,11 +223,11 @@ class EngineGeometry:
     @cached_property
     def r_width(self) -> int:
         """``R_l = E_l . T_l`` of every layer but the first (0 for one layer)."""
-        return max([p.acc_bits_backward for p in self.plan[1:]], default=0)
+        return max([p.acc_bits_backward for p in self.wide_plan[1:]], default=0)
 
     @cached_property
     def g_width(self) -> int:
-        return max(p.acc_bits_gradient for p in self.plan)
+        return max(p.acc_bits_gradient for p in self.wide_plan)
 
     @cached_property
     def host_width(self) -> int:
@@ -277,7 +281,8 @@ class EngineGeometry:
             specs.append((f"M{j + 1}", unsigned(2), batch, p.n_out))
         for j, p in enumerate(plan):
             if p.index not in self.recomputed:
-                specs.append((f"G{j + 1}", signed(p.acc_bits_gradient), p.n_out, p.n_in))
+                specs.append((f"G{j + 1}", signed(self.wide_plan[j].acc_bits_gradient), p.n_out,
+                              p.n_in))
         if self.n_layers > 1:
             specs.append(("R", signed(self.r_width), batch, max(cfg.layers[1:-1])))
         return {name: MemorySpec(name, shape, rows, cols, name in self.aligned_memories)
@@ -296,6 +301,15 @@ class EngineGeometry:
         if self.config.rng_lanes % self.lanes == 0:
             names |= {f"G{p.index}" for p in self.plan if p.index not in self.recomputed}
         return frozenset(names)
+
+    def apt_widths(self, layer: int) -> list[int]:
+        """The error widths ``kE`` that ``layer`` (numbered from 1) can reach: its starting width
+        and, in APT mode, every width that ``apt_step`` grows it to, up to ``apt_max``."""
+        cfg = self.config
+        widths = [self.plan[layer - 1].bits.e]
+        while cfg.apt and widths[-1] < cfg.apt_max:
+            widths.append(min(widths[-1] + cfg.apt_step, cfg.apt_max))
+        return widths
 
     @property
     def recomputed(self) -> tuple[int, ...]:

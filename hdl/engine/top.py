@@ -22,6 +22,7 @@ from ..stochastic_rounder import StochasticRounder
 from ..systolic_array import SystolicArray
 from ..transpose_memory import SliceMode, TransposeMemory, mul_const
 from ..weight_updater import WeightUpdater
+from .apt import ErrorWidths
 from .crc import TensorCrc
 from .geometry import FAULT_LATENCY, FIFO_DEPTH, READ_LATENCY, EngineGeometry, HostTarget, Phase
 from .global_max import GlobalMaxLog2
@@ -675,7 +676,6 @@ class Engine(wiring.Component):
         cfg = s.cfg
         cols = s.cols
         d1 = s.d1
-        e_mems = s.e_mems
         err_max = s.err_max
         g_max = s.g_max
         geo = s.geo
@@ -683,7 +683,6 @@ class Engine(wiring.Component):
         job = s.job
         label_mem = s.label_mem
         lanes = s.lanes
-        last_layer = s.last_layer
         layer = s.layer
         m = s.m
         mask_mems = s.mask_mems
@@ -699,7 +698,6 @@ class Engine(wiring.Component):
         reads = s.reads
         rl = s.rl
         state = s.state
-        writes = s.writes
         # OUT is read in column slices (``lanes`` samples of one class, classes inner), R in row
         # slices (``lanes`` features of one sample, features inner).
         ps_row = Signal(range(batch_size + lanes), name="ps_row")
@@ -772,51 +770,88 @@ class Engine(wiring.Component):
         s.__dict__.update(lane_ok2=lane_ok2, ps2=ps2)
         self._build_argmax(s)
 
-        # QE: one run-time-shift quantizer per lane and distinct error width.
-        qe_width = max(geo.err_width, geo.r_width)
-        qe_groups = {}
-        x = Signal(data.ArrayLayout(signed(qe_width), lanes), name="qe_in")
-        for k in range(lanes):
-            if n_layers > 1:
-                m.d.comb += x[k].eq(Mux(on_out, err[k], r_mem.read_data.payload[k]))
-            else:
-                m.d.comb += x[k].eq(err[k])
-        for p in plan:
-            if p.bits.e in qe_groups:
-                continue
-            qs = []
-            ke1 = p.bits.e - 1
-            k_run = Mux(on_out, err_max.rl2, r_max.rl2) if n_layers > 1 else err_max.rl2
-            for k in range(lanes):
-                q = ShiftQuantizer.for_qe(p, qe_width)
-                m.submodules[f"qe_{len(qe_groups)}_{k}"] = q
-                m.d.comb += [
-                    q.i.valid.eq(ps2.valid & (job != _Job.ARGMAX)),
-                    q.i.payload.eq(x[k]),
-                    q.shift.eq(k_run - ke1),
-                    q.o.ready.eq(1),
-                ]
-                qs.append(q.o.payload.value)
-            qe_groups[p.bits.e] = qs
-        writes[id(e_mems[last_layer])].append((
-            ps4.valid & (ps4.kind == _Job.OUTPUT_ERROR), SliceMode.COLUMN, ps4.row, ps4.col,
-            lane_ok4, qe_groups[plan[-1].bits.e]))
-        if n_layers > 1:
-            relu_in = Signal(lanes, name="qe_relu")
-            m.d.comb += [relu_in[k].eq(select(layer, [
-                (j, mask_mems[j - 1].read_data.payload[k][0]) for j in range(1, n_layers)]))
-                for k in range(lanes)]
-            relu4 = delay(m, relu_in, 2, "qe_relu")
-            for j in range(1, n_layers):
-                qs = qe_groups[plan[j - 1].bits.e]
-                writes[id(e_mems[j - 1])].append((
-                    ps4.valid & (ps4.kind == _Job.ERROR) & (layer == j), SliceMode.ROW, ps4.row,
-                    ps4.col, lane_ok4, [Mux(relu4[k], qs[k], 0) for k in range(lanes)]))
+        self._build_qe(s, err, on_out, ps4, lane_ok4)
         ps_finished = Mux(job == _Job.ARGMAX, ps2.final, ps4.final)
 
         s.__dict__.update(
             ps_finished=ps_finished,
         )
+
+    def _build_qe(self, s, err, on_out, ps4, lane_ok4):
+        """QE of the output error (OUTPUT_ERROR) and of ``R`` (ERROR): a run-time-shift quantizer
+        per lane and error width. In APT mode, one per width a layer can reach, chosen by the
+        layer's width in force (:class:`ErrorWidths`, which also measures every pass)."""
+        cfg, geo, job, lanes, layer, m = s.cfg, s.geo, s.job, s.lanes, s.layer, s.m
+        n_layers, plan, ps2 = s.n_layers, s.plan, s.ps2
+        qe_width = max(geo.err_width, geo.r_width)
+        x = Signal(data.ArrayLayout(signed(qe_width), lanes), name="qe_in")
+        for k in range(lanes):
+            m.d.comb += x[k].eq(Mux(on_out, err[k], s.r_mem.read_data.payload[k])
+                                if n_layers > 1 else err[k])
+        k_run = Mux(on_out, s.err_max.rl2, s.r_max.rl2) if n_layers > 1 else s.err_max.rl2
+        relu_in = Signal(lanes, name="qe_relu")   # the ReLU mask of E_{l-1}, with R
+        if n_layers > 1:
+            m.d.comb += [relu_in[k].eq(select(layer, [
+                (j, s.mask_mems[j - 1].read_data.payload[k][0]) for j in range(1, n_layers)]))
+                for k in range(lanes)]
+        relu4 = delay(m, relu_in, 2, "qe_relu")
+        widths = sorted({w for p in plan for w in geo.apt_widths(p.index)})
+        outs = {}
+        for w in widths:
+            p = cfg.error_plan([w] * n_layers)[0]
+            outs[w] = []
+            for k in range(lanes):
+                q = m.submodules[f"qe_{w}_{k}"] = ShiftQuantizer.for_qe(p, qe_width)
+                m.d.comb += [
+                    q.i.valid.eq(ps2.valid & (job != _Job.ARGMAX)),
+                    q.i.payload.eq(x[k]),
+                    q.shift.eq(k_run - (w - 1)),
+                    q.o.ready.eq(1),
+                ]
+                outs[w].append(q.o.payload.value)
+        if cfg.apt:
+            apt, width = self._build_apt(s, x, relu_in, k_run, on_out)
+            chosen = [select(width, [(w, outs[w][k]) for w in widths]) for k in range(lanes)]
+            outs = {w: chosen for w in widths}
+            qe4 = ps4.valid & (ps4.kind != _Job.ARGMAX)
+            is_out4 = ps4.kind == _Job.OUTPUT_ERROR
+            m.d.comb += [
+                apt.e_valid.eq(qe4),
+                *[apt.e[k].eq(Mux(is_out4 | relu4[k], chosen[k], 0)) for k in range(lanes)],
+                apt.e_mask.eq(lane_ok4),
+                apt.end.eq(qe4 & ps4.final),
+                apt.layer.eq(Mux(is_out4, n_layers - 1, layer - 1)),
+            ]
+        s.writes[id(s.e_mems[-1])].append((
+            ps4.valid & (ps4.kind == _Job.OUTPUT_ERROR), SliceMode.COLUMN, ps4.row, ps4.col,
+            lane_ok4, outs[plan[-1].bits.e]))
+        for j in range(1, n_layers):
+            qs = outs[plan[j - 1].bits.e]
+            s.writes[id(s.e_mems[j - 1])].append((
+                ps4.valid & (ps4.kind == _Job.ERROR) & (layer == j), SliceMode.ROW, ps4.row,
+                ps4.col, lane_ok4, [Mux(relu4[k], qs[k], 0) for k in range(lanes)]))
+
+    def _build_apt(self, s, x, relu_in, k_run, on_out):
+        """APT mode: the :class:`ErrorWidths` of every layer and the width in force for the QE
+        pass (the last layer's for the output error, else the layer below ``layer``); the pass's
+        wide tensor and shift go in here, its quantized errors in :meth:`_build_qe`."""
+        cfg, layer, lanes, m, n_layers, ps2 = s.cfg, s.layer, s.lanes, s.m, s.n_layers, s.ps2
+        starts = [p.bits.e for p in s.plan]
+        qe_width = len(x[0])
+        apt = m.submodules.apt = ErrorWidths(
+            starts, cfg.apt_step, cfg.apt_max, cfg.apt_threshold, lanes=lanes,
+            x_width=qe_width, e_width=cfg.apt_max, count=cfg.batch_size * max(cfg.layers),
+            shifts=(-(cfg.apt_max - 1), qe_width - (min(starts) - 1)))
+        width = Signal(range(cfg.apt_max + 1), name="qe_width_now")
+        m.d.comb += [
+            width.eq(Mux(on_out, apt.widths[n_layers - 1], select(
+                layer, [(j, apt.widths[j - 1]) for j in range(1, n_layers)]))),
+            apt.x_valid.eq(ps2.valid & (ps2.kind != _Job.ARGMAX)),
+            *[apt.x[k].eq(x[k]) for k in range(lanes)],
+            *[apt.x_mask[k].eq(s.lane_ok2[k] & (on_out | relu_in[k])) for k in range(lanes)],
+            apt.shift.eq(k_run - (width - 1)),
+        ]
+        return apt, width
 
     def _build_argmax(self, s):
         """Argmax: the running maximum of every lane, classes in order (the first index wins)."""

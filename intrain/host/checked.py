@@ -97,6 +97,17 @@ class CheckedTrainer:
         golden twin share, or None."""
         return self.golden.faults
 
+    @property
+    def error_widths(self) -> tuple[int, ...]:
+        """``kE_l`` of every layer for the next step (APT mode): the golden twin's, which the
+        engine's own widths follow (every error it writes is compared)."""
+        return self.golden.error_widths
+
+    @property
+    def apt(self):
+        """The golden twin's :class:`~intrain.golden.apt.AptState` (APT mode), or None."""
+        return self.golden.apt
+
     async def load(self) -> None:
         await self.host.load_weights(self.golden.weights)
         got = await self.host.read_weights()
