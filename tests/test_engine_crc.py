@@ -215,3 +215,18 @@ def test_without_crcs_every_tensor_is_read_back():
     trainer, _ = _checked(config, want)
     asyncio.run(trainer.check(1, want, 5, {}))
     assert trainer.checks["readback_tensors"] == len(want)
+
+
+@pytest.mark.parametrize("width", [8, 64, 256])
+def test_crc32_taps_step_words_as_zlib_does(width):
+    from intrain.hdl.engine.crc import crc32_taps
+
+    state_taps, data_taps = crc32_taps(width)
+    rng = np.random.default_rng(width + 1)
+    words = [int.from_bytes(rng.bytes(width // 8), "little") for _ in range(5)]
+    register = 0xFFFFFFFF
+    for word in words:
+        register = sum((bin(register & state_taps[i]).count("1")
+                        + bin(word & data_taps[i]).count("1")) % 2 << i for i in range(32))
+    data = b"".join(w.to_bytes(width // 8, "little") for w in words)
+    assert register ^ 0xFFFFFFFF == zlib.crc32(data) == crc32_parameters(width).compute(words)

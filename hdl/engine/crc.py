@@ -3,13 +3,18 @@ reading a few words instead of every tensor back."""
 
 from __future__ import annotations
 
+from functools import cache
+
 from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import crc, data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .._util import check_int
 
-__all__ = ["TensorCrc", "crc32_parameters"]
+__all__ = ["TensorCrc", "crc32_parameters", "crc32_taps"]
+
+#: CRC-32's polynomial, bit-reflected (zlib's register shifts right).
+_POLY_REFLECTED = 0xEDB88320
 
 
 def crc32_parameters(data_width: int) -> crc.Parameters:
@@ -17,6 +22,31 @@ def crc32_parameters(data_width: int) -> crc.Parameters:
     reflected, a word's bit 0 goes in first, so for whole bytes the CRC of a word sequence equals
     ``zlib.crc32`` of the words' little-endian bytes."""
     return crc.catalog.CRC32_ISO_HDLC(data_width)
+
+
+@cache
+def crc32_taps(data_width: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """CRC-32's step over one word of ``data_width`` bits as GF(2) matrices: with zlib's register
+    ``s`` (before the final XOR) and the word ``d`` (bit 0 in first), bit ``i`` of the register
+    after the word is the parity of ``s & state_taps[i]`` and ``d & data_taps[i]``. Returns
+    ``(state_taps, data_taps)``, each 32 bit masks."""
+    def step(state: int, word: int) -> int:
+        for j in range(data_width):
+            state = (state >> 1) ^ (_POLY_REFLECTED if (state ^ (word >> j)) & 1 else 0)
+        return state
+
+    f_cols = [step(1 << j, 0) for j in range(32)]
+    g_cols = [step(0, 1 << j) for j in range(data_width)]
+    state_taps = tuple(sum(1 << j for j in range(32) if f_cols[j] >> i & 1) for i in range(32))
+    data_taps = tuple(sum(1 << j for j in range(data_width) if g_cols[j] >> i & 1)
+                      for i in range(32))
+    return state_taps, data_taps
+
+
+def _parity(value, taps: int):
+    """The XOR of the bits of ``value`` that ``taps`` selects, as one balanced reduction."""
+    bits = [value[j] for j in range(taps.bit_length()) if taps >> j & 1]
+    return Cat(*bits).xor() if bits else 0
 
 
 class TensorCrc(wiring.Component):
@@ -29,8 +59,13 @@ class TensorCrc(wiring.Component):
     the CRC it had. Writes to one tensor must not interleave with writes to another (one
     :class:`~amaranth.lib.crc.Processor` serves them all, one tensor after the other).
 
-    :attr:`LATENCY`: a write is reflected in ``crcs`` that many cycles later (a register before
-    the processor, the processor, the result register).
+    :attr:`LATENCY`: a write is reflected in ``crcs`` that many cycles later (the word register,
+    the word's share of the step, the CRC register, the result register).
+
+    The step is :func:`crc32_taps`' matrices, each output bit one balanced XOR reduction
+    (``amaranth.lib.crc.Processor`` writes each as a chain of two-input XORs, which took Yosys'
+    ABC9 over ten minutes to map for a 256-bit word); :func:`crc32_parameters`' ``compute()``
+    is the software twin the tests hold it to.
 
     Members
     -------
@@ -45,7 +80,7 @@ class TensorCrc(wiring.Component):
         The CRC of each tensor (``zlib.crc32`` of its words' bytes).
     """
 
-    LATENCY = 3
+    LATENCY = 4
 
     def __init__(self, lanes: int, element_bits: int, n_tensors: int):
         self._lanes = check_int("Number of lanes", lanes, 1)
@@ -67,7 +102,6 @@ class TensorCrc(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        proc = m.submodules.processor = crc32_parameters(self.word_bits).create()
         seen = Signal(self._n, name="seen")
         word = Signal(self.word_bits, name="crc_word")
         valid1, start1 = Signal(name="crc_valid_1"), Signal(name="crc_start_1")
@@ -83,12 +117,25 @@ class TensorCrc(wiring.Component):
             m.d.sync += seen.eq(0)
         with m.Elif(self.valid):
             m.d.sync += seen.eq(seen | (1 << self.tensor))
-        m.d.comb += [proc.start.eq(start1), proc.valid.eq(valid1), proc.data.eq(word)]
-        valid2 = Signal(name="crc_valid_2")
+        state_taps, data_taps = crc32_taps(self.word_bits)
+        # The word's share of the next register, a pipeline stage of its own: only the 32 x 32
+        # state matrix sits in the register's feedback loop.
+        word_part = Signal(32, name="crc_word_part")
+        valid2, start2 = Signal(name="crc_valid_2"), Signal(name="crc_start_2")
         tensor2 = Signal.like(self.tensor, name="crc_tensor_2")
-        m.d.sync += [valid2.eq(valid1), tensor2.eq(tensor1)]
+        m.d.sync += [
+            word_part.eq(Cat(*[_parity(word, data_taps[i]) for i in range(32)])),
+            valid2.eq(valid1), start2.eq(start1), tensor2.eq(tensor1),
+        ]
+        register = Signal(32, name="crc_register", init=0xFFFFFFFF)
+        source = Mux(start2, 0xFFFFFFFF, register)
+        with m.If(valid2):
+            m.d.sync += register.eq(Cat(*[_parity(source, state_taps[i]) for i in range(32)])
+                                    ^ word_part)
+        valid3 = Signal(name="crc_valid_3")
+        tensor3 = Signal.like(self.tensor, name="crc_tensor_3")
+        m.d.sync += [valid3.eq(valid2), tensor3.eq(tensor2)]
         for t in range(self._n):
-            with m.If(valid2 & (tensor2 == t)):
-                m.d.sync += self.crcs[t].eq(proc.crc)
+            with m.If(valid3 & (tensor3 == t)):
+                m.d.sync += self.crcs[t].eq(register ^ 0xFFFFFFFF)
         return m
-
