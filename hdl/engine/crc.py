@@ -60,11 +60,12 @@ class TensorCrc(wiring.Component):
     :class:`~amaranth.lib.crc.Processor` serves them all, one tensor after the other).
 
     :attr:`LATENCY`: a write is reflected in ``crcs`` that many cycles later (the word register,
-    the word's share of the step, the CRC register, the result register).
+    each lane's share of the step, their XOR, the CRC register, the result register).
 
     The step is :func:`crc32_taps`' matrices, each output bit one balanced XOR reduction
     (``amaranth.lib.crc.Processor`` writes each as a chain of two-input XORs, which took Yosys'
-    ABC9 over ten minutes to map for a 256-bit word); :func:`crc32_parameters`' ``compute()``
+    ABC9 over ten minutes to map for a 256-bit word, and whose 256 inputs each feeding half the
+    outputs made a routing hot spot); :func:`crc32_parameters`' ``compute()``
     is the software twin the tests hold it to.
 
     Members
@@ -80,7 +81,7 @@ class TensorCrc(wiring.Component):
         The CRC of each tensor (``zlib.crc32`` of its words' bytes).
     """
 
-    LATENCY = 4
+    LATENCY = 5
 
     def __init__(self, lanes: int, element_bits: int, n_tensors: int):
         self._lanes = check_int("Number of lanes", lanes, 1)
@@ -117,18 +118,10 @@ class TensorCrc(wiring.Component):
             m.d.sync += seen.eq(0)
         with m.Elif(self.valid):
             m.d.sync += seen.eq(seen | (1 << self.tensor))
-        state_taps, data_taps = crc32_taps(self.word_bits)
-        # The word's share of the next register, a pipeline stage of its own: only the 32 x 32
-        # state matrix sits in the register's feedback loop.
-        word_part = Signal(32, name="crc_word_part")
-        valid2, start2 = Signal(name="crc_valid_2"), Signal(name="crc_start_2")
-        tensor2 = Signal.like(self.tensor, name="crc_tensor_2")
-        m.d.sync += [
-            word_part.eq(Cat(*[_parity(word, data_taps[i]) for i in range(32)])),
-            valid2.eq(valid1), start2.eq(start1), tensor2.eq(tensor1),
-        ]
+        word_part, valid2, start2, tensor2 = self._word_part(m, word, valid1, start1, tensor1)
         register = Signal(32, name="crc_register", init=0xFFFFFFFF)
         source = Mux(start2, 0xFFFFFFFF, register)
+        state_taps = crc32_taps(self.word_bits)[0]
         with m.If(valid2):
             m.d.sync += register.eq(Cat(*[_parity(source, state_taps[i]) for i in range(32)])
                                     ^ word_part)
@@ -139,3 +132,27 @@ class TensorCrc(wiring.Component):
             with m.If(valid3 & (tensor3 == t)):
                 m.d.sync += self.crcs[t].eq(register ^ 0xFFFFFFFF)
         return m
+
+    def _word_part(self, m, word, valid, start, tensor):
+        """The word's share of the next CRC register, two pipeline stages: each lane's share from
+        its own element (a 32 x ``element_bits`` matrix, placed by its lane), then the XOR of
+        the lanes' shares. Only the 32 x 32 state matrix sits in the register's loop. Returns the
+        share and ``valid``, ``start``, ``tensor`` delayed to match."""
+        eb, data_taps = self._element_bits, crc32_taps(self.word_bits)[1]
+        mask = (1 << eb) - 1
+        shares = []
+        for k in range(self._lanes):
+            element = word[k * eb:(k + 1) * eb]
+            share = Signal(32, name=f"crc_lane_share_{k}")
+            m.d.sync += share.eq(Cat(*[_parity(element, data_taps[i] >> (k * eb) & mask)
+                                       for i in range(32)]))
+            shares.append(share)
+        word_part = Signal(32, name="crc_word_part")
+        m.d.sync += word_part.eq(Cat(*[Cat(*[sh[i] for sh in shares]).xor() for i in range(32)]))
+        delayed = [valid, start, tensor]
+        for stage in (1, 2):
+            nxt = [Signal.like(v, name=f"crc_{n}_d{stage}")
+                   for v, n in zip(delayed, ("valid", "start", "tensor"))]
+            m.d.sync += [n.eq(v) for n, v in zip(nxt, delayed)]
+            delayed = nxt
+        return (word_part, *delayed)
