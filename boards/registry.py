@@ -236,8 +236,10 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
                             bram_blocks=26, bram_bits=18432, plls=2),
         clock_resource="clk27", clock_hz=27e6, uart="uart", led="led", dsp="gowin",
         default_clock_mhz=54.0,
-        default=dict(layers=(64, 10), batch_size=12, array_rows=2, array_cols=2,
-                     acc_bits=20, rng_lanes=2),
+        # 1x1: the 2x2 engine (two lanes) needs 9,106 LUT4 + ALU of the 8,640 (nextpnr's
+        # placer never legalized it); the 1-lane engine about 5,100.
+        default=dict(layers=(64, 10), batch_size=12, array_rows=1, array_cols=1,
+                     acc_bits=20, rng_lanes=1),
         # The BL702 answers as an FT2232 (JTAG on the first channel, the UART on the second);
         # clean transfers at 3 Mbaud were reported through pyftdi (sipeed/TangNano-9K-example
         # issue 7, where Linux's ftdi_sio driver of the time garbled 1 Mbaud: if the link stays
