@@ -14,6 +14,7 @@ import shutil
 
 import pytest
 
+from intrain.boards.registry import BOARDS
 from intrain.cli import main
 from intrain.config import Config
 from intrain.errors import ConfigError
@@ -52,7 +53,9 @@ def test_a_point_without_config_starts_from_the_boards_default():
     (p,) = expand({"board": "tang-nano-9k", "layers": "64,32,10"})
     assert p.jobs == ("build",)
     assert p.config.layers == (64, 32, 10) and p.config.batch_size == 12
-    assert p.config.array_rows == 2 and p.target_mhz() == 54.0
+    default = BOARDS["tang-nano-9k"].default_config
+    assert (p.config.array_rows, p.config.array_cols) == (default.array_rows, default.array_cols)
+    assert p.target_mhz() == 54.0
     (t,) = expand({"train": {"backend": "rtl", "sim": "icarus"}})
     assert t.jobs == ("train",) and t.config == Config(epochs=RTL_EPOCHS)
 
