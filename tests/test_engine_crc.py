@@ -12,7 +12,7 @@ from amaranth.sim import Simulator
 
 from intrain.config import Config
 from intrain.hdl.engine import EngineGeometry
-from intrain.hdl.engine.crc import TensorCrc, crc32_parameters
+from intrain.hdl.engine.crc import TensorCrc, crc32_parameters, crc32_taps
 from intrain.host.checked import CheckedTrainer, EngineMismatch
 from intrain.host.crc import expected_crcs, tensor_crc, tensor_words
 
@@ -219,8 +219,6 @@ def test_without_crcs_every_tensor_is_read_back():
 
 @pytest.mark.parametrize("width", [8, 64, 256])
 def test_crc32_taps_step_words_as_zlib_does(width):
-    from intrain.hdl.engine.crc import crc32_taps
-
     state_taps, data_taps = crc32_taps(width)
     rng = np.random.default_rng(width + 1)
     words = [int.from_bytes(rng.bytes(width // 8), "little") for _ in range(5)]

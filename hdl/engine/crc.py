@@ -57,7 +57,7 @@ class TensorCrc(wiring.Component):
     zero-extended by its shape) if bit ``k`` of ``mask`` is set, else 0, lane 0 in the low bits.
     The first write to a tensor after ``clear`` starts its CRC afresh; a tensor not written keeps
     the CRC it had. Writes to one tensor must not interleave with writes to another (one
-    :class:`~amaranth.lib.crc.Processor` serves them all, one tensor after the other).
+    CRC register serves them all, one tensor after the other).
 
     :attr:`LATENCY`: a write is reflected in ``crcs`` that many cycles later (the word register,
     each lane's share of the step, their XOR, the CRC register, the result register).
