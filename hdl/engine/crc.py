@@ -59,8 +59,12 @@ class TensorCrc(wiring.Component):
     the CRC it had. Writes to one tensor must not interleave with writes to another (one
     CRC register serves them all, one tensor after the other).
 
-    :attr:`LATENCY`: a write is reflected in ``crcs`` that many cycles later (the word register,
-    each lane's share of the step, their XOR, the CRC register, the result register).
+    :attr:`LATENCY`: a write is reflected in ``crcs`` that many cycles later (the input register,
+    the word register, each lane's share of the step, their XOR, the CRC register, the result
+    register). The input register takes the write as it comes, with no logic before it, so that
+    the placer can put it beside the write's source and the long route to the XOR network
+    starts from a register (on ECP5 the path from the engine's write ports into this unit was
+    the critical path).
 
     The step is :func:`crc32_taps`' matrices, each output bit one balanced XOR reduction
     (``amaranth.lib.crc.Processor`` writes each as a chain of two-input XORs, which took Yosys'
@@ -81,7 +85,7 @@ class TensorCrc(wiring.Component):
         The CRC of each tensor (``zlib.crc32`` of its words' bytes).
     """
 
-    LATENCY = 5
+    LATENCY = 6
 
     def __init__(self, lanes: int, element_bits: int, n_tensors: int):
         self._lanes = check_int("Number of lanes", lanes, 1)
@@ -103,21 +107,22 @@ class TensorCrc(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        w = self._input_register(m)
         seen = Signal(self._n, name="seen")
         word = Signal(self.word_bits, name="crc_word")
         valid1, start1 = Signal(name="crc_valid_1"), Signal(name="crc_start_1")
         tensor1 = Signal.like(self.tensor, name="crc_tensor_1")
-        fresh = ~seen.bit_select(self.tensor, 1) | self.restart
+        fresh = ~seen.bit_select(w["tensor"], 1) | w["restart"]
         m.d.sync += [
-            word.eq(Cat(*[Mux(self.mask[k], self.values[k], 0) for k in range(self._lanes)])),
-            valid1.eq(self.valid),
-            start1.eq(self.valid & fresh),
-            tensor1.eq(self.tensor),
+            word.eq(Cat(*[Mux(w["mask"][k], w["values"][k], 0) for k in range(self._lanes)])),
+            valid1.eq(w["valid"]),
+            start1.eq(w["valid"] & fresh),
+            tensor1.eq(w["tensor"]),
         ]
-        with m.If(self.clear):
+        with m.If(w["clear"]):
             m.d.sync += seen.eq(0)
-        with m.Elif(self.valid):
-            m.d.sync += seen.eq(seen | (1 << self.tensor))
+        with m.Elif(w["valid"]):
+            m.d.sync += seen.eq(seen | (1 << w["tensor"]))
         word_part, valid2, start2, tensor2 = self._word_part(m, word, valid1, start1, tensor1)
         register = Signal(32, name="crc_register", init=0xFFFFFFFF)
         source = Mux(start2, 0xFFFFFFFF, register)
@@ -132,6 +137,16 @@ class TensorCrc(wiring.Component):
             with m.If(valid3 & (tensor3 == t)):
                 m.d.sync += self.crcs[t].eq(register ^ 0xFFFFFFFF)
         return m
+
+    def _input_register(self, m) -> dict:
+        """The inputs, registered as they come (``clear`` with them, so that a write in the
+        cycle of ``clear`` still counts after it, as before the register)."""
+        regs = {}
+        for name in ("clear", "restart", "valid", "tensor", "values", "mask"):
+            port = getattr(self, name)
+            regs[name] = Signal.like(port, name=f"crc_in_{name}")
+            m.d.sync += regs[name].eq(port)
+        return regs
 
     def _word_part(self, m, word, valid, start, tensor):
         """The word's share of the next CRC register, two pipeline stages: each lane's share from

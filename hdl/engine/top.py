@@ -185,7 +185,7 @@ class Engine(wiring.Component):
         :attr:`EngineGeometry.crc_tensors` (``W1 .. WL``, ``E1 .. EL``, ``OUT``, ``P``): the
         words its memories' write ports took, as :meth:`EngineGeometry.crc_layout` lists them
         (:class:`TensorCrc`); a tensor the run did not write keeps its CRC. Final
-        :attr:`TensorCrc.LATENCY` cycles after the last write, three cycles after ``done``.
+        :attr:`TensorCrc.LATENCY` cycles after the last write, four cycles after ``done``.
     host_write : ``In(stream.Signature(host_write_layout))``
         Fields ``target``, ``layer``, ``mode``, ``row``, ``col``, ``data`` (``lanes`` values)
         and ``mask`` (lane ``k`` is written if bit ``k`` is set).
