@@ -45,7 +45,7 @@ from .registry import (
     memory_blocks,
 )
 
-__all__ = ["BuildError", "check_fit", "build_board", "tool_command", "TOOLS"]
+__all__ = ["BuildError", "check_fit", "build_board", "tool_command", "TOOLS", "write_design"]
 
 
 class BuildError(IntrainError, RuntimeError):
@@ -315,6 +315,24 @@ def _load_config(config) -> Config | None:
 
 
 # -- build ----------------------------------------------------------------------------------------
+def write_design(board: Board, config: Config, out: Path, *, clock_mhz: float, baud: int,
+                 link=None, name: str = "top"):
+    """Elaborate the board top of ``config`` and write the toolchain's input files (the RTLIL,
+    the Yosys script, the constraints) to ``out``; return the top."""
+    from .top import BoardTop
+    top = BoardTop(board, config, clock_hz=clock_mhz * 1e6, baud=baud, link=link)
+    overrides = {"synth_opts": "-dsp"} if board.family == "ice40" else {}
+    plan = board.platform().prepare(top, name=name, **overrides)
+    for filename, content in plan.files.items():
+        path = out / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            path.write_text(content)
+        else:
+            path.write_bytes(content)
+    return top
+
+
 def build_board(board_name, config=None, *, out_dir, clock_mhz=None, progress=True, seed=1,
                 baud=None, check=True, link=None, name="top") -> dict:
     """Build the bitstream of ``config`` (default: the board's own) for the board called
@@ -358,22 +376,9 @@ def build_board(board_name, config=None, *, out_dir, clock_mhz=None, progress=Tr
     times = {}
 
     # 1. elaborate
-    from .top import BoardTop
     prog.stage(f"elaborate {board.title}: {'-'.join(map(str, config.layers))} batch "
                f"{config.batch_size} on a {config.array_rows}x{config.array_cols} array")
-    top = BoardTop(board, config, clock_hz=target * 1e6, baud=baud, link=link)
-    plat = board.platform()
-    overrides = {}
-    if board.family == "ice40":
-        overrides["synth_opts"] = "-dsp"
-    plan = plat.prepare(top, name=name, **overrides)
-    for filename, content in plan.files.items():
-        path = out / filename
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, str):
-            path.write_text(content)
-        else:
-            path.write_bytes(content)
+    top = write_design(board, config, out, clock_mhz=target, baud=baud, link=link, name=name)
     times["elaborate"] = prog.done(f"PLL {top.pll.out_mhz:.3f} MHz")
 
     # 2. synthesize
