@@ -5,9 +5,9 @@ The board top of a configuration (default: the board's own) is written as ``intr
 writes it (:func:`intrain.boards.build.write_design`) and synthesized with the family's Yosys
 script run with ``-noflatten``, then ``stat`` per module. Units repeated per lane (``qe_8_0``,
 ``qe_8_1``, ...) are summed into one line with their count. Without flattening Yosys cannot
-optimize across units, and on iCE40 the per-module run has to map LUTs without ABC9 (``-noabc``:
-ABC9 fails on a hierarchical netlist), so the total is near, not equal to, the flat build's; the
-table gives that total beside the split so the two can be compared. A minute or two per design
+optimize across units, and LUTs are mapped with ABC instead of ABC9 (which fails on a
+hierarchical netlist), so the total is near, not equal to, the flat build's (``intrain build``'s
+report has that one). A minute or two per design
 (several on ECP5); not part of the test suite.
 
     python bench/area.py BOARD [--config FILE.toml] [--json FILE] [--keep DIR]
@@ -35,17 +35,22 @@ from intrain.errors import IntrainError
 RESULTS = Path(__file__).parent / "results"
 
 #: The Yosys synthesis command per family, hierarchy kept (as the flat build's, otherwise).
+#: ABC9 fails on a hierarchical netlist, so LUTs are mapped with ABC (iCE40: its ``-noabc``;
+#: ECP5 and Gowin: the script up to its LUT mapping, ``abc -lut 4``, then the rest).
 SYNTH = {
     "ice40": "synth_ice40 -dsp -top top -noflatten -noabc",
-    "ecp5": "synth_ecp5 -top top -noflatten",
-    "gowin": "synth_gowin -top top -noflatten",
+    "ecp5": "synth_ecp5 -top top -noflatten -run :map_luts\n"
+            "techmap -map +/lattice/latches_map.v\nabc -lut 4\nclean\n"
+            "synth_ecp5 -top top -noflatten -run map_cells:",
+    "gowin": "synth_gowin -top top -noflatten -noiopads -run :map_luts\nabc -lut 4\nclean\n"
+             "synth_gowin -top top -noflatten -noiopads -run map_cells:",
 }
 #: Cell kinds counted per family: (LUTs, carry cells, flip-flop prefix, block RAMs, DSPs).
 KINDS = {
     "ice40": (("SB_LUT4",), ("SB_CARRY",), "SB_DFF", ("SB_RAM40_4K",), ("SB_MAC16",)),
     "ecp5": (("LUT4",), ("CCU2C",), "TRELLIS_FF", ("DP16KD",), ("MULT18X18D",)),
-    "gowin": (("LUT1", "LUT2", "LUT3", "LUT4"), ("ALU",), "DFF", ("SDPB", "DPB", "SP"),
-              ("MULT9X9", "MULT18X18")),
+    "gowin": (("LUT1", "LUT2", "LUT3", "LUT4"), ("ALU",), "DFF",
+              ("SDPB", "DPB", "SP", "SDPX9B", "DPX9B", "SPX9"), ("MULT9X9", "MULT18X18")),
 }
 
 
