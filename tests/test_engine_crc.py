@@ -76,28 +76,31 @@ def test_crc_words_pad_masked_lanes_with_zeros():
 
 
 def _run_unit(lanes, bits, n, writes):
-    """Run ``writes`` (``(tensor, values, mask)`` or None for an idle cycle; ``"clear"``)
-    through a :class:`TensorCrc`; its ``crcs`` at the end."""
+    """Run ``writes`` (``(tensor, values, mask)``, a list of them for writes in the same cycle,
+    or None for an idle cycle; ``"clear"``) through a :class:`TensorCrc`; its ``crcs`` at the
+    end."""
     dut = TensorCrc(lanes, bits, n)
     out = {}
 
     async def tb(ctx):
         for w in writes:
+            for t in range(n):
+                ctx.set(dut.writes[t].valid, 0)
             if w == "clear":
-                ctx.set(dut.valid, 0)
                 ctx.set(dut.clear, 1)
                 await ctx.tick()
                 ctx.set(dut.clear, 0)
                 continue
-            ctx.set(dut.valid, w is not None)
-            if w is not None:
-                tensor, values, mask = w
-                ctx.set(dut.tensor, tensor)
-                ctx.set(dut.mask, mask)
+            for tensor, values, mask in ([] if w is None else w if isinstance(w, list)
+                                         else [w]):
+                port = dut.writes[tensor]
+                ctx.set(port.valid, 1)
+                ctx.set(port.mask, mask)
                 for k, v in enumerate(values):
-                    ctx.set(dut.values[k], v)
+                    ctx.set(port.values[k], v)
             await ctx.tick()
-        ctx.set(dut.valid, 0)
+        for t in range(n):
+            ctx.set(dut.writes[t].valid, 0)
         await ctx.tick().repeat(TensorCrc.LATENCY)
         out["crcs"] = [ctx.get(dut.crcs[t]) for t in range(n)]
 
@@ -142,6 +145,13 @@ def test_tensor_crc_restarts_after_clear_and_keeps_unwritten_tensors():
     crcs = _run_unit(2, 8, 2, ["clear", *a, "clear", *b])
     assert crcs[0] == zlib.crc32(_words(b, 0, 2, 1))
     assert crcs[1] == zlib.crc32(_words(a, 1, 2, 1))
+
+
+def test_tensor_crc_counts_only_the_lowest_tensor_of_simultaneous_writes():
+    a = [(1, [3, -4], 3), (1, [9, 10], 1)]
+    crcs = _run_unit(2, 8, 3, ["clear", [a[0], (2, [5, 6], 3)], a[1]])
+    assert crcs[1] == zlib.crc32(_words(a, 1, 2, 1))
+    assert crcs[2] == 0
 
 
 class _FakeHost:

@@ -9,7 +9,7 @@ from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import crc, data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .._util import check_int
+from .._util import check_int, first
 
 __all__ = ["TensorCrc", "crc32_parameters", "crc32_taps"]
 
@@ -52,19 +52,21 @@ def _parity(value, taps: int):
 class TensorCrc(wiring.Component):
     """One CRC-32 per tensor over the slices written to it since ``clear``.
 
-    Every write (``valid``) of ``lanes`` values to tensor ``tensor`` adds one word to that
+    Every write (``writes[t].valid``) of ``lanes`` values to tensor ``t`` adds one word to that
     tensor's CRC: lane ``k`` as ``element_bits`` bits of two's complement (sign- or
-    zero-extended by its shape) if bit ``k`` of ``mask`` is set, else 0, lane 0 in the low bits.
-    The first write to a tensor after ``clear`` starts its CRC afresh; a tensor not written keeps
-    the CRC it had. Writes to one tensor must not interleave with writes to another (one
-    CRC register serves them all, one tensor after the other).
+    zero-extended by its shape) if bit ``k`` of its ``mask`` is set, else 0, lane 0 in the low
+    bits. The first write to a tensor after ``clear`` starts its CRC afresh; a tensor not
+    written keeps the CRC it had. Writes to one tensor must not interleave with writes to
+    another (one CRC register serves them all, one tensor after the other); in a cycle with
+    writes to several tensors only the lowest-numbered one counts.
 
-    :attr:`LATENCY`: a write is reflected in ``crcs`` that many cycles later (the input register,
-    the word register, each lane's share of the step, their XOR, the CRC register, the result
-    register). The input register takes the write as it comes, with no logic before it, so that
-    the placer can put it beside the write's source and the long route to the XOR network
-    starts from a register (on ECP5 the path from the engine's write ports into this unit was
-    the critical path).
+    :attr:`LATENCY`: a write is reflected in ``crcs`` that many cycles later (the input
+    registers, the word register, each lane's share of the step, their XOR, the CRC register,
+    the result register). Each tensor's write port is registered as it comes, with no logic
+    before it, and the choice among them follows the registers: the placer can put each port's
+    register beside its memory's write logic, and the long routes into the XOR network start
+    from registers (on ECP5 the path from the engine's write ports through that choice was the
+    critical path).
 
     The step is :func:`crc32_taps`' matrices, each output bit one balanced XOR reduction
     (``amaranth.lib.crc.Processor`` writes each as a chain of two-input XORs, which took Yosys'
@@ -77,10 +79,11 @@ class TensorCrc(wiring.Component):
     clear : ``In(1)``
         A run begins: the next write to each tensor starts its CRC.
     restart : ``In(1)``
-        With ``valid``: this write starts its tensor's CRC afresh (a tensor written again later
-        in the run, as the weights are by the fault pass).
-    valid, tensor, values, mask : ``In``
-        The write.
+        With a write: it starts its tensor's CRC afresh (a tensor written again later in the
+        run, as the weights are by the fault pass).
+    writes : ``In(data.ArrayLayout(write_layout, n_tensors))``
+        Each tensor's write: ``valid``, ``mask`` (``lanes`` bits) and ``values`` (``lanes`` of
+        ``signed(element_bits)``).
     crcs : ``Out(data.ArrayLayout(32, n_tensors))``
         The CRC of each tensor (``zlib.crc32`` of its words' bytes).
     """
@@ -94,12 +97,15 @@ class TensorCrc(wiring.Component):
         super().__init__({
             "clear": In(1),
             "restart": In(1),
-            "valid": In(1),
-            "tensor": In(range(n_tensors)),
-            "values": In(data.ArrayLayout(signed(element_bits), lanes)),
-            "mask": In(lanes),
+            "writes": In(data.ArrayLayout(self.write_layout(lanes, element_bits), n_tensors)),
             "crcs": Out(data.ArrayLayout(32, n_tensors)),
         })
+
+    @staticmethod
+    def write_layout(lanes: int, element_bits: int) -> data.StructLayout:
+        """One tensor's write port: ``valid``, ``mask``, ``values``."""
+        return data.StructLayout({"valid": 1, "mask": lanes,
+                                  "values": data.ArrayLayout(signed(element_bits), lanes)})
 
     @property
     def word_bits(self) -> int:
@@ -111,7 +117,7 @@ class TensorCrc(wiring.Component):
         seen = Signal(self._n, name="seen")
         word = Signal(self.word_bits, name="crc_word")
         valid1, start1 = Signal(name="crc_valid_1"), Signal(name="crc_start_1")
-        tensor1 = Signal.like(self.tensor, name="crc_tensor_1")
+        tensor1 = Signal(range(self._n), name="crc_tensor_1")
         fresh = ~seen.bit_select(w["tensor"], 1) | w["restart"]
         m.d.sync += [
             word.eq(Cat(*[Mux(w["mask"][k], w["values"][k], 0) for k in range(self._lanes)])),
@@ -131,7 +137,7 @@ class TensorCrc(wiring.Component):
             m.d.sync += register.eq(Cat(*[_parity(source, state_taps[i]) for i in range(32)])
                                     ^ word_part)
         valid3 = Signal(name="crc_valid_3")
-        tensor3 = Signal.like(self.tensor, name="crc_tensor_3")
+        tensor3 = Signal(range(self._n), name="crc_tensor_3")
         m.d.sync += [valid3.eq(valid2), tensor3.eq(tensor2)]
         for t in range(self._n):
             with m.If(valid3 & (tensor3 == t)):
@@ -140,12 +146,18 @@ class TensorCrc(wiring.Component):
 
     def _input_register(self, m) -> dict:
         """The inputs, registered as they come (``clear`` with them, so that a write in the
-        cycle of ``clear`` still counts after it, as before the register)."""
+        cycle of ``clear`` still counts after it), then the first valid write among them."""
         regs = {}
-        for name in ("clear", "restart", "valid", "tensor", "values", "mask"):
+        for name in ("clear", "restart", "writes"):
             port = getattr(self, name)
             regs[name] = Signal.like(port, name=f"crc_in_{name}")
             m.d.sync += regs[name].eq(port)
+        ports = [regs["writes"][t] for t in range(self._n)]
+        regs["valid"] = Cat(*[p.valid for p in ports]).any()
+        regs["tensor"] = first([(p.valid, t) for t, p in enumerate(ports)])
+        regs["mask"] = first([(p.valid, p.mask) for p in ports])
+        regs["values"] = [first([(p.valid, p.values[k]) for p in ports])
+                          for k in range(self._lanes)]
         return regs
 
     def _word_part(self, m, word, valid, start, tensor):

@@ -557,12 +557,16 @@ class Engine(wiring.Component):
         out = array.o.payload
         end_c = Signal(name="wr_end_c")
         end_r = Signal(name="wr_end_r")
+        # Rows of the matrix left from the tile's first: from registers only, so that the
+        # array's row index meets one short compare, not an adder and a compare.
+        rows_left = Signal(signed(max(len(w_nr), len(wr_r)) + 1), name="wr_rows_left")
         m.d.comb += [
             end_c.eq(wr_c + cols >= w_nc),
             end_r.eq(wr_r + rows >= w_nr),
+            rows_left.eq(w_nr - wr_r),
             ev.out.eq(array.o.valid),
             ev.r.eq(wr_r + out.row),
-            ev.valid.eq(array.o.valid & (wr_r + out.row < w_nr)),
+            ev.valid.eq(array.o.valid & (out.row < rows_left)),
             ev.c.eq(wr_c),
             ev.final.eq(array.o.valid & out.last & end_c & end_r),
             ev.kind.eq(wr_kind),
@@ -1193,17 +1197,18 @@ class Engine(wiring.Component):
         busy, geo, lanes, m, mem = s.busy, s.geo, s.lanes, s.m, s.mem
         crc_unit = m.submodules.crc = TensorCrc(lanes, geo.crc_element_bits,
                                                 len(geo.crc_tensors))
-        crc_mems = [mem[name].write for name in geo.crc_tensors]
         m.d.comb += [
             crc_unit.clear.eq(run_start),
             crc_unit.restart.eq(s.fault_first),
-            crc_unit.valid.eq(busy & first([(w.valid, 1) for w in crc_mems])),
-            crc_unit.tensor.eq(first([(w.valid, k) for k, w in enumerate(crc_mems)])),
-            crc_unit.mask.eq(first([(w.valid, w.payload.mask) for w in crc_mems])),
-            *[crc_unit.values[k].eq(first([(w.valid, w.payload.data[k]) for w in crc_mems]))
-              for k in range(lanes)],
             self.crcs.eq(crc_unit.crcs),
         ]
+        for port, name in zip(crc_unit.writes, geo.crc_tensors):
+            w = mem[name].write
+            m.d.comb += [
+                port.valid.eq(busy & w.valid),
+                port.mask.eq(w.payload.mask),
+                *[port.values[k].eq(w.payload.data[k]) for k in range(lanes)],
+            ]
 
     def _build_run(self, s):
         """The run: start, jobs, done; counters."""
