@@ -17,7 +17,7 @@ from intrain.link_spec import Command, Status
 
 from ._util import first
 from .engine import Engine, HostTarget
-from .transpose_memory import SliceMode
+from .transpose_memory import SliceMode, mul_const
 from .uart import UartRx, UartTx, uart_divisor
 
 __all__ = ["HostLink", "make_engine"]
@@ -408,7 +408,7 @@ class HostLink(wiring.Component):
                 with m.If(command == Command.WRITE):
                     m.next = "WRITE"
                 with m.Elif(command == Command.WRITE_ROWS):
-                    m.next = "ROWS_CHECK"
+                    m.next = "ROWS_ROOM"
                 with m.Elif(command == Command.READ):
                     m.next = "REQUEST"
                 with m.Else():
@@ -445,12 +445,22 @@ class HostLink(wiring.Component):
         eng, hw, lanes, width = s.eng, s.hw, s.eng.lanes, s.eng.host_width
         is_labels = hw.target == HostTarget.LABELS
         cols = Mux(is_labels, 1, s.n_in)
+        # The values must end inside the matrix: length <= request + rows left * row bytes,
+        # the bound registered a state before its compare (shifts and adders, no multiplier).
+        batch = eng.config.batch_size
+        row_in, room = Signal(name="rows_row_in"), Signal(
+            range(s.rb + batch * s.n_in * s.vb + 1), name="rows_room")
+        rows_left = Signal(range(batch + 1), name="rows_left")
+        m.d.comb += rows_left.eq(Mux(hw.row <= batch, batch - hw.row, 0))
+        with m.State("ROWS_ROOM"):
+            m.d.sync += [row_in.eq(hw.row <= batch),
+                         room.eq(s.rb + Mux(is_labels, mul_const(rows_left, s.vb),
+                                            mul_const(rows_left, s.n_in * s.vb)))]
+            m.next = "ROWS_CHECK"
         with m.State("ROWS_CHECK"):
-            # The values must end inside the matrix: length <= request + rows left * row bytes.
-            rows_left = (eng.config.batch_size - hw.row).as_signed()
-            room = s.rb + Mux(is_labels, rows_left * s.vb, rows_left * (s.n_in * s.vb))
             with m.If(((hw.target == HostTarget.ACTIVATIONS) | is_labels) & (hw.layer == 0)
-                      & (hw.mode == SliceMode.ROW) & (hw.col == 0) & (s.length <= room)):
+                      & (hw.mode == SliceMode.ROW) & (hw.col == 0) & row_in
+                      & (s.length <= room)):
                 m.d.sync += [s.ptr.eq(s.rb), s.lane.eq(0), s.left.eq(cols)]
                 m.next = "ROWS_LOAD"
             with m.Else():
