@@ -115,7 +115,7 @@ class TensorCrc(wiring.Component):
         m = Module()
         w = self._input_register(m)
         seen = Signal(self._n, name="seen")
-        word = Signal(self.word_bits, name="crc_word")
+        word = Signal(self.word_bits, name="crc_word", reset_less=True)
         valid1, start1 = Signal(name="crc_valid_1"), Signal(name="crc_start_1")
         tensor1 = Signal(range(self._n), name="crc_tensor_1")
         fresh = ~seen.bit_select(w["tensor"], 1) | w["restart"]
@@ -130,7 +130,7 @@ class TensorCrc(wiring.Component):
         with m.Elif(w["valid"]):
             m.d.sync += seen.eq(seen | (1 << w["tensor"]))
         word_part, valid2, start2, tensor2 = self._word_part(m, word, valid1, start1, tensor1)
-        register = Signal(32, name="crc_register", init=0xFFFFFFFF)
+        register = Signal(32, name="crc_register", init=0xFFFFFFFF, reset_less=True)
         source = Mux(start2, 0xFFFFFFFF, register)
         state_taps = crc32_taps(self.word_bits)[0]
         with m.If(valid2):
@@ -146,17 +146,24 @@ class TensorCrc(wiring.Component):
 
     def _input_register(self, m) -> dict:
         """The inputs, registered as they come (``clear`` with them, so that a write in the
-        cycle of ``clear`` still counts after it), then the first valid write among them."""
-        regs = {}
-        for name in ("clear", "restart", "writes"):
-            port = getattr(self, name)
-            regs[name] = Signal.like(port, name=f"crc_in_{name}")
-            m.d.sync += regs[name].eq(port)
-        ports = [regs["writes"][t] for t in range(self._n)]
-        regs["valid"] = Cat(*[p.valid for p in ports]).any()
-        regs["tensor"] = first([(p.valid, t) for t, p in enumerate(ports)])
-        regs["mask"] = first([(p.valid, p.mask) for p in ports])
-        regs["values"] = [first([(p.valid, p.values[k]) for p in ports])
+        cycle of ``clear`` still counts after it), then the first valid write among them. Only
+        the control bits take the reset: the data registers, like the rest of this unit's
+        datapath, stay off the reset net, whose route across the device was the next critical
+        path once this unit's inputs were registered."""
+        regs = {name: Signal(name=f"crc_in_{name}") for name in ("clear", "restart")}
+        m.d.sync += [regs[name].eq(getattr(self, name)) for name in regs]
+        ports = []
+        for t in range(self._n):
+            port = self.writes[t]
+            valid = Signal(name=f"crc_in_valid_{t}")
+            mask = Signal.like(port.mask, name=f"crc_in_mask_{t}", reset_less=True)
+            values = Signal.like(port.values, name=f"crc_in_values_{t}", reset_less=True)
+            m.d.sync += [valid.eq(port.valid), mask.eq(port.mask), values.eq(port.values)]
+            ports.append((valid, mask, values))
+        regs["valid"] = Cat(*[v for v, _, _ in ports]).any()
+        regs["tensor"] = first([(v, t) for t, (v, _, _) in enumerate(ports)])
+        regs["mask"] = first([(v, mk) for v, mk, _ in ports])
+        regs["values"] = [first([(v, vals[k]) for v, _, vals in ports])
                           for k in range(self._lanes)]
         return regs
 
@@ -170,11 +177,11 @@ class TensorCrc(wiring.Component):
         shares = []
         for k in range(self._lanes):
             element = word[k * eb:(k + 1) * eb]
-            share = Signal(32, name=f"crc_lane_share_{k}")
+            share = Signal(32, name=f"crc_lane_share_{k}", reset_less=True)
             m.d.sync += share.eq(Cat(*[_parity(element, data_taps[i] >> (k * eb) & mask)
                                        for i in range(32)]))
             shares.append(share)
-        word_part = Signal(32, name="crc_word_part")
+        word_part = Signal(32, name="crc_word_part", reset_less=True)
         m.d.sync += word_part.eq(Cat(*[Cat(*[sh[i] for sh in shares]).xor() for i in range(32)]))
         delayed = [valid, start, tensor]
         for stage in (1, 2):
