@@ -91,6 +91,7 @@ def _row(report: dict) -> dict:
         "build_seconds": report.get("build_seconds"),
         "seconds": report.get("seconds"),
         "tools": report.get("tools"),
+        "source": report.get("source"),
         "predicted": _predicted(report["board"]),
         **_step(report["board"], report["config"], report.get("clock_mhz")),
     }

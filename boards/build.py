@@ -225,6 +225,18 @@ def _version(argv: list[str]) -> str:
     return text[0].strip() if text else "unknown"
 
 
+def _source_revision() -> str | None:
+    """The git revision of this package's source (``describe --always --dirty``) when it runs
+    from a git checkout, else None: a report then says which tree it was built from."""
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"],
+                             cwd=Path(__file__).resolve().parent, capture_output=True,
+                             text=True, check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
 def _nextpnr_args(board: Board, name: str, clock_mhz: float, seed: int) -> list[str]:
     common = ["--report", "report.json", "--timing-allow-fail", "--seed", str(seed),
               "--freq", f"{clock_mhz:g}", "--log", "nextpnr.log"]
@@ -346,6 +358,7 @@ def build_board(board_name, config=None, *, out_dir, clock_mhz=None, progress=Tr
     against the board's USB bridge and the UART divider at the PLL's clock.
     """
     t0 = time.monotonic()
+    source = _source_revision()
     board = get_board(board_name)
     config = _load_config(config) or board.default_config
     config.require_fully_connected(f"the {board.title} engine")
@@ -450,6 +463,7 @@ def build_board(board_name, config=None, *, out_dir, clock_mhz=None, progress=Tr
             "packer": packer,
         },
         "python": _platform.python_version(),
+        "source": source,
         "seed": seed,
         "seconds": {k: round(v, 1) for k, v in times.items()},
         "build_seconds": round(time.monotonic() - t0, 1),
