@@ -75,11 +75,11 @@ def test_crc_words_pad_masked_lanes_with_zeros():
     assert values[2].tolist() == out[3:5, 0].tolist() + [0]
 
 
-def _run_unit(lanes, bits, n, writes):
+def _run_unit(lanes, bits, n, writes, register_ports=True):
     """Run ``writes`` (``(tensor, values, mask)``, a list of them for writes in the same cycle,
     or None for an idle cycle; ``"clear"``) through a :class:`TensorCrc`; its ``crcs`` at the
     end."""
-    dut = TensorCrc(lanes, bits, n)
+    dut = TensorCrc(lanes, bits, n, register_ports=register_ports)
     out = {}
 
     async def tb(ctx):
@@ -123,7 +123,8 @@ def _words(writes, tensor, lanes, n_bytes):
     return data
 
 
-def test_tensor_crc_unit_matches_zlib_per_tensor():
+@pytest.mark.parametrize("register_ports", [True, False])
+def test_tensor_crc_unit_matches_zlib_per_tensor(register_ports):
     rng = np.random.default_rng(1)
     lanes, bits, n = 3, 16, 4
     writes = ["clear"]
@@ -133,23 +134,25 @@ def test_tensor_crc_unit_matches_zlib_per_tensor():
             writes.append((tensor, values, int(rng.integers(0, 2**lanes))))
             if rng.random() < 0.3:
                 writes.append(None)
-    crcs = _run_unit(lanes, bits, n, writes)
+    crcs = _run_unit(lanes, bits, n, writes, register_ports)
     for tensor in (0, 2, 3):
         assert crcs[tensor] == zlib.crc32(_words(writes, tensor, lanes, 2)), tensor
     assert crcs[1] == 0   # never written
 
 
-def test_tensor_crc_restarts_after_clear_and_keeps_unwritten_tensors():
+@pytest.mark.parametrize("register_ports", [True, False])
+def test_tensor_crc_restarts_after_clear_and_keeps_unwritten_tensors(register_ports):
     a = [(0, [1, 2], 3), (1, [5, -6], 1)]
     b = [(0, [7, 8], 2)]
-    crcs = _run_unit(2, 8, 2, ["clear", *a, "clear", *b])
+    crcs = _run_unit(2, 8, 2, ["clear", *a, "clear", *b], register_ports)
     assert crcs[0] == zlib.crc32(_words(b, 0, 2, 1))
     assert crcs[1] == zlib.crc32(_words(a, 1, 2, 1))
 
 
-def test_tensor_crc_counts_only_the_lowest_tensor_of_simultaneous_writes():
+@pytest.mark.parametrize("register_ports", [True, False])
+def test_tensor_crc_counts_only_the_lowest_tensor_of_simultaneous_writes(register_ports):
     a = [(1, [3, -4], 3), (1, [9, 10], 1)]
-    crcs = _run_unit(2, 8, 3, ["clear", [a[0], (2, [5, 6], 3)], a[1]])
+    crcs = _run_unit(2, 8, 3, ["clear", [a[0], (2, [5, 6], 3)], a[1]], register_ports)
     assert crcs[1] == zlib.crc32(_words(a, 1, 2, 1))
     assert crcs[2] == 0
 

@@ -66,7 +66,9 @@ class TensorCrc(wiring.Component):
     before it, and the choice among them follows the registers: the placer can put each port's
     register beside its memory's write logic, and the long routes into the XOR network start
     from registers (on ECP5 the path from the engine's write ports through that choice was the
-    critical path).
+    critical path). With ``register_ports=False`` the choice comes first and one register takes
+    the chosen write, the same latency for ``n_tensors`` times fewer registers (a one-lane
+    engine on a small part, where every logic cell counts and this path is short).
 
     The step is :func:`crc32_taps`' matrices, each output bit one balanced XOR reduction
     (``amaranth.lib.crc.Processor`` writes each as a chain of two-input XORs, which took Yosys'
@@ -90,7 +92,11 @@ class TensorCrc(wiring.Component):
 
     LATENCY = 6
 
-    def __init__(self, lanes: int, element_bits: int, n_tensors: int):
+    def __init__(self, lanes: int, element_bits: int, n_tensors: int, *,
+                 register_ports: bool = True):
+        if not isinstance(register_ports, bool):
+            raise TypeError(f"register_ports must be a bool, not {register_ports!r}")
+        self._register_ports = register_ports
         self._lanes = check_int("Number of lanes", lanes, 1)
         self._element_bits = check_int("Element width", element_bits, 1)
         self._n = check_int("Number of tensors", n_tensors, 1)
@@ -146,26 +152,39 @@ class TensorCrc(wiring.Component):
 
     def _input_register(self, m) -> dict:
         """The inputs, registered as they come (``clear`` with them, so that a write in the
-        cycle of ``clear`` still counts after it), then the first valid write among them. Only
-        the control bits take the reset: the data registers, like the rest of this unit's
-        datapath, stay off the reset net, whose route across the device was the next critical
-        path once this unit's inputs were registered."""
+        cycle of ``clear`` still counts after it), and the first valid write among them: chosen
+        after each port's register, or (``register_ports=False``) before one register for the
+        chosen write. Only the control bits take the reset: the data registers, like the rest
+        of this unit's datapath, stay off the reset net, whose route across the device was the
+        next critical path once this unit's inputs were registered."""
         regs = {name: Signal(name=f"crc_in_{name}") for name in ("clear", "restart")}
         m.d.sync += [regs[name].eq(getattr(self, name)) for name in regs]
-        ports = []
-        for t in range(self._n):
-            port = self.writes[t]
-            valid = Signal(name=f"crc_in_valid_{t}")
-            mask = Signal.like(port.mask, name=f"crc_in_mask_{t}", reset_less=True)
-            values = Signal.like(port.values, name=f"crc_in_values_{t}", reset_less=True)
-            m.d.sync += [valid.eq(port.valid), mask.eq(port.mask), values.eq(port.values)]
-            ports.append((valid, mask, values))
-        regs["valid"] = Cat(*[v for v, _, _ in ports]).any()
-        regs["tensor"] = first([(v, t) for t, (v, _, _) in enumerate(ports)])
-        regs["mask"] = first([(v, mk) for v, mk, _ in ports])
-        regs["values"] = [first([(v, vals[k]) for v, _, vals in ports])
-                          for k in range(self._lanes)]
+        ports = [(p.valid, p.mask, p.values) for p in self.writes]
+        if self._register_ports:
+            ports = [self._register(m, *port, f"_{t}") for t, port in enumerate(ports)]
+        valid = Cat(*[v for v, _, _ in ports]).any()
+        tensor = first([(v, t) for t, (v, _, _) in enumerate(ports)])
+        mask = first([(v, mk) for v, mk, _ in ports])
+        values = [first([(v, vals[k]) for v, _, vals in ports]) for k in range(self._lanes)]
+        if not self._register_ports:
+            chosen = Signal(range(self._n), name="crc_in_tensor")
+            m.d.sync += chosen.eq(tensor)
+            valid, mask, values = self._register(
+                m, valid, mask, Cat(*values), "")
+            tensor = chosen
+            eb = self._element_bits
+            values = [values[k * eb:(k + 1) * eb] for k in range(self._lanes)]
+        regs.update(valid=valid, tensor=tensor, mask=mask, values=values)
         return regs
+
+    @staticmethod
+    def _register(m, valid, mask, values, suffix):
+        """``valid`` (reset) and ``mask``, ``values`` (no reset) registered."""
+        r_valid = Signal(name=f"crc_in_valid{suffix}")
+        r_mask = Signal.like(mask, name=f"crc_in_mask{suffix}", reset_less=True)
+        r_values = Signal.like(values, name=f"crc_in_values{suffix}", reset_less=True)
+        m.d.sync += [r_valid.eq(valid), r_mask.eq(mask), r_values.eq(values)]
+        return r_valid, r_mask, r_values
 
     def _word_part(self, m, word, valid, start, tensor):
         """The word's share of the next CRC register, two pipeline stages: each lane's share from

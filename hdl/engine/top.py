@@ -1196,7 +1196,7 @@ class Engine(wiring.Component):
         """A CRC of every tensor the run writes: the words its memories' write ports take."""
         busy, geo, lanes, m, mem = s.busy, s.geo, s.lanes, s.m, s.mem
         crc_unit = m.submodules.crc = TensorCrc(lanes, geo.crc_element_bits,
-                                                len(geo.crc_tensors))
+                                                len(geo.crc_tensors), register_ports=lanes > 1)
         m.d.comb += [
             crc_unit.clear.eq(run_start),
             crc_unit.restart.eq(s.fault_first),
