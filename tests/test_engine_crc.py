@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The engine's tensor CRCs: the hardware unit against its software twin, the write order of the
 geometry, and the checked trainer's use of them."""
 
@@ -8,6 +9,7 @@ import zlib
 
 import numpy as np
 import pytest
+from amaranth import signed, unsigned
 from amaranth.sim import Simulator
 
 from intrain.config import Config
@@ -75,17 +77,17 @@ def test_crc_words_pad_masked_lanes_with_zeros():
     assert values[2].tolist() == out[3:5, 0].tolist() + [0]
 
 
-def _run_unit(lanes, bits, n, writes, register_ports=True):
+def _run_unit(lanes, bits, n, writes, register_ports=True, shapes=None):
     """Run ``writes`` (``(tensor, values, mask)``, a list of them for writes in the same cycle,
     or None for an idle cycle; ``"clear"``) through a :class:`TensorCrc`; its ``crcs`` at the
     end."""
-    dut = TensorCrc(lanes, bits, n, register_ports=register_ports)
+    dut = TensorCrc(lanes, bits, n, register_ports=register_ports, shapes=shapes)
     out = {}
 
     async def tb(ctx):
         for w in writes:
             for t in range(n):
-                ctx.set(dut.writes[t].valid, 0)
+                ctx.set(dut.port(t).valid, 0)
             if w == "clear":
                 ctx.set(dut.clear, 1)
                 await ctx.tick()
@@ -93,14 +95,14 @@ def _run_unit(lanes, bits, n, writes, register_ports=True):
                 continue
             for tensor, values, mask in ([] if w is None else w if isinstance(w, list)
                                          else [w]):
-                port = dut.writes[tensor]
+                port = dut.port(tensor)
                 ctx.set(port.valid, 1)
                 ctx.set(port.mask, mask)
                 for k, v in enumerate(values):
                     ctx.set(port.values[k], v)
             await ctx.tick()
         for t in range(n):
-            ctx.set(dut.writes[t].valid, 0)
+            ctx.set(dut.port(t).valid, 0)
         await ctx.tick().repeat(TensorCrc.LATENCY)
         out["crcs"] = [ctx.get(dut.crcs[t]) for t in range(n)]
 
@@ -155,6 +157,20 @@ def test_tensor_crc_counts_only_the_lowest_tensor_of_simultaneous_writes(registe
     crcs = _run_unit(2, 8, 3, ["clear", [a[0], (2, [5, 6], 3)], a[1]], register_ports)
     assert crcs[1] == zlib.crc32(_words(a, 1, 2, 1))
     assert crcs[2] == 0
+
+
+@pytest.mark.parametrize("register_ports", [True, False])
+def test_tensor_crc_extends_narrow_elements_by_their_shape(register_ports):
+    # Tensor 0 holds unsigned(4) elements (zero-extended), tensor 1 signed(5) (sign-extended).
+    a = [(0, [15, 9], 3), (1, [-16, 7], 3), (1, [-1, 2], 2)]
+    crcs = _run_unit(2, 8, 2, ["clear", *a], register_ports, shapes=[unsigned(4), signed(5)])
+    assert crcs[0] == zlib.crc32(_words(a, 0, 2, 1))
+    assert crcs[1] == zlib.crc32(_words(a, 1, 2, 1))
+
+
+def test_tensor_crc_refuses_shapes_wider_than_its_elements():
+    with pytest.raises(ValueError, match="at most 8 bits"):
+        TensorCrc(2, 8, 2, shapes=[signed(8), signed(9)])
 
 
 class _FakeHost:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth import Cat, Const, Module, Mux, Shape, Signal, Value, signed
 from amaranth.lib import crc, data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -52,7 +52,7 @@ def _parity(value, taps: int):
 class TensorCrc(wiring.Component):
     """One CRC-32 per tensor over the slices written to it since ``clear``.
 
-    Every write (``writes[t].valid``) of ``lanes`` values to tensor ``t`` adds one word to that
+    Every write (``port(t).valid``) of ``lanes`` values to tensor ``t`` adds one word to that
     tensor's CRC: lane ``k`` as ``element_bits`` bits of two's complement (sign- or
     zero-extended by its shape) if bit ``k`` of its ``mask`` is set, else 0, lane 0 in the low
     bits. The first write to a tensor after ``clear`` starts its CRC afresh; a tensor not
@@ -83,16 +83,17 @@ class TensorCrc(wiring.Component):
     restart : ``In(1)``
         With a write: it starts its tensor's CRC afresh (a tensor written again later in the
         run, as the weights are by the fault pass).
-    writes : ``In(data.ArrayLayout(write_layout, n_tensors))``
-        Each tensor's write: ``valid``, ``mask`` (``lanes`` bits) and ``values`` (``lanes`` of
-        ``signed(element_bits)``).
+    writes : ``In(data.StructLayout)``
+        Each tensor's write (:meth:`port`): ``valid``, ``mask`` (``lanes`` bits) and ``values``
+        (``lanes`` of the tensor's element shape, ``shapes[t]``: default
+        ``signed(element_bits)``; registered at that width, then extended).
     crcs : ``Out(data.ArrayLayout(32, n_tensors))``
         The CRC of each tensor (``zlib.crc32`` of its words' bytes).
     """
 
     LATENCY = 6
 
-    def __init__(self, lanes: int, element_bits: int, n_tensors: int, *,
+    def __init__(self, lanes: int, element_bits: int, n_tensors: int, *, shapes=None,
                  register_ports: bool = True):
         if not isinstance(register_ports, bool):
             raise TypeError(f"register_ports must be a bool, not {register_ports!r}")
@@ -100,18 +101,35 @@ class TensorCrc(wiring.Component):
         self._lanes = check_int("Number of lanes", lanes, 1)
         self._element_bits = check_int("Element width", element_bits, 1)
         self._n = check_int("Number of tensors", n_tensors, 1)
+        self._shapes = [Shape.cast(s) for s in (shapes or [signed(element_bits)] * n_tensors)]
+        if len(self._shapes) != n_tensors or any(s.width > element_bits for s in self._shapes):
+            raise ValueError(f"Need {n_tensors} element shapes of at most {element_bits} bits, "
+                             f"not {shapes!r}")
         super().__init__({
             "clear": In(1),
             "restart": In(1),
-            "writes": In(data.ArrayLayout(self.write_layout(lanes, element_bits), n_tensors)),
+            "writes": In(data.StructLayout({
+                f"t{t}": self.write_layout(lanes, shape) for t, shape in enumerate(self._shapes)
+            })),
             "crcs": Out(data.ArrayLayout(32, n_tensors)),
         })
 
     @staticmethod
-    def write_layout(lanes: int, element_bits: int) -> data.StructLayout:
-        """One tensor's write port: ``valid``, ``mask``, ``values``."""
+    def write_layout(lanes: int, shape) -> data.StructLayout:
+        """One tensor's write port: ``valid``, ``mask``, ``values`` (``lanes`` of ``shape``)."""
         return data.StructLayout({"valid": 1, "mask": lanes,
-                                  "values": data.ArrayLayout(signed(element_bits), lanes)})
+                                  "values": data.ArrayLayout(shape, lanes)})
+
+    def port(self, tensor: int):
+        """The write port of tensor ``tensor``."""
+        return self.writes[f"t{tensor}"]
+
+    def _extend(self, value, shape) -> Value:
+        """``value`` of ``shape`` as ``element_bits`` bits of two's complement."""
+        value = Value.cast(value)
+        pad = self._element_bits - shape.width
+        fill = value[-1].replicate(pad) if shape.signed else Const(0, pad)
+        return Cat(value, fill) if pad else value
 
     @property
     def word_bits(self) -> int:
@@ -159,13 +177,15 @@ class TensorCrc(wiring.Component):
         next critical path once this unit's inputs were registered."""
         regs = {name: Signal(name=f"crc_in_{name}") for name in ("clear", "restart")}
         m.d.sync += [regs[name].eq(getattr(self, name)) for name in regs]
-        ports = [(p.valid, p.mask, p.values) for p in self.writes]
+        ports = [(p.valid, p.mask, p.values) for p in map(self.port, range(self._n))]
         if self._register_ports:
             ports = [self._register(m, *port, f"_{t}") for t, port in enumerate(ports)]
         valid = Cat(*[v for v, _, _ in ports]).any()
         tensor = first([(v, t) for t, (v, _, _) in enumerate(ports)])
         mask = first([(v, mk) for v, mk, _ in ports])
-        values = [first([(v, vals[k]) for v, _, vals in ports]) for k in range(self._lanes)]
+        values = [first([(v, self._extend(vals[k], shape))
+                         for (v, _, vals), shape in zip(ports, self._shapes)])
+                  for k in range(self._lanes)]
         if not self._register_ports:
             chosen = Signal(range(self._n), name="crc_in_tensor")
             m.d.sync += chosen.eq(tensor)

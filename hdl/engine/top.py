@@ -1195,15 +1195,16 @@ class Engine(wiring.Component):
     def _build_crc(self, s, run_start):
         """A CRC of every tensor the run writes: the words its memories' write ports take."""
         busy, geo, lanes, m, mem = s.busy, s.geo, s.lanes, s.m, s.mem
-        crc_unit = m.submodules.crc = TensorCrc(lanes, geo.crc_element_bits,
-                                                len(geo.crc_tensors), register_ports=lanes > 1)
+        crc_unit = m.submodules.crc = TensorCrc(
+            lanes, geo.crc_element_bits, len(geo.crc_tensors),
+            shapes=[mem[name].shape for name in geo.crc_tensors], register_ports=lanes > 1)
         m.d.comb += [
             crc_unit.clear.eq(run_start),
             crc_unit.restart.eq(s.fault_first),
             self.crcs.eq(crc_unit.crcs),
         ]
-        for port, name in zip(crc_unit.writes, geo.crc_tensors):
-            w = mem[name].write
+        for t, name in enumerate(geo.crc_tensors):
+            port, w = crc_unit.port(t), mem[name].write
             m.d.comb += [
                 port.valid.eq(busy & w.valid),
                 port.mask.eq(w.payload.mask),
