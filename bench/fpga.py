@@ -38,21 +38,30 @@ from intrain.sweep_run import open_client, run_sweep
 DEFAULT_JSON = Path(__file__).parent / "results" / "fpga.json"
 
 
-def _predicted(board: str) -> dict:
-    """The resource model's figures for a board's default build (the engine's geometry)."""
+def _config(report: dict):
+    """The configuration a build report was made from (its full config when the report has it,
+    else the board's default), and the board."""
+    from intrain.config import Config
+
+    b = get_board(report["board"])
+    full = report.get("config_full")
+    return (Config.from_dict(full) if full else b.default_config), b
+
+
+def _predicted(report: dict) -> dict:
+    """The resource model's figures for a build (the engine's geometry)."""
     from intrain.hdl.engine import EngineGeometry
 
-    b = get_board(board)
-    return EngineGeometry(b.default_config).resources(b.family)
+    cfg, b = _config(report)
+    return EngineGeometry(cfg).resources(b.family)
 
 
-def _step(board: str, config: dict, clock_mhz: float | None) -> dict:
-    """A training step of the board's default network at the build's clock: its cycles (the
-    geometry's cycle model), seconds and effective GOPS (2 x the step's network MACs / time)."""
+def _step(report: dict, clock_mhz: float | None) -> dict:
+    """A training step of the build's network at the build's clock: its cycles (the geometry's
+    cycle model), seconds and effective GOPS (2 x the step's network MACs / time)."""
     from intrain.hdl.engine import EngineGeometry
 
-    b = get_board(board)
-    cfg = b.default_config
+    cfg, b = _config(report)
     geo = EngineGeometry(cfg, b.dsp)
     cycles = geo.train_cycles(cfg.batch_size)
     if not clock_mhz:
@@ -92,8 +101,8 @@ def _row(report: dict) -> dict:
         "seconds": report.get("seconds"),
         "tools": report.get("tools"),
         "source": report.get("source"),
-        "predicted": _predicted(report["board"]),
-        **_step(report["board"], report["config"], report.get("clock_mhz")),
+        "predicted": _predicted(report),
+        **_step(report, report.get("clock_mhz")),
     }
 
 

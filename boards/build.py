@@ -435,6 +435,7 @@ def build_board(board_name, config=None, *, out_dir, clock_mhz=None, progress=Tr
         "package": board.package,
         "speed_grade": board.speed,
         "config": _config_summary(config),
+        "config_full": config.to_dict(),
         "dsp_mode": top.dsp,
         "macs": macs,
         "fit_estimate": {k: v for k, v in fit.items() if k != "bram_blocks_by_memory"},
