@@ -524,27 +524,11 @@ class Engine(wiring.Component):
 
     def _build_results(self, s):
         """Results of the array: one row of a tile per cycle."""
-        a_mems = s.a_mems
-        array = s.array
-        cols = s.cols
-        g_mems = s.g_mems
-        geo = s.geo
-        lanes = s.lanes
-        last_layer = s.last_layer
-        layer = s.layer
-        limits = s.limits
-        m = s.m
+        a_mems, array, cols, g_mems, geo = s.a_mems, s.array, s.cols, s.g_mems, s.geo
+        lanes, last_layer, layer, limits, m = s.lanes, s.last_layer, s.layer, s.limits, s.m
         mask_mems = s.mask_mems
-        max_c = s.max_c
-        max_r = s.max_r
-        n_layers = s.n_layers
-        out_mem = s.out_mem
-        plan = s.plan
-        r_mem = s.r_mem
-        reads = s.reads
-        rl = s.rl
-        rows = s.rows
-        writes = s.writes
+        max_c, max_r, n_layers, out_mem, plan = s.max_c, s.max_r, s.n_layers, s.out_mem, s.plan
+        r_mem, reads, rl, rows, writes = s.r_mem, s.reads, s.rl, s.rows, s.writes
         m.d.comb += array.o.ready.eq(1)
         wr_kind = Signal(_Job, name="wr_kind")
         w_nr, w_nc, _ = limits(wr_kind, "wr")
