@@ -139,7 +139,7 @@ class TensorCrc(wiring.Component):
         m = Module()
         w = self._input_register(m)
         seen = Signal(self._n, name="seen")
-        word = Signal(self.word_bits, name="crc_word", reset_less=True)
+        word = Signal(self.word_bits, name="crc_word")
         valid1, start1 = Signal(name="crc_valid_1"), Signal(name="crc_start_1")
         tensor1 = Signal(range(self._n), name="crc_tensor_1")
         fresh = ~seen.bit_select(w["tensor"], 1) | w["restart"]
@@ -154,7 +154,7 @@ class TensorCrc(wiring.Component):
         with m.Elif(w["valid"]):
             m.d.sync += seen.eq(seen | (1 << w["tensor"]))
         word_part, valid2, start2, tensor2 = self._word_part(m, word, valid1, start1, tensor1)
-        register = Signal(32, name="crc_register", init=0xFFFFFFFF, reset_less=True)
+        register = Signal(32, name="crc_register", init=0xFFFFFFFF)
         source = Mux(start2, 0xFFFFFFFF, register)
         state_taps = crc32_taps(self.word_bits)[0]
         with m.If(valid2):
@@ -172,9 +172,8 @@ class TensorCrc(wiring.Component):
         """The inputs, registered as they come (``clear`` with them, so that a write in the
         cycle of ``clear`` still counts after it), and the first valid write among them: chosen
         after each port's register, or (``register_ports=False``) before one register for the
-        chosen write. Only the control bits take the reset: the data registers, like the rest
-        of this unit's datapath, stay off the reset net, whose route across the device was the
-        next critical path once this unit's inputs were registered."""
+        chosen write. Every register takes the reset: Yosys' ECP5 flow (0.69) mapped this unit's
+        registers without a reset into a multiply driven net or failed an assertion in ABC9."""
         regs = {name: Signal(name=f"crc_in_{name}") for name in ("clear", "restart")}
         m.d.sync += [regs[name].eq(getattr(self, name)) for name in regs]
         ports = [(p.valid, p.mask, p.values) for p in map(self.port, range(self._n))]
@@ -199,10 +198,10 @@ class TensorCrc(wiring.Component):
 
     @staticmethod
     def _register(m, valid, mask, values, suffix):
-        """``valid`` (reset) and ``mask``, ``values`` (no reset) registered."""
+        """``valid``, ``mask`` and ``values`` registered."""
         r_valid = Signal(name=f"crc_in_valid{suffix}")
-        r_mask = Signal.like(mask, name=f"crc_in_mask{suffix}", reset_less=True)
-        r_values = Signal.like(values, name=f"crc_in_values{suffix}", reset_less=True)
+        r_mask = Signal.like(mask, name=f"crc_in_mask{suffix}")
+        r_values = Signal.like(values, name=f"crc_in_values{suffix}")
         m.d.sync += [r_valid.eq(valid), r_mask.eq(mask), r_values.eq(values)]
         return r_valid, r_mask, r_values
 
@@ -216,11 +215,11 @@ class TensorCrc(wiring.Component):
         shares = []
         for k in range(self._lanes):
             element = word[k * eb:(k + 1) * eb]
-            share = Signal(32, name=f"crc_lane_share_{k}", reset_less=True)
+            share = Signal(32, name=f"crc_lane_share_{k}")
             m.d.sync += share.eq(Cat(*[_parity(element, data_taps[i] >> (k * eb) & mask)
                                        for i in range(32)]))
             shares.append(share)
-        word_part = Signal(32, name="crc_word_part", reset_less=True)
+        word_part = Signal(32, name="crc_word_part")
         m.d.sync += word_part.eq(Cat(*[Cat(*[sh[i] for sh in shares]).xor() for i in range(32)]))
         delayed = [valid, start, tensor]
         for stage in (1, 2):
