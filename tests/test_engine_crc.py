@@ -168,6 +168,15 @@ def test_tensor_crc_extends_narrow_elements_by_their_shape(register_ports):
     assert crcs[1] == zlib.crc32(_words(a, 1, 2, 1))
 
 
+@pytest.mark.parametrize("register_ports", [True, False])
+def test_tensor_crc_full_width_signed_elements_beside_narrow_ones(register_ports):
+    # Tensor 0 fills the element (signed(8) of 8 bits), tensor 1 is narrower.
+    a = [(0, [-128, 127], 3), (0, [-1, 5], 1), (1, [3, -4], 3)]
+    crcs = _run_unit(2, 8, 2, ["clear", *a], register_ports, shapes=[signed(8), signed(4)])
+    assert crcs[0] == zlib.crc32(_words(a, 0, 2, 1))
+    assert crcs[1] == zlib.crc32(_words(a, 1, 2, 1))
+
+
 def test_tensor_crc_refuses_shapes_wider_than_its_elements():
     with pytest.raises(ValueError, match="at most 8 bits"):
         TensorCrc(2, 8, 2, shapes=[signed(8), signed(9)])

@@ -125,11 +125,12 @@ class TensorCrc(wiring.Component):
         return self.writes[f"t{tensor}"]
 
     def _extend(self, value, shape) -> Value:
-        """``value`` of ``shape`` as ``element_bits`` bits of two's complement."""
+        """``value`` of ``shape`` as ``element_bits`` bits of two's complement, unsigned (a
+        signed value among the unsigned ones would widen the choice by a bit)."""
         value = Value.cast(value)
         pad = self._element_bits - shape.width
         fill = value[-1].replicate(pad) if shape.signed else Const(0, pad)
-        return Cat(value, fill) if pad else value
+        return Cat(value, fill) if pad else value.as_unsigned()
 
     @property
     def word_bits(self) -> int:
