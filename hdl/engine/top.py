@@ -541,13 +541,15 @@ class Engine(wiring.Component):
         out = array.o.payload
         end_c = Signal(name="wr_end_c")
         end_r = Signal(name="wr_end_r")
-        # Rows of the matrix left from the tile's first: from registers only, so that the
-        # array's row index meets one short compare, not an adder and a compare.
+        # Rows of the matrix left from the tile's first, registered every cycle so that the
+        # array's row index meets one short compare (not the job's limits, an adder and a
+        # compare). It lags a new tile by one cycle, when only its row 0 is out, and row 0 of a
+        # tile is always in the matrix: the stale count (the tile before's, >= 1) says so too.
         rows_left = Signal(signed(max(len(w_nr), len(wr_r)) + 1), name="wr_rows_left")
+        m.d.sync += rows_left.eq(w_nr - wr_r)
         m.d.comb += [
             end_c.eq(wr_c + cols >= w_nc),
             end_r.eq(wr_r + rows >= w_nr),
-            rows_left.eq(w_nr - wr_r),
             ev.out.eq(array.o.valid),
             ev.r.eq(wr_r + out.row),
             ev.valid.eq(array.o.valid & (out.row < rows_left)),
