@@ -141,6 +141,11 @@ def test_memory_banks_match_the_engines_memories():
     # The default builds: ECP5 8x8, E2's 80 x 8 banks in LUT RAM, OUT's 80 x 32 in DP16KD;
     # Gowin 2x2, OUT's 60 x 20 banks in shadow RAM.
     ("ecp5", 80, 8, 0), ("ecp5", 80, 32, 1), ("gowin", 60, 20, 0),
+    # Yosys on single banks: the last narrow slice folded (iCE40 1x1 default: G1's 640 x 19 in
+    # 4 blocks, not 5), by 9-bit bytes on ECP5; distributed memory when it costs less.
+    ("ice40", 640, 19, 4), ("ice40", 4000, 33, 33), ("ecp5", 3000, 21, 5),
+    ("ecp5", 4000, 38, 10), ("ecp5", 512, 2, 1), ("ecp5", 64, 20, 0), ("gowin", 512, 2, 0),
+    ("gowin", 160, 3, 0), ("gowin", 640, 19, 2),
 ])
 def test_bank_blocks(family, depth, width, blocks):
     assert bank_blocks(family, depth, width) == blocks

@@ -53,12 +53,16 @@ BRAM_MODES = {
     # Gowin SDPB / DPB: 18 Kbit.
     "gowin": ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)),
 }
-#: Banks at most this deep and of at most this many bits go to distributed memory (ECP5
-#: TRELLIS_DPR16X4 LUT RAM, Gowin RAM16SDP4 shadow RAM) instead of block RAM, as Yosys chose in
-#: the builds: ECP5 8x8 default, the 80 x 8 banks of E2 in LUT RAM, the 80 x 32 of OUT in
-#: DP16KD (12x12: 60 x 8 in LUT RAM, 60 x 32 in DP16KD); Gowin 2x2 default, the 60 x 20 banks
-#: of OUT in shadow RAM (6x6: 128 x 8 in shadow RAM, 128 x 19 of G1 in BSRAM).
-LUTRAM = {"ice40": (0, 0), "ecp5": (128, 1024), "gowin": (128, 2048)}
+#: What Yosys's memory mapper weighs (the costs in its ``brams.txt`` / ``lutrams.txt`` of each
+#: family): a block RAM's cost, and the granularity of its write enables ("byte"; the iCE40's
+#: 16-bit write port masks single bits), which lets a bank's last, narrow slice of bits share
+#: a block among several addresses. Distributed memory (ECP5 TRELLIS_DPR16X4, Gowin RAM16SDP4;
+#: 16 x 4 at cost 4, Gowin's scaled by the width used) is chosen when it costs less than the
+#: blocks. Checked against Yosys on 67 bank shapes of the three families (every one exact) and
+#: on the builds: ECP5 8x8 default, E2's 80 x 8 banks in LUT RAM, OUT's 80 x 32 in DP16KD;
+#: Gowin 2x2, OUT's 60 x 20 banks in shadow RAM; iCE40 1x1, G1's 640 x 19 in 4 blocks.
+BLOCK_COST = {"ice40": 64, "ecp5": 128, "gowin": 128}
+WRITE_BYTE = {"ice40": 1, "ecp5": 9, "gowin": 9}
 #: Banks of at most this many bits go to flip-flops (iCE40 has no LUT RAM).
 FF_BITS = {"ice40": 64, "ecp5": 64, "gowin": 64}
 #: Block RAMs of the host link besides the engine's memories: its frame buffer.
@@ -85,11 +89,31 @@ def _family(family: str) -> str:
 
 def bank_blocks(family: str, depth: int, width: int) -> int:
     """Block RAMs one bank of ``depth`` words of ``width`` bits takes on ``family`` (0 for a
-    bank small enough for distributed memory or flip-flops)."""
-    max_depth, max_bits = LUTRAM[_family(family)]
-    if depth * width <= FF_BITS[family] or (depth <= max_depth and depth * width <= max_bits):
+    bank small enough for distributed memory or flip-flops), as Yosys maps it: one aspect
+    ratio ``d x w`` per bank, ``width // w`` full slices of ``ceil(depth / d)`` blocks, and the
+    remaining bits folded, as many addresses per block word as their write-enable bytes allow."""
+    _family(family)
+    if depth * width <= FF_BITS[family]:
         return 0
-    return min(-(-depth // d) * -(-width // w) for d, w in BRAM_MODES[family])
+    blocks = min(_blocks_in_mode(family, depth, width, d, w) for d, w in BRAM_MODES[family])
+    if family != "ice40":
+        units = -(-depth // 16)   # 16 x 4 distributed RAMs
+        lutram = units * width if family == "gowin" else units * -(-width // 4) * 4
+        if lutram < BLOCK_COST[family] * blocks:
+            return 0
+    return blocks
+
+
+def _blocks_in_mode(family, depth, width, d, w):
+    full, rest = divmod(width, w)
+    blocks = full * -(-depth // d)
+    if rest:
+        byte = WRITE_BYTE[family]
+        fold = max(1, w // (-(-rest // byte) * byte))
+        blocks += -(-depth // (d * fold))
+    return blocks
+
+
 #: The kinds of tensor whose CRC-32 the engine keeps, in the order of its ``crcs`` port: the
 #: stored weights after the update (``W1 .. WL``), the quantized errors (``E1 .. EL``), the output
 #: accumulators and the predictions.
