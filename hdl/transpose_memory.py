@@ -180,6 +180,12 @@ class TransposeMemory(wiring.Component):
     duplicated, but a read that waits in the request register also sees the writes accepted
     while it waits.
 
+    Address stage (``address_stage=True``, with ``registered``): every bank's address, write
+    data and enables (and the read slice's rotation and edge mask) go through one more register
+    between the address arithmetic and the banks, so that a bank far from the request register
+    meets a plain route in one cycle and its arithmetic in the other. Reads and writes both take
+    the extra edge (read latency 4), so the read-after-write rules above hold unchanged.
+
     Host access: row slices are enough to load or dump a matrix; :meth:`slice_starts` lists the
     first elements of the slices that cover it.
 
@@ -193,6 +199,9 @@ class TransposeMemory(wiring.Component):
         Elements per access (and banks).
     registered : bool
         Put requests through a register first (read latency 3, see above).
+    address_stage : bool
+        Register each bank's address and data after the arithmetic (read latency 4; needs
+        ``registered``; see above).
     aligned_rows : bool
         The memory is only ever accessed in row slices that start at a multiple of ``lanes``:
         element ``(row, col)`` then lives in bank ``col % lanes`` at
@@ -215,10 +224,15 @@ class TransposeMemory(wiring.Component):
         ``mask`` is set.
     """
 
-    def __init__(self, shape, rows, cols, lanes, *, registered=False, aligned_rows=False,
-                 src_loc_at=0):
+    def __init__(self, shape, rows, cols, lanes, *, registered=False, address_stage=False,
+                 aligned_rows=False, src_loc_at=0):
         if not isinstance(registered, bool):
             raise TypeError(f"registered must be a bool, not {registered!r}")
+        if not isinstance(address_stage, bool):
+            raise TypeError(f"address_stage must be a bool, not {address_stage!r}")
+        if address_stage and not registered:
+            raise ValueError("address_stage needs registered requests (registered=True)")
+        self._address_stage = address_stage
         if not isinstance(aligned_rows, bool):
             raise TypeError(f"aligned_rows must be a bool, not {aligned_rows!r}")
         self._registered = registered
@@ -292,8 +306,13 @@ class TransposeMemory(wiring.Component):
     def latency(self) -> int:
         """Clock edges from accepting a read request to presenting its slice: 2 (the registered
         bank read, then the rotation into the output register), 3 with ``registered`` (the
-        request register first)."""
-        return 3 if self._registered else 2
+        request register first), 4 with ``address_stage`` as well."""
+        return 2 + self._registered + self._address_stage
+
+    @property
+    def address_stage(self) -> bool:
+        """Each bank's address and data are registered after the arithmetic."""
+        return self._address_stage
 
     @property
     def registered(self) -> bool:
@@ -378,6 +397,16 @@ class TransposeMemory(wiring.Component):
             addrs.append(addr)
         return shift, addrs, inside
 
+    @staticmethod
+    def _stage(m, name, values):
+        """``values`` through a register each (one name per bank)."""
+        regs = []
+        for b, value in enumerate(values):
+            reg = Signal.like(Value.cast(value), name=f"{name}_{b}")
+            m.d.sync += reg.eq(value)
+            regs.append(reg)
+        return regs
+
     def elaborate(self, platform):
         m = Module()
         lanes = self._lanes
@@ -404,6 +433,10 @@ class TransposeMemory(wiring.Component):
         if not self._aligned:
             w_data = _rotate(w_data, w_shift, lanes, left=False)
             w_bank_en = _rotate(w_bank_en, w_shift, lanes, left=False)
+        if self._address_stage:
+            w_addrs = self._stage(m, "wr_a_addr", w_addrs)
+            w_data = self._stage(m, "wr_a_data", w_data)
+            w_bank_en = self._stage(m, "wr_a_en", w_bank_en)
         for b, bank in enumerate(banks):
             port = bank.write_port()
             m.d.comb += [
@@ -423,12 +456,14 @@ class TransposeMemory(wiring.Component):
             advance2.eq(~self.read_data.valid | self.read_data.ready),
             advance1.eq(~s1_valid | advance2),
         ]
+        # With the address stage, stage A (the banks' addresses) sits before stage 1.
+        advance_a = Signal(name="rd_advance_a")
         if self._registered:
             rd = Signal(self._request_layout, name="rd_request")
             rd_valid = Signal(name="rd_request_valid")
             advance0 = Signal(name="rd_advance0")
             m.d.comb += [
-                advance0.eq(~rd_valid | advance1),
+                advance0.eq(~rd_valid | (advance_a if self._address_stage else advance1)),
                 self.read.ready.eq(advance0),
             ]
             with m.If(advance0):
@@ -437,6 +472,17 @@ class TransposeMemory(wiring.Component):
             rd, rd_valid = self.read.payload, self.read.valid
             m.d.comb += self.read.ready.eq(advance1)
         r_shift, r_addrs, r_inside = self._slice(m, "rd", rd)
+        if self._address_stage:
+            a_valid = Signal(name="rd_a_valid")
+            a_shift = Signal(range(lanes), name="rd_a_shift")
+            a_inside = Signal(lanes, name="rd_a_inside")
+            a_addrs = [Signal(range(self.bank_depth), name=f"rd_a_addr_{b}")
+                       for b in range(lanes)]
+            m.d.comb += advance_a.eq(~a_valid | advance1)
+            with m.If(advance_a):
+                m.d.sync += [a_valid.eq(rd_valid), a_shift.eq(r_shift), a_inside.eq(r_inside),
+                             *[a.eq(r) for a, r in zip(a_addrs, r_addrs)]]
+            rd_valid, r_shift, r_inside, r_addrs = a_valid, a_shift, a_inside, a_addrs
         bank_words = []
         for b, bank in enumerate(banks):
             port = bank.read_port()

@@ -50,7 +50,8 @@ def expected_cycles(config, batch):
     (its reads and ``rl``)."""
     rows, cols, lanes = config.array_rows, config.array_cols, max(config.array_rows,
                                                                   config.array_cols)
-    rl = 3 if Engine.REGISTERED_MEMORIES else 2
+    # Registered requests, and with more than one lane every bank's address registered too.
+    rl = 3 + (lanes > 1) if Engine.REGISTERED_MEMORIES else 2
     total = 0
     for p in config.plan:
         tiles = -(-p.n_out // rows) * -(-batch // cols)
@@ -141,7 +142,7 @@ def test_medium_network_runs_at_the_predicted_rate():
     # No stalls (n_in >= max(R, C)): sum over layers of N_l + R + C + rl + 1 (rl: the memories'
     # read latency), plus 2 per hidden layer, plus the argmax pass: 2 blocks of 4 samples x 10
     # classes + rl.
-    rl = 3 if Engine.REGISTERED_MEMORIES else 2
+    rl = 4 if Engine.REGISTERED_MEMORIES else 2   # 4 lanes: the address stage too
     beats = [6 * 2 * 48, 3 * 2 * 24]
     assert cycles == dut.forward_cycles(8) == sum(b + 4 + 4 + rl + 1 for b in beats) + 2 + 20 + rl
     assert macs == dut.forward_macs(8) == 16 * sum(beats)

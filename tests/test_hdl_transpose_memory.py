@@ -156,6 +156,10 @@ def _random_ops(dut, n_writes, n_reads, seed):
 
 
 # -- tests ------------------------------------------------------------------------------------
+#: (registered, address_stage): the three pipelines.
+STAGES = [(False, False), (True, False), (True, True)]
+
+
 def test_constant_multiplication_is_exact_and_takes_no_multiplier():
     x = Signal(7)
     outs = {}
@@ -189,10 +193,11 @@ def test_memory_addressing_takes_no_multiplier():
     (signed(8), 8, 8, 8),      # one slice is a whole row or column
     (unsigned(5), 3, 2, 5),    # more lanes than rows or columns
 ])
-@pytest.mark.parametrize("registered", [False, True])
+@pytest.mark.parametrize("registered, address_stage", STAGES)
 def test_random_row_and_column_traffic_matches_model_under_stalls(shape, rows, cols, lanes,
-                                                                  registered):
-    dut = TransposeMemory(shape, rows, cols, lanes, registered=registered)
+                                                                  registered, address_stage):
+    dut = TransposeMemory(shape, rows, cols, lanes, registered=registered,
+                          address_stage=address_stage)
     seed = rows * 100 + cols * 10 + lanes
     writes, reads = _random_ops(dut, 150, 200, seed)
     # Registered requests keep the read-after-write rules while read_data is always ready.
@@ -203,19 +208,22 @@ def test_random_row_and_column_traffic_matches_model_under_stalls(shape, rows, c
         assert b - a >= dut.latency
 
 
-def test_registered_requests_lose_nothing_under_back_pressure():
+@pytest.mark.parametrize("address_stage", [False, True])
+def test_registered_requests_lose_nothing_under_back_pressure(address_stage):
     """Every slice comes back once, in order, under back-pressure (the data of a read that
     waits in the request register may include writes accepted while it waits, so the reads
     here follow every write)."""
-    dut = TransposeMemory(signed(8), 10, 7, 4, registered=True)
+    dut = TransposeMemory(signed(8), 10, 7, 4, registered=True, address_stage=address_stage)
     writes, reads = _random_ops(dut, 60, 120, 5)
     run = _run(dut, writes, reads, seed=5, ready_prob=0.4, reads_after_writes=True)
     assert len(run.outputs) == len(reads)
 
 
-@pytest.mark.parametrize(("registered", "latency"), [(False, 2), (True, 3)])
-def test_full_throughput_and_exact_latency_without_stalls(registered, latency):
-    dut = TransposeMemory(signed(8), 10, 7, 4, registered=registered)
+@pytest.mark.parametrize(("registered", "address_stage", "latency"),
+                         [(False, False, 2), (True, False, 3), (True, True, 4)])
+def test_full_throughput_and_exact_latency_without_stalls(registered, address_stage, latency):
+    dut = TransposeMemory(signed(8), 10, 7, 4, registered=registered,
+                          address_stage=address_stage)
     assert dut.latency == latency
     writes, reads = _random_ops(dut, 60, 80, 3)
     run = _run(dut, writes, reads, write_prob=1, read_prob=1, ready_prob=1)
@@ -224,9 +232,11 @@ def test_full_throughput_and_exact_latency_without_stalls(registered, latency):
     assert [b - a for (a, _, _), (b, _) in zip(run.reads, run.outputs)] == [latency] * len(reads)
 
 
-@pytest.mark.parametrize("registered", [False, True])
-def test_a_read_sees_a_write_accepted_one_edge_earlier_but_not_in_the_same_cycle(registered):
-    dut = TransposeMemory(signed(8), 6, 5, 4, registered=registered)
+@pytest.mark.parametrize("registered, address_stage", STAGES)
+def test_a_read_sees_a_write_accepted_one_edge_earlier_but_not_in_the_same_cycle(
+        registered, address_stage):
+    dut = TransposeMemory(signed(8), 6, 5, 4, registered=registered,
+                          address_stage=address_stage)
     row_w = {"mode": ROW, "row": 2, "col": 1, "data": [1, 2, 3, 4], "mask": 0b1111}
     col_w = {"mode": COLUMN, "row": 1, "col": 3, "data": [-5, -6, -7, -8], "mask": 0b1111}
     col_r = {"mode": COLUMN, "row": 0, "col": 3}
@@ -236,7 +246,7 @@ def test_a_read_sees_a_write_accepted_one_edge_earlier_but_not_in_the_same_cycle
         ctx.set(dut.read_data.ready, 1)
         schedule = [(row_w, row_r), (col_w, row_r), (None, col_r), (None, row_r)]
         outs = []
-        for w, r in schedule + [(None, None)] * 3:
+        for w, r in schedule + [(None, None)] * max(3, dut.latency):
             ctx.set(dut.write.valid, w is not None)
             if w is not None:
                 ctx.set(dut.write.payload, w)
@@ -260,9 +270,11 @@ def test_a_read_sees_a_write_accepted_one_edge_earlier_but_not_in_the_same_cycle
     sim.run()
 
 
-@pytest.mark.parametrize("registered", [False, True])
-def test_rows_written_by_the_host_read_back_as_columns_of_the_transpose(registered):
-    dut = TransposeMemory(signed(8), 9, 6, 4, registered=registered)
+@pytest.mark.parametrize("registered, address_stage", STAGES)
+def test_rows_written_by_the_host_read_back_as_columns_of_the_transpose(registered,
+                                                                        address_stage):
+    dut = TransposeMemory(signed(8), 9, 6, 4, registered=registered,
+                          address_stage=address_stage)
     rng = np.random.default_rng(9)
     want = rng.integers(-128, 128, (dut.rows, dut.cols))
     writes = []
@@ -389,6 +401,10 @@ def test_constructor_rejects_invalid_arguments(args, exc, match):
 def test_registered_must_be_a_bool():
     with pytest.raises(TypeError, match=r"registered must be a bool, not 1"):
         TransposeMemory(signed(8), 4, 4, 2, registered=1)
+    with pytest.raises(TypeError, match=r"address_stage must be a bool, not 1"):
+        TransposeMemory(signed(8), 4, 4, 2, registered=True, address_stage=1)
+    with pytest.raises(ValueError, match=r"address_stage needs registered requests"):
+        TransposeMemory(signed(8), 4, 4, 2, address_stage=True)
 
 
 def test_helpers_reject_invalid_arguments():
@@ -449,9 +465,11 @@ def _aligned_ops(dut, n_writes, n_reads, seed):
 
 @pytest.mark.parametrize(("rows", "cols", "lanes"), [(10, 7, 4), (7, 12, 3), (5, 6, 1),
                                                      (4, 16, 8)])
-@pytest.mark.parametrize("registered", [False, True])
-def test_aligned_row_traffic_matches_model_under_stalls(rows, cols, lanes, registered):
+@pytest.mark.parametrize("registered, address_stage", STAGES)
+def test_aligned_row_traffic_matches_model_under_stalls(rows, cols, lanes, registered,
+                                                        address_stage):
     dut = TransposeMemory(signed(12), rows, cols, lanes, registered=registered,
+                          address_stage=address_stage,
                           aligned_rows=True)
     writes, reads = _aligned_ops(dut, 120, 160, seed=rows * cols + lanes)
     run = _run(dut, writes, reads, seed=lanes, ready_prob=1 if registered else 0.7)

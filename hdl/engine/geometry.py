@@ -27,17 +27,13 @@ from intrain.fault_spec import FaultPlan
 from ..multiplier import dsp_family, product_cycles
 from ..transpose_memory import SliceMode
 
-__all__ = ["EngineGeometry", "HostTarget", "MemorySpec", "Phase", "READ_LATENCY", "FIFO_DEPTH",
+__all__ = ["EngineGeometry", "HostTarget", "MemorySpec", "Phase", "READ_LATENCY",
            "CRC_TENSOR_KINDS", "bank_blocks", "LINK_BLOCKS", "plan_recompute", "recompute_cost"]
 
 #: Cycles from a memory read request to its data (registered requests, then the block RAM and
-#: the slice rotation).
+#: the slice rotation); engines of more than one lane register every bank's address after its
+#: arithmetic too (:attr:`EngineGeometry.read_latency`, one more).
 READ_LATENCY = 3
-#: Entries of the operand FIFO in front of the array: the round trip from issuing a read to taking
-#: its beat (``READ_LATENCY + 1`` cycles), plus one.
-FIFO_DEPTH = READ_LATENCY + 2
-#: Cycles from a read of the fault pass to the write of its word (the read, one register).
-FAULT_LATENCY = READ_LATENCY + 1
 #: Cycles from the ``last`` element of a tensor to ``RL2(max |x|)`` of up to 4 lanes (the lanes'
 #: :class:`MaxAbs`, one register, :class:`Log2Round`, the result register).
 MAX_LOG2_CYCLES = 5
@@ -457,10 +453,35 @@ class EngineGeometry:
         """Cycles from a tensor's last element to its ``RL2(max |x|)``."""
         return MAX_LOG2_CYCLES + max_tree_registers(self.lanes)
 
+    @property
+    def address_stage(self) -> bool:
+        """The memories register every bank's address and data after the address arithmetic
+        (:class:`~intrain.hdl.transpose_memory.TransposeMemory`'s ``address_stage``): engines of
+        more than one lane, whose banks spread over the device."""
+        return self.lanes > 1
+
+    @property
+    def read_latency(self) -> int:
+        """Cycles from a memory read request to its data: :data:`READ_LATENCY`, one more with
+        :attr:`address_stage`."""
+        return READ_LATENCY + self.address_stage
+
+    @property
+    def fifo_depth(self) -> int:
+        """Entries of the operand FIFO in front of the array: the round trip from issuing a read
+        to taking its beat (``read_latency + 1`` cycles), plus one."""
+        return self.read_latency + 2
+
+    @property
+    def fault_latency(self) -> int:
+        """Cycles from a read of the fault pass to the write of its word (the read, one
+        register)."""
+        return self.read_latency + 1
+
     def stream_cycles(self, ks) -> int:
         """Cycles of a stream of tiles of ``ks`` beats from its first read to the cycle that
         writes its last row (the array's schedule with its input always valid, output always
-        ready): ``READ_LATENCY + 1`` cycles from a read to the array, the schedule, 1 to write
+        ready): ``read_latency + 1`` cycles from a read to the array, the schedule, 1 to write
         the row."""
         rows, cols, latency = self.rows, self.cols, self.array_latency
         cycle, lasts, outs, prev_out = 0, [], [], -1
@@ -474,7 +495,7 @@ class EngineGeometry:
             cycle += 1
             prev_out = max(lasts[-1] + latency, prev_out + 1) + rows - 1
             outs.append(prev_out)
-        return READ_LATENCY + 1 + outs[-1] + 1
+        return self.read_latency + 1 + outs[-1] + 1
 
     def forward_cycles(self, batch) -> int:
         """Busy cycles of a forward pass of ``batch`` samples (the ``cycles`` counter): every
@@ -483,7 +504,7 @@ class EngineGeometry:
         total = 0
         for n_tiles, p in zip(self.tiles(batch), self.plan):
             total += self.stream_cycles([p.n_in] * n_tiles) + (0 if p.last else 2)
-        return total + _ceil(batch, self.lanes) * self.config.layers[-1] + READ_LATENCY
+        return total + _ceil(batch, self.lanes) * self.config.layers[-1] + self.read_latency
 
     def train_phase_cycles(self, batch) -> dict[str, int]:
         """Busy cycles of a training step by part: ``forward`` (:meth:`forward_cycles`),
@@ -491,10 +512,10 @@ class EngineGeometry:
         ``gradient_backward_l`` (the gradient and backward tiles as one stream), ``error_l`` (the
         QE pass of ``R``, or for layer 1 the wait for ``RL2(max |G|)``) and ``update_l`` (for a
         layer of :attr:`recomputed`, ``regrad_l``: the second gradient job, each row of a tile
-        read-modify-written to ``W_l`` ``READ_LATENCY + 5`` cycles after it leaves the array); with
+        read-modify-written to ``W_l`` ``read_latency + 5`` cycles after it leaves the array); with
         memory faults, then ``faults_l`` per layer (last to first: one cycle per weight and
-        :data:`FAULT_LATENCY`)."""
-        cfg, lanes, rl, wait = self.config, self.lanes, READ_LATENCY, self.max_wait
+        :attr:`fault_latency`)."""
+        cfg, lanes, rl, wait = self.config, self.lanes, self.read_latency, self.max_wait
         parts = {"forward": self.forward_cycles(batch),
                  "output_error": _ceil(batch, lanes) * cfg.layers[-1] + wait + rl + 2}
         n_sub = _ceil(cfg.rng_lanes, lanes)
@@ -513,7 +534,7 @@ class EngineGeometry:
                 parts[f"update_{n}"] = p.n_out * _ceil(p.n_in, cfg.rng_lanes) * n_sub + rl + 5
         if self.fault_plan is not None:
             for p in reversed(self.plan):
-                parts[f"faults_{p.index}"] = p.n_out * p.n_in + FAULT_LATENCY
+                parts[f"faults_{p.index}"] = p.n_out * p.n_in + self.fault_latency
         return parts
 
     def train_cycles(self, batch) -> int:

@@ -24,7 +24,7 @@ from ..transpose_memory import SliceMode, TransposeMemory, mul_const
 from ..weight_updater import WeightUpdater
 from .apt import ErrorWidths
 from .crc import TensorCrc
-from .geometry import FAULT_LATENCY, FIFO_DEPTH, READ_LATENCY, EngineGeometry, HostTarget, Phase
+from .geometry import EngineGeometry, HostTarget, Phase
 from .global_max import GlobalMaxLog2
 
 __all__ = ["Engine", "HostTarget", "Phase"]
@@ -101,7 +101,7 @@ class Engine(wiring.Component):
     A layer whose gradient is recomputed has no ``G{l}``: its gradient job only tracks
     ``max |G|``, and after its backward job and QE pass a second gradient job (``REGRAD``) sends
     every row of its tiles, ``C`` weights, straight to ``C`` rounders and updaters: the row
-    reads ``W_l``'s row slice as it leaves the array and is written back ``READ_LATENCY + 5``
+    reads ``W_l``'s row slice as it leaves the array and is written back ``read_latency + 5``
     cycles later. Every row inside the matrix draws once on every lane, lane ``c`` for column
     ``c`` (:meth:`Config.recompute_draws`). It costs a gradient job and saves the update pass
     and the ``n_out x n_in`` accumulators.
@@ -120,8 +120,8 @@ class Engine(wiring.Component):
 
     Row blocks are outer, column blocks inner. The gradient and backward jobs of a layer run
     back to back as one stream of tiles, so the array never drains between them. Reads are
-    issued one beat per cycle: the memories' 2-cycle read latency and the weight conversion feed
-    a :attr:`FIFO_DEPTH`-entry FIFO in front of the array, and a credit counter stops issuing
+    issued one beat per cycle: the memories' read latency and the weight conversion feed
+    a :attr:`fifo_depth`-entry FIFO in front of the array, and a credit counter stops issuing
     only when that FIFO could overflow. The array computes a tile while the previous one drains,
     so it takes one beat per cycle when ``K >= max(R, C)``. Other passes (argmax, QE, update)
     read ``lanes`` elements per cycle.
@@ -149,7 +149,7 @@ class Engine(wiring.Component):
         ``"gowin"`` (see :class:`SystolicArray`); the cycle predictions follow its latency.
     host_read_depth : int
         Entries of the FIFO that holds host read answers: the most host reads in flight
-        (default :attr:`FIFO_DEPTH`, enough for one read per cycle). A host that waits for each
+        (default: :attr:`fifo_depth`, enough for one read per cycle). A host that waits for each
         answer, as the serial link does, needs 1: the FIFO is then a single register.
     src_loc_at : int
         Stack frames to skip when recording where the component was created.
@@ -196,24 +196,25 @@ class Engine(wiring.Component):
     """
 
     COUNTER_BITS = 32
-    FIFO_DEPTH = FIFO_DEPTH
-    """Entries of the operand FIFO in front of the array (:data:`geometry.FIFO_DEPTH`)."""
     REGISTERED_MEMORIES = True
     """Every memory registers its requests before its address arithmetic
     (:class:`TransposeMemory` with ``registered``): the paths from the engine's control to the
-    block RAM ports are cut in two, for one more cycle of read latency."""
+    block RAM ports are cut in two, for one more cycle of read latency. Engines of more than one
+    lane also register every bank's address after the arithmetic
+    (:attr:`EngineGeometry.address_stage`)."""
 
-    def __init__(self, config, *, dsp="generic", host_read_depth=FIFO_DEPTH, src_loc_at=0):
+    def __init__(self, config, *, dsp="generic", host_read_depth=None, src_loc_at=0):
         if not isinstance(config, Config):
             raise TypeError(f"Configuration must be a Config, not {config!r}")
-        if not isinstance(host_read_depth, int) or isinstance(host_read_depth, bool) \
-                or host_read_depth < 1:
+        if host_read_depth is not None and (
+                not isinstance(host_read_depth, int) or isinstance(host_read_depth, bool)
+                or host_read_depth < 1):
             raise ValueError(f"Host read depth must be a positive integer, not "
                              f"{host_read_depth!r}")
-        self._host_read_depth = host_read_depth
         self._config = config
         self._dsp = SystolicArray.check_dsp(dsp, *[SystolicArray.operand_shape(config)] * 2)
         self._geo = geo = EngineGeometry(config, self._dsp)
+        self._host_read_depth = geo.fifo_depth if host_read_depth is None else host_read_depth
         self._plan = config.plan
         self._lanes = geo.lanes
         self._host_read_layout = geo.host_read_layout
@@ -250,8 +251,14 @@ class Engine(wiring.Component):
 
     @property
     def read_latency(self) -> int:
-        """Cycles from a memory read to its data (:data:`geometry.READ_LATENCY`)."""
-        return READ_LATENCY
+        """Cycles from a memory read to its data (:attr:`EngineGeometry.read_latency`)."""
+        return self._geo.read_latency
+
+    @property
+    def fifo_depth(self) -> int:
+        """Entries of the operand FIFO in front of the array
+        (:attr:`EngineGeometry.fifo_depth`)."""
+        return self._geo.fifo_depth
 
     @property
     def lanes(self) -> int:
@@ -341,6 +348,7 @@ class Engine(wiring.Component):
         for name, spec in self._geo.memories.items():
             mem[name] = m.submodules[f"mem_{name.lower()}"] = TransposeMemory(
                 spec.shape, spec.rows, spec.cols, lanes, registered=self.REGISTERED_MEMORIES,
+                address_stage=self.REGISTERED_MEMORIES and self._geo.address_stage,
                 aligned_rows=spec.aligned_rows)
         w_mems = [mem[f"W{j + 1}"] for j in range(n_layers)]
         a_mems = [mem[f"A{j}"] for j in range(n_layers)] + [mem["OUT"]]
@@ -431,7 +439,7 @@ class Engine(wiring.Component):
         iss_k = Signal(range(max_k), name="iss_k")
         iss_r = Signal(range(max_r + rows), name="iss_r0")
         iss_c = Signal(range(max_c + cols), name="iss_c0")
-        outstanding = Signal(range(self.FIFO_DEPTH + 1), name="outstanding")
+        outstanding = Signal(range(self.fifo_depth + 1), name="outstanding")
         issue = Signal(name="issue")
         pop = Signal(name="pop")
         array_job = (job == _Job.FORWARD) | (job == _Job.GRADIENT) | (job == _Job.BACKWARD) \
@@ -440,7 +448,7 @@ class Engine(wiring.Component):
         # side drives the gate).
         regrad_ready = Signal(init=1, name="regrad_ready")
         m.d.comb += issue.eq((state == _State.ISSUE) & array_job
-                             & (outstanding < self.FIFO_DEPTH) & regrad_ready)
+                             & (outstanding < self.fifo_depth) & regrad_ready)
         m.d.sync += outstanding.eq(outstanding + issue - pop)
         with m.If(issue):
             with m.If(iss_k == i_nk - 1):
@@ -508,7 +516,7 @@ class Engine(wiring.Component):
         m.d.comb += [beat.a[r].eq(first(beat_a[r])) for r in range(rows)]
         m.d.comb += [beat.b[c].eq(first(beat_b[c])) for c in range(cols)]
         fifo = m.submodules.operand_fifo = SyncFIFO(width=beat_layout.size,
-                                                    depth=self.FIFO_DEPTH)
+                                                    depth=self.fifo_depth)
         m.d.comb += [
             fifo.w_data.eq(beat.as_value()),
             fifo.w_en.eq(s2.valid),
@@ -1059,7 +1067,7 @@ class Engine(wiring.Component):
                      f0.first.eq((f_o == 0) & (f_i == 0)), f0.final.eq(issue & end_i & end_o)]
         f2 = delay(m, f0, rl, "fault")   # with the word read
         m.d.comb += bank.o.ready.eq(f2.valid)
-        f3 = delay(m, f2, FAULT_LATENCY - rl, "fault")
+        f3 = delay(m, f2, self._geo.fault_latency - rl, "fault")
         for j, bits in enumerate(plan.word_bits):
             word = s.w_mems[j].read_data.payload[0]
             hit = Cat(*[bank.o.payload[k] <= plan.threshold for k in range(bits)])
