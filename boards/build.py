@@ -327,6 +327,14 @@ def _load_config(config) -> Config | None:
 
 
 # -- build ----------------------------------------------------------------------------------------
+#: Yosys: a read of an engine memory bank (``TransposeMemory``'s ``bank_N``) on the edge its word
+#: is written returns anything. The engine never does it for a word it uses (its simulations
+#: check every memory's ``collided`` flag), and without this Yosys wraps every block RAM in
+#: logic that returns the old word: a delayed write, an address compare and a bypass per bank.
+BANK_READS_UNDEFINED_ON_COLLISION = (
+    r"setparam -set COLLISION_X_MASK 1 t:$memrd_v2 r:MEMID=\bank_* %i")
+
+
 def write_design(board: Board, config: Config, out: Path, *, clock_mhz: float, baud: int,
                  link=None, name: str = "top"):
     """Elaborate the board top of ``config`` and write the toolchain's input files (the RTLIL,
@@ -334,6 +342,7 @@ def write_design(board: Board, config: Config, out: Path, *, clock_mhz: float, b
     from .top import BoardTop
     top = BoardTop(board, config, clock_hz=clock_mhz * 1e6, baud=baud, link=link)
     overrides = {"synth_opts": "-dsp"} if board.family == "ice40" else {}
+    overrides["script_after_read"] = BANK_READS_UNDEFINED_ON_COLLISION
     plan = board.platform().prepare(top, name=name, **overrides)
     for filename, content in plan.files.items():
         path = out / filename

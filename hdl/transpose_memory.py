@@ -170,6 +170,10 @@ class TransposeMemory(wiring.Component):
     Read-after-write: a read returns the contents at the edge it is accepted. A read accepted at
     the same edge as a write returns the old contents; a read accepted at any later edge sees
     the write. (A write accepted at edge ``t`` is visible to reads accepted at ``t + 1`` on.)
+    In simulation, :attr:`collided` records a word inside the matrix read and written on the same
+    edge (the case where a read returns the old contents): a user that never does it, as
+    the engine, lets synthesis treat such reads as undefined and drop the logic that makes the
+    block RAMs return the old contents (``intrain build`` does so for every bank).
 
     Registered requests (``registered=True``): reads and writes first go into a request
     register, which cuts the paths from the requesters' logic to the address arithmetic. The
@@ -233,6 +237,9 @@ class TransposeMemory(wiring.Component):
         if address_stage and not registered:
             raise ValueError("address_stage needs registered requests (registered=True)")
         self._address_stage = address_stage
+        #: Set for good (in simulation) once a bank is read and written at the same address on
+        #: the same clock edge; no port drives anything from it, so synthesis drops it.
+        self.collided = Signal(name="collided")
         if not isinstance(aligned_rows, bool):
             raise TypeError(f"aligned_rows must be a bool, not {aligned_rows!r}")
         self._registered = registered
@@ -437,6 +444,7 @@ class TransposeMemory(wiring.Component):
             w_addrs = self._stage(m, "wr_a_addr", w_addrs)
             w_data = self._stage(m, "wr_a_data", w_data)
             w_bank_en = self._stage(m, "wr_a_en", w_bank_en)
+        w_ports = []
         for b, bank in enumerate(banks):
             port = bank.write_port()
             m.d.comb += [
@@ -444,6 +452,7 @@ class TransposeMemory(wiring.Component):
                 port.data.eq(w_data[b]),
                 port.en.eq(w_bank_en[b]),
             ]
+            w_ports.append(port)
 
         # -- read: (stage 0 the request register), stage 1 the banks' read registers, stage 2
         # the output register ------------------------------------------------------------------
@@ -483,6 +492,10 @@ class TransposeMemory(wiring.Component):
                 m.d.sync += [a_valid.eq(rd_valid), a_shift.eq(r_shift), a_inside.eq(r_inside),
                              *[a.eq(r) for a, r in zip(a_addrs, r_addrs)]]
             rd_valid, r_shift, r_inside, r_addrs = a_valid, a_shift, a_inside, a_addrs
+        # The banks whose word is inside the matrix (the others are read, but masked to 0).
+        r_bank_inside = [r_inside[k] for k in range(lanes)]
+        if not self._aligned:
+            r_bank_inside = _rotate(r_bank_inside, r_shift, lanes, left=False)
         bank_words = []
         for b, bank in enumerate(banks):
             port = bank.read_port()
@@ -491,6 +504,10 @@ class TransposeMemory(wiring.Component):
                 port.en.eq(rd_valid & advance1),
             ]
             bank_words.append(port.data)
+            w_port = w_ports[b]
+            with m.If(port.en & r_bank_inside[b] & w_port.en.any()
+                      & (port.addr == w_port.addr)):
+                m.d.sync += self.collided.eq(1)
         with m.If(advance1):
             m.d.sync += [
                 s1_valid.eq(rd_valid),

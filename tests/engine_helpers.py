@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from amaranth.sim import Simulator
 
-from intrain.hdl.engine import HostTarget, Phase
+from intrain.hdl.engine import Engine, HostTarget, Phase
 from intrain.hdl.transpose_memory import SliceMode
 from intrain.host.driver import EngineHost
 from intrain.sim.amaranth_host import AmaranthTransport
@@ -64,9 +64,18 @@ async def run_forward(ctx, dut, batch):
 
 
 def simulate(dut, testbench):
+    """Run ``testbench`` on ``dut``; an :class:`Engine` must then never have read a memory word
+    on the edge it wrote it (the board builds treat such reads as undefined)."""
     sim = Simulator(dut)
     sim.add_clock(1e-6)
-    sim.add_testbench(testbench)
+    memories = dut.memories if isinstance(dut, Engine) else {}
+
+    async def checked(ctx):
+        await testbench(ctx)
+        collided = [name for name, mem in memories.items() if ctx.get(mem.collided)]
+        assert not collided, f"read and written on the same edge: {collided}"
+
+    sim.add_testbench(checked)
     sim.run()
 
 

@@ -263,6 +263,7 @@ def test_a_read_sees_a_write_accepted_one_edge_earlier_but_not_in_the_same_cycle
             [0, -5, -6, -7],    # column 3 from row 0; (2, 3) was overwritten by the column
             [1, 2, -6, 4],
         ]
+        assert ctx.get(dut.collided)   # the first read met the row write in the banks
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -501,3 +502,32 @@ def test_aligned_banks_are_laid_out_as_documented_and_never_rotate(rows, cols, l
     cells = len(re.findall(r"^\s*cell ", rtlil.convert(dut, name="m"), re.M))
     diagonal = TransposeMemory(signed(12), rows, cols, lanes)
     assert cells < len(re.findall(r"^\s*cell ", rtlil.convert(diagonal, name="m"), re.M))
+
+
+@pytest.mark.parametrize("registered, address_stage", STAGES)
+@pytest.mark.parametrize("same_edge", [False, True])
+def test_collided_flags_a_word_read_on_the_edge_it_is_written(registered, address_stage,
+                                                             same_edge):
+    dut = TransposeMemory(signed(8), 6, 5, 4, registered=registered,
+                          address_stage=address_stage)
+    write = {"mode": COLUMN, "row": 1, "col": 3, "data": [1, 2, 3, 4], "mask": 0b0100}
+    # Row 3 from column 1 holds (3, 3), the element written (lane 2 of the column slice); row 5
+    # lies in the next block of rows, at other addresses of every bank.
+    read = {"mode": ROW, "row": 3, "col": 1} if same_edge else {"mode": ROW, "row": 5, "col": 0}
+
+    async def testbench(ctx):
+        ctx.set(dut.read_data.ready, 1)
+        ctx.set(dut.write.valid, 1)
+        ctx.set(dut.write.payload, write)
+        ctx.set(dut.read.valid, 1)
+        ctx.set(dut.read.payload, read)
+        await ctx.tick()
+        ctx.set(dut.write.valid, 0)
+        ctx.set(dut.read.valid, 0)
+        await ctx.tick().repeat(dut.latency + 1)
+        assert ctx.get(dut.collided) == same_edge
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()

@@ -255,6 +255,12 @@ class Engine(wiring.Component):
         return self._geo.read_latency
 
     @property
+    def memories(self) -> dict:
+        """The :class:`TransposeMemory` of every matrix by name, from the last elaboration
+        (a simulator's, once it is built): for checks such as their ``collided`` flags."""
+        return dict(getattr(self, "_memories", {}))
+
+    @property
     def fifo_depth(self) -> int:
         """Entries of the operand FIFO in front of the array
         (:attr:`EngineGeometry.fifo_depth`)."""
@@ -350,6 +356,7 @@ class Engine(wiring.Component):
                 spec.shape, spec.rows, spec.cols, lanes, registered=self.REGISTERED_MEMORIES,
                 address_stage=self.REGISTERED_MEMORIES and self._geo.address_stage,
                 aligned_rows=spec.aligned_rows)
+        self._memories = mem
         w_mems = [mem[f"W{j + 1}"] for j in range(n_layers)]
         a_mems = [mem[f"A{j}"] for j in range(n_layers)] + [mem["OUT"]]
         e_mems = [mem[f"E{j + 1}"] for j in range(n_layers)]
