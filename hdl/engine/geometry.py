@@ -461,6 +461,13 @@ class EngineGeometry:
         return self.lanes > 1
 
     @property
+    def result_stage(self) -> int:
+        """Registers between the array's output row multiplexer and the engine's write-back: 1
+        in engines of more than one lane (whose result rows fan out to every lane's
+        quantizers, maxima and memory ports), else 0."""
+        return int(self.lanes > 1)
+
+    @property
     def read_latency(self) -> int:
         """Cycles from a memory read request to its data: :data:`READ_LATENCY`, one more with
         :attr:`address_stage`."""
@@ -481,8 +488,8 @@ class EngineGeometry:
     def stream_cycles(self, ks) -> int:
         """Cycles of a stream of tiles of ``ks`` beats from its first read to the cycle that
         writes its last row (the array's schedule with its input always valid, output always
-        ready): ``read_latency + 1`` cycles from a read to the array, the schedule, 1 to write
-        the row."""
+        ready): ``read_latency + 1`` cycles from a read to the array, the schedule, the
+        :attr:`result_stage`, 1 to write the row."""
         rows, cols, latency = self.rows, self.cols, self.array_latency
         cycle, lasts, outs, prev_out = 0, [], [], -1
         for n, k in enumerate(ks):
@@ -495,7 +502,7 @@ class EngineGeometry:
             cycle += 1
             prev_out = max(lasts[-1] + latency, prev_out + 1) + rows - 1
             outs.append(prev_out)
-        return self.read_latency + 1 + outs[-1] + 1
+        return self.read_latency + 1 + outs[-1] + self.result_stage + 1
 
     def forward_cycles(self, batch) -> int:
         """Busy cycles of a forward pass of ``batch`` samples (the ``cycles`` counter): every

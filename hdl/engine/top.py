@@ -537,14 +537,27 @@ class Engine(wiring.Component):
             iss_c=iss_c, iss_k=iss_k, iss_r=iss_r, regrad_ready=regrad_ready,
         )
 
+    def _array_rows(self, s):
+        """``(valid, payload)`` of the array's result rows, through a register with
+        :attr:`EngineGeometry.result_stage` (the row multiplexer's output, before it fans out to
+        the quantizers, the maxima and the memories' write ports)."""
+        array, m = s.array, s.m
+        m.d.comb += array.o.ready.eq(1)
+        if not self._geo.result_stage:
+            return array.o.valid, array.o.payload
+        valid = Signal(name="array_rows_valid")
+        payload = Signal.like(array.o.payload, name="array_rows")
+        m.d.sync += [valid.eq(array.o.valid), payload.eq(array.o.payload)]
+        return valid, payload
+
     def _build_results(self, s):
         """Results of the array: one row of a tile per cycle."""
-        a_mems, array, cols, g_mems, geo = s.a_mems, s.array, s.cols, s.g_mems, s.geo
+        a_mems, cols, g_mems, geo = s.a_mems, s.cols, s.g_mems, s.geo
         lanes, last_layer, layer, limits, m = s.lanes, s.last_layer, s.layer, s.limits, s.m
         mask_mems = s.mask_mems
         max_c, max_r, n_layers, out_mem, plan = s.max_c, s.max_r, s.n_layers, s.out_mem, s.plan
         r_mem, reads, rl, rows, writes = s.r_mem, s.reads, s.rl, s.rows, s.writes
-        m.d.comb += array.o.ready.eq(1)
+        out_valid, out = self._array_rows(s)
         wr_kind = Signal(_Job, name="wr_kind")
         w_nr, w_nc, _ = limits(wr_kind, "wr")
         wr_r = Signal(range(max_r + rows), name="wr_r0")
@@ -553,7 +566,6 @@ class Engine(wiring.Component):
             "out": 1, "valid": 1, "r": range(max_r + rows), "c": range(max_c + cols),
             "mask": lanes, "final": 1, "kind": _Job})
         ev = Signal(row_event, name="wr_ev")
-        out = array.o.payload
         end_c = Signal(name="wr_end_c")
         end_r = Signal(name="wr_end_r")
         # Rows of the matrix left from the tile's first, registered every cycle so that the
@@ -565,15 +577,15 @@ class Engine(wiring.Component):
         m.d.comb += [
             end_c.eq(wr_c + cols >= w_nc),
             end_r.eq(wr_r + rows >= w_nr),
-            ev.out.eq(array.o.valid),
+            ev.out.eq(out_valid),
             ev.r.eq(wr_r + out.row),
-            ev.valid.eq(array.o.valid & (out.row < rows_left)),
+            ev.valid.eq(out_valid & (out.row < rows_left)),
             ev.c.eq(wr_c),
-            ev.final.eq(array.o.valid & out.last & end_c & end_r),
+            ev.final.eq(out_valid & out.last & end_c & end_r),
             ev.kind.eq(wr_kind),
         ]
         m.d.comb += [ev.mask[c].eq(wr_c + c < w_nc) for c in range(cols)]
-        with m.If(array.o.valid & out.last):
+        with m.If(out_valid & out.last):
             with m.If(end_c):
                 m.d.sync += wr_c.eq(0)
                 with m.If(end_r):
@@ -600,7 +612,7 @@ class Engine(wiring.Component):
                     q = ShiftQuantizer.for_qa(p)
                     m.submodules[f"qa_{len(groups)}_{c}"] = q
                     m.d.comb += [
-                        q.i.valid.eq(array.o.valid),
+                        q.i.valid.eq(out_valid),
                         q.i.payload.eq(out.values[c]),
                         q.o.ready.eq(1),
                     ]
