@@ -141,7 +141,8 @@ def _build(boards, root: Path, args) -> list[dict]:
     """Build every board's default configuration as the points of one sweep; the table's rows
     in the boards' order."""
     points = [Point(index=n, config=b.default_config, jobs=("build",), board=b.name,
-                    seed=args.seed) for n, b in enumerate(boards)]
+                    seed=b.placer_seed if args.seed is None else args.seed)
+              for n, b in enumerate(boards)]
     with open_client(workers=None if args.scheduler else args.workers,
                      scheduler=args.scheduler) as client:
         result = run_sweep(points, root, client, build_options={"check": False})
@@ -165,7 +166,8 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", type=Path, help="keep the sweep (its builds, reports and table) "
                     "in this folder; a re-run skips the boards built there")
     ap.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write the results")
-    ap.add_argument("--seed", type=int, default=1, help="nextpnr placer seed")
+    ap.add_argument("--seed", type=int,
+                    help="nextpnr placer seed (default: each board's own, Board.placer_seed)")
     ap.add_argument("--workers", type=int, default=1,
                     help="boards built at once on a local Dask cluster")
     ap.add_argument("--scheduler", metavar="tcp://HOST:PORT",

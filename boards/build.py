@@ -354,7 +354,7 @@ def write_design(board: Board, config: Config, out: Path, *, clock_mhz: float, b
     return top
 
 
-def build_board(board_name, config=None, *, out_dir, clock_mhz=None, progress=True, seed=1,
+def build_board(board_name, config=None, *, out_dir, clock_mhz=None, progress=True, seed=None,
                 baud=None, check=True, link=None, name="top") -> dict:
     """Build the bitstream of ``config`` (default: the board's own) for the board called
     ``board_name`` in ``out_dir``; return the report, also written to ``out_dir/report.json``.
@@ -364,11 +364,13 @@ def build_board(board_name, config=None, *, out_dir, clock_mhz=None, progress=Tr
     when a tool is missing or fails (the message names the log). ``check=False`` skips the fit
     check (the tools then say what overflows).
     ``baud`` is the link's rate (default: the board's :attr:`~Board.link_baud`), checked
-    against the board's USB bridge and the UART divider at the PLL's clock.
+    against the board's USB bridge and the UART divider at the PLL's clock; ``seed`` nextpnr's
+    placer seed (default: the board's :attr:`~Board.placer_seed`).
     """
     t0 = time.monotonic()
     source = _source_revision()
     board = get_board(board_name)
+    seed = board.placer_seed if seed is None else seed
     config = _load_config(config) or board.default_config
     config.require_fully_connected(f"the {board.title} engine")
     fit = check_fit(board, config) if check else {}

@@ -113,8 +113,8 @@ class Board:
     default_clock_mhz : float
         The clock the PLL makes unless told otherwise (``intrain build --clock`` overrides it),
         a frequency the PLL hits exactly, below the Fmax nextpnr measured for the board's default
-        configuration (``bench/results/fpga.json``: iCEBreaker 26.7 MHz, ULX3S 54.9 MHz,
-        OrangeCrab 53.5 MHz, Tang Nano 9K 70.4 MHz). The build report says whether nextpnr's
+        configuration (``bench/results/fpga.json``: iCEBreaker 28.1 MHz, ULX3S 59.2 MHz,
+        OrangeCrab 62.9 MHz, Tang Nano 9K 72.0 MHz). The build report says whether nextpnr's
         Fmax meets it.
     default : dict
         Configuration fields of the default configuration (the rest are ``Config()``'s).
@@ -129,6 +129,10 @@ class Board:
         from the default clock within 2 % (:func:`check_baud`).
     programmer : Programmer
         How ``intrain program`` loads a bitstream.
+    placer_seed : int
+        nextpnr's placer seed for the board's builds unless told otherwise (``--seed``): one
+        with which the default bitstream routes (nextpnr's router2 can fail to converge on one
+        placement and finish on another).
     notes : str
         How the board is wired or built, where that is not obvious.
     """
@@ -153,6 +157,7 @@ class Board:
     programmer: Programmer | None = None
     platform_module: str = ""
     platform_class: str = ""
+    placer_seed: int = 1
     notes: str = ""
 
     @cached_property
@@ -219,6 +224,9 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
         # the common ones carry (Silicon Labs CP2102 datasheet: up to 1 Mbaud), 52 cycles per
         # bit; an FTDI FT232R (DS_FT232R: up to 3 Mbaud, as 3 MHz / n) takes --baud 2000000.
         usb_bridge="USB-serial adapter", link_baud=1_000_000,
+        # Seed 1 placed the default of tree 1d6e998 at 56.2 MHz, then router2's overused wires
+        # grew from 280 to 2,600 over 56 iterations (stopped); seed 2 routed in 48 (62.9 MHz).
+        placer_seed=2,
         # Its USB port reaches only the DFU bootloader, which writes the flash; the SRAM is
         # loaded over JTAG (the board's JTAG pads and a cable: --cable).
         programmer=Programmer(sram=None, flash="orangeCrab", probe="DFU bootloader",

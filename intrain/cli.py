@@ -163,7 +163,8 @@ def _add_build(sub):
                    help="build folder: the bitstream and report land in DIR/BOARD/")
     p.add_argument("--baud", type=int, metavar="N", help="baud rate of the serial link "
                    "(default: the board's, see `intrain boards`)")
-    p.add_argument("--seed", type=int, default=1, metavar="N", help="nextpnr placer seed")
+    p.add_argument("--seed", type=int, metavar="N",
+                   help="nextpnr placer seed (default: the board's own, 1; 2 on the OrangeCrab)")
     p.add_argument("--no-fit-check", action="store_true",
                    help="build even when the estimate says the design does not fit (the tools "
                         "then report what overflows)")
