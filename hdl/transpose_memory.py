@@ -236,12 +236,12 @@ class TransposeMemory(wiring.Component):
             raise TypeError(f"address_stage must be a bool, not {address_stage!r}")
         if address_stage and not registered:
             raise ValueError("address_stage needs registered requests (registered=True)")
-        self._address_stage = address_stage
-        #: Set for good (in simulation) once a bank is read and written at the same address on
-        #: the same clock edge; no port drives anything from it, so synthesis drops it.
-        self.collided = Signal(name="collided")
         if not isinstance(aligned_rows, bool):
             raise TypeError(f"aligned_rows must be a bool, not {aligned_rows!r}")
+        self._address_stage = address_stage
+        #: Set for good (in simulation) once a word inside the matrix is read and written on the
+        #: same clock edge; nothing reads it, so synthesis drops it.
+        self.collided = Signal(name="collided")
         self._registered = registered
         self._aligned = aligned_rows
         self._shape = _check_shape("Element shape", shape)
@@ -466,13 +466,13 @@ class TransposeMemory(wiring.Component):
             advance1.eq(~s1_valid | advance2),
         ]
         # With the address stage, stage A (the banks' addresses) sits before stage 1.
-        advance_a = Signal(name="rd_advance_a")
+        advance_a = Signal(name="rd_advance_a") if self._address_stage else advance1
         if self._registered:
             rd = Signal(self._request_layout, name="rd_request")
             rd_valid = Signal(name="rd_request_valid")
             advance0 = Signal(name="rd_advance0")
             m.d.comb += [
-                advance0.eq(~rd_valid | (advance_a if self._address_stage else advance1)),
+                advance0.eq(~rd_valid | advance_a),
                 self.read.ready.eq(advance0),
             ]
             with m.If(advance0):

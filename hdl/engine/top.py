@@ -120,11 +120,11 @@ class Engine(wiring.Component):
 
     Row blocks are outer, column blocks inner. The gradient and backward jobs of a layer run
     back to back as one stream of tiles, so the array never drains between them. Reads are
-    issued one beat per cycle: the memories' read latency and the weight conversion feed
-    a :attr:`fifo_depth`-entry FIFO in front of the array, and a credit counter stops issuing
-    only when that FIFO could overflow. The array computes a tile while the previous one drains,
-    so it takes one beat per cycle when ``K >= max(R, C)``. Other passes (argmax, QE, update)
-    read ``lanes`` elements per cycle.
+    issued one beat per cycle: the memories' read latency and the weight conversion feed an
+    :attr:`EngineGeometry.fifo_depth`-entry FIFO in front of the array, and a credit counter
+    stops issuing only when that FIFO could overflow. The array computes a tile while the
+    previous one drains, so it takes one beat per cycle when ``K >= max(R, C)``. Other passes
+    (argmax, QE, update) read ``lanes`` elements per cycle.
 
     Cycles: :meth:`forward_cycles` and :meth:`train_cycles` give the busy cycles of a run. The
     MACs counted (``mac_cycles``) are ``R * C`` per beat, padding included: :meth:`forward_macs`
@@ -149,8 +149,9 @@ class Engine(wiring.Component):
         ``"gowin"`` (see :class:`SystolicArray`); the cycle predictions follow its latency.
     host_read_depth : int
         Entries of the FIFO that holds host read answers: the most host reads in flight
-        (default: :attr:`fifo_depth`, enough for one read per cycle). A host that waits for each
-        answer, as the serial link does, needs 1: the FIFO is then a single register.
+        (default: :attr:`EngineGeometry.fifo_depth`, enough for one read per cycle). A host
+        that waits for each answer, as the serial link does, needs 1: the FIFO is then a single
+        register.
     src_loc_at : int
         Stack frames to skip when recording where the component was created.
 
@@ -261,12 +262,6 @@ class Engine(wiring.Component):
         return dict(getattr(self, "_memories", {}))
 
     @property
-    def fifo_depth(self) -> int:
-        """Entries of the operand FIFO in front of the array
-        (:attr:`EngineGeometry.fifo_depth`)."""
-        return self._geo.fifo_depth
-
-    @property
     def lanes(self) -> int:
         """Elements per memory slice: ``max(array_rows, array_cols)``."""
         return self._lanes
@@ -354,7 +349,7 @@ class Engine(wiring.Component):
         for name, spec in self._geo.memories.items():
             mem[name] = m.submodules[f"mem_{name.lower()}"] = TransposeMemory(
                 spec.shape, spec.rows, spec.cols, lanes, registered=self.REGISTERED_MEMORIES,
-                address_stage=self.REGISTERED_MEMORIES and self._geo.address_stage,
+                address_stage=self._geo.address_stage,
                 aligned_rows=spec.aligned_rows)
         self._memories = mem
         w_mems = [mem[f"W{j + 1}"] for j in range(n_layers)]
@@ -446,7 +441,7 @@ class Engine(wiring.Component):
         iss_k = Signal(range(max_k), name="iss_k")
         iss_r = Signal(range(max_r + rows), name="iss_r0")
         iss_c = Signal(range(max_c + cols), name="iss_c0")
-        outstanding = Signal(range(self.fifo_depth + 1), name="outstanding")
+        outstanding = Signal(range(self._geo.fifo_depth + 1), name="outstanding")
         issue = Signal(name="issue")
         pop = Signal(name="pop")
         array_job = (job == _Job.FORWARD) | (job == _Job.GRADIENT) | (job == _Job.BACKWARD) \
@@ -455,7 +450,7 @@ class Engine(wiring.Component):
         # side drives the gate).
         regrad_ready = Signal(init=1, name="regrad_ready")
         m.d.comb += issue.eq((state == _State.ISSUE) & array_job
-                             & (outstanding < self.fifo_depth) & regrad_ready)
+                             & (outstanding < self._geo.fifo_depth) & regrad_ready)
         m.d.sync += outstanding.eq(outstanding + issue - pop)
         with m.If(issue):
             with m.If(iss_k == i_nk - 1):
@@ -523,7 +518,7 @@ class Engine(wiring.Component):
         m.d.comb += [beat.a[r].eq(first(beat_a[r])) for r in range(rows)]
         m.d.comb += [beat.b[c].eq(first(beat_b[c])) for c in range(cols)]
         fifo = m.submodules.operand_fifo = SyncFIFO(width=beat_layout.size,
-                                                    depth=self.fifo_depth)
+                                                    depth=self._geo.fifo_depth)
         m.d.comb += [
             fifo.w_data.eq(beat.as_value()),
             fifo.w_en.eq(s2.valid),
