@@ -96,7 +96,7 @@ def check_fit(board: Board, config: Config, *, luts: bool = True) -> dict:
     """Compare ``config`` with ``board``; return the estimates (``macs``, ``dsp_blocks``,
     ``bram_blocks``, ``luts``) or raise a :class:`BoardError` that says what to shrink.
     ``luts=False`` leaves out the LUT estimate (multipliers and block RAM only)."""
-    config.require_fully_connected(f"the {board.title} engine")
+    config.require_engine_layers(f"the {board.title} engine")
     res = board.resources
     rows, cols = config.array_rows, config.array_cols
     macs = rows * cols
@@ -372,7 +372,7 @@ def build_board(board_name, config=None, *, out_dir, clock_mhz=None, progress=Tr
     board = get_board(board_name)
     seed = board.placer_seed if seed is None else seed
     config = _load_config(config) or board.default_config
-    config.require_fully_connected(f"the {board.title} engine")
+    config.require_engine_layers(f"the {board.title} engine")
     fit = check_fit(board, config) if check else {}
     target = board.default_clock_mhz if clock_mhz is None else clock_mhz
     if isinstance(target, bool) or not isinstance(target, (int, float)) or target <= 0:

@@ -363,7 +363,7 @@ def estimate_luts(config: Config, family: str) -> int:
 
 def _geometry(config: Config):
     from intrain.hdl.engine import EngineGeometry
-    config.require_fully_connected("the engine")
+    config.require_engine_layers("the engine")
     return EngineGeometry(config)
 
 

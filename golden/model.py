@@ -294,8 +294,14 @@ class GoldenModel:
         """The draw of every weight of layer ``p`` (``n_out x n_in``) from its ``words`` (one
         row of lane words per draw, in the order of :meth:`Config.draws_per_update`)."""
         if p.index not in self.config.recompute_gradients:
-            # (n_out * chunks, lanes) words in visiting order -> one word per weight.
-            return words.reshape(p.n_out, -1)[:, :p.n_in]
+            # (n_out * chunks, lanes) words in visiting order -> one word per stored weight,
+            # which a channel-last convolution stores in another column order.
+            draws = words.reshape(p.n_out, -1)[:, :p.n_in]
+            if p.stored_columns is None:
+                return draws
+            out = np.empty_like(draws)
+            out[:, list(p.stored_columns)] = draws
+            return out
         index = self._recompute_index[p.index]
         cols = self.config.array_cols
         return words[index][:, :, :cols].reshape(p.n_out, -1)[:, :p.n_in]

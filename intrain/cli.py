@@ -421,7 +421,7 @@ def _run_train(args) -> int:
         raise ConfigError("APT mode (--apt) runs on the golden and rtl backends: the boards' "
                           "bitstreams are built without it")
     if args.backend in ("rtl", "board"):
-        config.require_fully_connected(f"--backend {args.backend}")
+        config.require_engine_layers(f"--backend {args.backend}")
     if base is not None:
         from intrain.boards.protocol import hardware_fields
 

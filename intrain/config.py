@@ -158,6 +158,19 @@ class LayerPlan:
         return self.kernel > 0
 
     @property
+    def stored_columns(self) -> tuple[int, ...] | None:
+        """For a convolution with ``c_in > 1``, the column of the ``c_in * k * k`` weight view
+        (SPEC.md section 4b, row-major in ``c, i, j``) that each column of the engine's stored
+        weights holds: the engine keeps them channel-last, ``(i, j, c)`` row-major, so that a
+        kernel tap's weights are a row slice. None where both orders agree (fully connected
+        layers, ``c_in = 1``). The update's draws follow the stored order (:meth:`Config.
+        draws_per_update`), which the golden model takes from here."""
+        if not self.conv or self.in_shape[0] == 1:
+            return None
+        taps = self.kernel * self.kernel
+        return tuple(c * taps + t for t in range(taps) for c in range(self.in_shape[0]))
+
+    @property
     def out_shape(self) -> tuple[int, ...]:
         """Shape of one sample's output: ``(n_out, H / pool, W / pool)`` or ``(n_out,)``."""
         if not self.conv:
@@ -437,8 +450,7 @@ class Config:
 
     @property
     def has_conv(self) -> bool:
-        """The network has convolution (and max-pool) layers: the golden model trains it; the
-        hardware engine trains fully connected networks only."""
+        """The network has convolution (and max-pool) layers."""
         return any(p.conv for p in self.plan)
 
     @property
@@ -452,13 +464,15 @@ class Config:
         """Values per input sample."""
         return math.prod(self.input_shape) if self.has_conv else self.layers[0]
 
-    def require_fully_connected(self, what: str) -> None:
-        """Raise :class:`ConfigError` if the network has convolutions: ``what`` (a hardware
-        entry point) handles fully connected networks only."""
-        if self.has_conv:
+    def require_engine_layers(self, what: str) -> None:
+        """Raise :class:`ConfigError` if the network has a layer the hardware engine does not
+        build (a max-pool): ``what`` names the hardware entry point."""
+        pooled = [p for p in self.plan if p.pool > 1]
+        if pooled:
             raise ConfigError(
-                f"{what} handles fully connected networks only, not "
-                f"{','.join(map(str, self.layers))}; train convolutional networks with the "
+                f"{what} runs fully connected layers and convolutions without pooling, not "
+                f"{','.join(map(str, self.layers))} (layer {pooled[0].index} has a "
+                f"{pooled[0].pool}x{pooled[0].pool} max-pool); train pooled networks with the "
                 "golden model (intrain train --backend golden)")
 
     def lam_at(self, epoch: int) -> int:
@@ -472,11 +486,13 @@ class Config:
     def draws_per_update(self, plan: LayerPlan) -> int:
         """Draws each random lane makes while updating one layer (the lane layout).
 
-        Weight ``(o, i)`` of a layer (``o`` its output, ``i`` its input) is rounded with the word
-        of lane ``i % rng_lanes``. An update visits rows ``o = 0 .. n_out - 1`` in order and, in
-        each row, chunks of ``rng_lanes`` consecutive columns; every lane draws once per chunk,
-        also where the chunk runs past the row's end (the word is then unused). Layers are
-        updated from the last to the first, and every update draws, even when its gradient is
+        Weight ``(o, i)`` of a layer (``o`` its output, ``i`` its input; for a convolution
+        ``i`` counts the columns in the stored, channel-last order of
+        :attr:`LayerPlan.stored_columns`) is rounded with the word of lane ``i % rng_lanes``.
+        An update visits rows ``o = 0 .. n_out - 1`` in order and, in each row, chunks of
+        ``rng_lanes`` consecutive columns; every lane draws once per chunk, also where the
+        chunk runs past the row's end (the word is then unused). Layers are updated from the
+        last to the first, and every update draws, even when its gradient is
         all zero.
         """
         if plan.index in self.recompute_gradients:

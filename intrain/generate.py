@@ -176,7 +176,7 @@ def build_block(name: str, config, layer: int = 1):
     blocks that belong to one layer)."""
     block = get_block(name)
     if name == "engine":
-        config.require_fully_connected("the engine")
+        config.require_engine_layers("the engine")
     if block.per_layer:
         n = len(config.plan)
         if isinstance(layer, bool) or not isinstance(layer, int) or not 1 <= layer <= n:

@@ -71,9 +71,10 @@ def test_a_saved_config_repeats_the_run_exactly(tmp_path):
     (["--layers", "1x8x8,4C4,MP2,10"], "4C4 (item 2): the kernel must be odd"),
     (["--layers", "1x8x8,4C3,MP3,10"], "MP3 (item 3): a 3x3 pool does not divide"),
     (["--backend", "rtl", "--layers", "1x8x8,4C3,MP2,10"],
-     "--backend rtl handles fully connected networks only, not 1x8x8,4C3,MP2,10"),
+     "--backend rtl runs fully connected layers and convolutions without pooling, not "
+     "1x8x8,4C3,MP2,10"),
     (["--backend", "board", "--board", "ulx3s-85f", "--port", "/dev/null", "--layers",
-      "1x8x8,4C3,10"], "--backend board handles fully connected networks only"),
+      "1x8x8,4C3,MP2,10"], "--backend board runs fully connected layers and convolutions"),
 ])
 def test_user_mistakes_end_in_one_error_line(args, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -120,7 +121,7 @@ def test_hardware_commands_refuse_conv_networks_in_one_line(command, capsys, tmp
     Config(layers="1x8x8,4C3,MP2,10").save(tmp_path / "conv.toml")
     assert main(command) == 2
     err = capsys.readouterr().err
-    assert err.startswith("intrain: error:") and "fully connected networks only" in err, err
+    assert err.startswith("intrain: error:") and "without pooling" in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 

@@ -216,8 +216,10 @@ def test_conv_networks_save_and_load(tmp_path, suffix):
     assert data["layers"] in path.read_text() and Config.load(path) == c
 
 
-def test_hardware_refuses_conv_networks_in_one_sentence():
-    Config().require_fully_connected("the engine")
-    with pytest.raises(ConfigError, match="the engine handles fully connected networks only, "
-                                          "not 1x8x8,4C3,10"):
-        Config(layers="1x8x8,4C3,10").require_fully_connected("the engine")
+def test_hardware_refuses_pooled_networks_in_one_sentence():
+    Config().require_engine_layers("the engine")
+    Config(layers="1x8x8,4C3,10").require_engine_layers("the engine")
+    with pytest.raises(ConfigError, match="the engine runs fully connected layers and "
+                                          "convolutions without pooling, not 1x8x8,4C3,MP2,10 "
+                                          r"\(layer 1 has a 2x2 max-pool\)"):
+        Config(layers="1x8x8,4C3,MP2,10").require_engine_layers("the engine")

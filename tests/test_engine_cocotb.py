@@ -107,6 +107,42 @@ def test_apt_mode_grows_error_widths_bit_exact_on_verilator(harness, tmp_path):
     assert r["apt_events"] and all(w > 4 for w in r["apt_widths"][-1])
 
 
+#: Convolution networks: name -> (layers, rows, cols, batch_size, steps). Kernels 1, 3 and 5,
+#: c_in = 1 and > 1, conv into conv and conv into fully connected layers, batch 1 and more.
+CONV_SWEEP = {
+    "2x3_k3_cin1": ("1x4x4,3C3,4", 2, 3, 2, 3),
+    "2x2_k1_cin2_batch1": ("2x3x3,3C1,2", 2, 2, 1, 3),
+    "3x2_k5_k3_conv_conv": ("1x5x5,2C5,3C3,3", 3, 2, 2, 3),
+    "2x2_k3_deep": ("2x4x3,4C3,2C3,5,3", 2, 2, 3, 2),
+}
+
+
+def _conv_config(name):
+    layers, rows, cols, batch, steps = CONV_SWEEP[name]
+    return Config(layers=layers, array_rows=rows, array_cols=cols, batch_size=batch,
+                  rng_lanes=rows + 1, lr_schedule=((0, -2),), epochs=1, seed=len(name)), steps
+
+
+@pytest.mark.parametrize("name", sorted(CONV_SWEEP))
+def test_conv_training_steps_are_bit_exact_on_verilator(name, tmp_path):
+    # Every step's tensors by CRC, and every tensor read back and compared after every step.
+    config, steps = _conv_config(name)
+    data = _data(tmp_path, config.n_inputs, config.layers[-1])
+    r = run_engine(config, data=data, steps=steps, float_baseline=False, progress=False,
+                   check_every=1)
+    assert r["bit_exact"] and r["steps"] == r["rtl_steps"] == steps
+    assert r["checks"]["readback_tensors"] == steps * (2 * len(config.plan) + 2)
+
+
+@pytest.mark.skipif(not HAVE_ICARUS, reason=NO_ICARUS)
+def test_conv_training_steps_are_bit_exact_on_icarus(tmp_path):
+    config, _ = _conv_config("2x3_k3_cin1")
+    data = _data(tmp_path, config.n_inputs, config.layers[-1])
+    r = run_engine(config, data=data, sim="icarus", steps=2, float_baseline=False,
+                   progress=False, check_every=1)
+    assert r["bit_exact"] and r["rtl_steps"] == 2 and r["sim"] == "icarus"
+
+
 def test_direct_harness_refuses_icarus_and_waveforms():
     with pytest.raises(ConfigError, match="direct harness runs Verilator without waveforms"):
         run_engine(Config(), sim="icarus", harness="direct", progress=False)

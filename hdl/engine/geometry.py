@@ -18,16 +18,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+import numpy as np
 from amaranth import Shape, signed, unsigned
 from amaranth.lib import data, enum
 
 from intrain.config import Config
+from intrain.errors import ConfigError
 from intrain.fault_spec import FaultPlan
 
 from ..multiplier import dsp_family, product_cycles
 from ..transpose_memory import SliceMode
 
-__all__ = ["EngineGeometry", "HostTarget", "MemorySpec", "Phase", "READ_LATENCY",
+__all__ = ["ConvDims", "EngineGeometry", "HostTarget", "MemorySpec", "Phase", "READ_LATENCY",
            "CRC_TENSOR_KINDS", "bank_blocks", "LINK_BLOCKS", "plan_recompute", "recompute_cost"]
 
 #: Cycles from a memory read request to its data (registered requests, then the block RAM and
@@ -163,6 +165,15 @@ class MemorySpec:
     #: Only ever accessed in row slices that start at a multiple of the lanes: stored without
     #: rotation (:class:`TransposeMemory` with ``aligned_rows``).
     aligned_rows: bool = False
+    #: Rows of zeros' room before (and after) the matrix: a convolution's positions matrix,
+    #: read at every kernel tap's shift, starts at row ``row_offset`` of the memory
+    #: (:attr:`ConvDims.guard`); the host addresses the matrix without it.
+    row_offset: int = 0
+
+    @property
+    def logical_rows(self) -> int:
+        """Rows of the matrix itself (without the guard rows)."""
+        return self.rows - 2 * self.row_offset
 
     @property
     def width(self) -> int:
@@ -173,6 +184,43 @@ class MemorySpec:
         if self.aligned_rows:
             return lanes, self.rows * _ceil(self.cols, lanes), self.width
         return lanes, _ceil(self.rows, lanes) * self.cols, self.width
+
+
+@dataclass(frozen=True)
+class ConvDims:
+    """The dimensions of a convolution layer as the engine runs it: ``c_in x h x w`` inputs,
+    ``c_out`` channels out, a ``k x k`` kernel (stride 1, SAME zero padding ``p``).
+
+    Activations and errors of a convolution are stored channel-last: one matrix row per
+    position ``(b, y, x)`` (row ``b * h * w + y * w + x``), one column per channel, so that the
+    input of kernel tap ``(i, j)`` at every position is the same matrix shifted by
+    ``(i - p) * w + (j - p)`` rows; lanes that the shift takes off the image read zeros (a
+    mask, no padded copy). The weights are stored channel-last too, ``(i, j, c)``
+    (:attr:`LayerPlan.stored_columns`)."""
+
+    c_in: int
+    h: int
+    w: int
+    k: int
+    c_out: int
+
+    @property
+    def p(self) -> int:
+        return (self.k - 1) // 2
+
+    @property
+    def hw(self) -> int:
+        return self.h * self.w
+
+    @property
+    def taps(self) -> int:
+        return self.k * self.k
+
+    @property
+    def guard(self) -> int:
+        """The largest shift of a kernel tap, ``p * w + p`` rows: a memory read at every shift
+        holds that many rows before and after the matrix."""
+        return self.p * self.w + self.p
 
 
 def max_tree_registers(lanes: int) -> int:
@@ -211,6 +259,11 @@ class EngineGeometry:
         self.rows, self.cols = config.array_rows, config.array_cols
         self.lanes = max(self.rows, self.cols)
         self.n_layers = len(self.plan)
+        config.require_engine_layers("the engine")
+        #: Per layer, its :class:`ConvDims` (a convolution) or None.
+        self.conv_dims = [ConvDims(p.in_shape[0], p.in_shape[1], p.in_shape[2], p.kernel,
+                                   p.n_out) if p.conv else None for p in self.plan]
+        self.has_conv = any(self.conv_dims)
 
     # -- element shapes ---------------------------------------------------------------------------
     @cached_property
@@ -260,12 +313,13 @@ class EngineGeometry:
     def host_read_layout(self) -> data.StructLayout:
         """A host request: ``target`` (:class:`HostTarget`), ``layer``, ``mode``, ``row``,
         ``col``."""
+        host = [s for s in self.memories.values() if s.name[0] in "WAEOPL"]
         return data.StructLayout({
             "target": HostTarget,
             "layer": range(self.n_layers + 1),
             "mode": SliceMode,
-            "row": range(max([self.config.batch_size] + [p.n_out for p in self.plan])),
-            "col": range(max(self.config.layers)),
+            "row": range(max(s.logical_rows for s in host)),
+            "col": range(max(s.cols for s in host)),
         })
 
     @cached_property
@@ -287,27 +341,61 @@ class EngineGeometry:
         ``LABELS``, ``E{l}``, ``M{l}`` (hidden layers' ReLU and clip masks), ``G{l}`` (except
         the layers of :attr:`recomputed`) and ``R`` (the clip-masked ``R_l`` of the layer being
         trained; only with two or more layers)."""
-        cfg, plan, batch = self.config, self.plan, self.config.batch_size
+        plan, batch = self.plan, self.config.batch_size
         specs = []
         for j, p in enumerate(plan):
-            specs.append((f"W{j + 1}", self.weight_shapes[j], p.n_out, p.n_in))
-        for j, width in enumerate(cfg.layers):
-            name = "OUT" if j == self.n_layers else f"A{j}"
-            specs.append((name, self.activation_shapes[j], batch, width))
-        specs.append(("P", self.prediction_shape, batch, 1))
-        specs.append(("LABELS", self.prediction_shape, batch, 1))
-        for j, p in enumerate(plan):
-            specs.append((f"E{j + 1}", self.error_shapes[j], batch, p.n_out))
-        for j, p in enumerate(plan[:-1]):
-            specs.append((f"M{j + 1}", unsigned(2), batch, p.n_out))
+            specs.append((f"W{j + 1}", self.weight_shapes[j], p.n_out, p.n_in, 0))
+        for j in range(self.n_layers):
+            specs.append((f"A{j}", self.activation_shapes[j], *self.activation_matrix(j)))
+        specs.append(("OUT", self.activation_shapes[-1], batch, plan[-1].n_out, 0))
+        specs.append(("P", self.prediction_shape, batch, 1, 0))
+        specs.append(("LABELS", self.prediction_shape, batch, 1, 0))
+        for j in range(self.n_layers):
+            specs.append((f"E{j + 1}", self.error_shapes[j], *self.error_matrix(j)))
+        for j in range(self.n_layers - 1):
+            specs.append((f"M{j + 1}", unsigned(2), *self.activation_matrix(j + 1)))
         for j, p in enumerate(plan):
             if p.index not in self.recomputed:
                 specs.append((f"G{j + 1}", signed(self.wide_plan[j].acc_bits_gradient), p.n_out,
-                              p.n_in))
-        if self.n_layers > 1:
-            specs.append(("R", signed(self.r_width), batch, max(cfg.layers[1:-1])))
-        return {name: MemorySpec(name, shape, rows, cols, name in self.aligned_memories)
-                for name, shape, rows, cols in specs}
+                              p.n_in, 0))
+        for name, (rows, cols) in self.r_matrices.items():
+            specs.append((name, signed(self.r_width), rows, cols, 0))
+        return {name: MemorySpec(name, shape, rows + 2 * guard, cols,
+                                 name in self.aligned_memories, guard)
+                for name, shape, rows, cols, guard in specs}
+
+    def activation_matrix(self, j: int) -> tuple[int, int, int]:
+        """``(rows, cols, guard)`` of ``A_j`` (``j < L``), laid out for its reader, layer
+        ``j + 1``: a convolution's positions x channels (:class:`ConvDims`), else ``batch x
+        n_in`` (a convolution's output flattened channel-major, as the golden model does)."""
+        d, batch = self.conv_dims[j], self.config.batch_size
+        if d is not None:
+            return batch * d.hw, d.c_in, d.guard
+        return batch, self.plan[j].n_in, 0
+
+    def error_matrix(self, j: int) -> tuple[int, int, int]:
+        """``(rows, cols, guard)`` of ``E_{j+1}``, the error at layer ``j + 1``'s output: a
+        convolution's positions x channels, else ``batch x n_out``."""
+        d, batch = self.conv_dims[j], self.config.batch_size
+        if d is not None:
+            return batch * d.hw, d.c_out, d.guard
+        return batch, self.plan[j].n_out, 0
+
+    @cached_property
+    def r_matrices(self) -> dict[str, tuple[int, int]]:
+        """The buffers of ``R_l`` (``l > 1``), the clip-masked error sent back by the layer being
+        trained: ``R`` (fully connected layers, ``batch x n_in``) and ``RC`` (convolutions,
+        positions x channels), as large as the largest layer that uses each."""
+        batch, out = self.config.batch_size, {}
+        for p, d in zip(self.plan[1:], self.conv_dims[1:]):
+            name, (rows, cols) = ("RC", (batch * d.hw, d.c_in)) if d else ("R", (batch, p.n_in))
+            old = out.get(name, (0, 0))
+            out[name] = (max(old[0], rows), max(old[1], cols))
+        return out
+
+    def r_memory(self, layer: int) -> str:
+        """The buffer of ``R_layer`` (``layer`` numbered from 1, ``> 1``)."""
+        return "RC" if self.conv_dims[layer - 1] else "R"
 
     @cached_property
     def aligned_memories(self) -> frozenset[str]:
@@ -318,9 +406,12 @@ class EngineGeometry:
         ``rng_lanes`` is a multiple of the lanes."""
         if self.cols != self.lanes:
             return frozenset()
-        names = {"R"} if self.n_layers > 1 else set()
+        # (The QE pass above a convolution reads R a channel's positions at a time.)
+        flat_after_conv = any(d is not None for d in self.conv_dims[:-1])
+        names = {"R"} & set(self.r_matrices) if not flat_after_conv else set()
         if self.config.rng_lanes % self.lanes == 0:
-            names |= {f"G{p.index}" for p in self.plan if p.index not in self.recomputed}
+            names |= {f"G{p.index}" for p in self.plan
+                      if p.index not in self.recomputed and not p.conv}
         return frozenset(names)
 
     def apt_widths(self, layer: int) -> list[int]:
@@ -389,19 +480,37 @@ class EngineGeometry:
         return batch
 
     def tiles(self, batch) -> list[int]:
-        """Forward tiles of every layer: ``ceil(n_out / R) * ceil(batch / C)``."""
+        """Forward tiles of every layer: ``ceil(n_out / R) * ceil(batch / C)``; a convolution's
+        columns are its positions, ``ceil(h * w / C)`` blocks per sample."""
         self.check_batch(batch)
-        return [_ceil(p.n_out, self.rows) * _ceil(batch, self.cols) for p in self.plan]
+        return [_ceil(p.n_out, self.rows) * self._position_blocks(d, batch, self.cols)
+                for p, d in zip(self.plan, self.conv_dims)]
+
+    @staticmethod
+    def _position_blocks(d, batch, size):
+        """Blocks of ``size`` samples, or for a convolution of ``size`` positions of one sample
+        (a block never spans two samples)."""
+        return _ceil(batch, size) if d is None else batch * _ceil(d.hw, size)
 
     def array_jobs(self, batch) -> list[list[tuple[int, int]]]:
         """Per layer, last to first, the gradient and backward jobs of a training step as
         ``(tiles, K)`` runs: ``ceil(n_out / R) * ceil(n_in / C)`` tiles of ``K = batch`` and, past
-        the first layer, ``ceil(batch / R) * ceil(n_in / C)`` tiles of ``K = n_out``."""
+        the first layer, ``ceil(batch / R) * ceil(n_in / C)`` tiles of ``K = n_out``. A
+        convolution's gradient has ``k * k * ceil(c_in / C)`` column blocks (one kernel tap
+        each) and ``K = batch * h * w``; its backward job runs over position blocks
+        (:meth:`tiles`) and ``ceil(c_in / C)`` column blocks with ``K = k * k * c_out``."""
         jobs = []
-        for p in reversed(self.plan):
-            job = [(_ceil(p.n_out, self.rows) * _ceil(p.n_in, self.cols), batch)]
+        for p, d in zip(reversed(self.plan), reversed(self.conv_dims)):
+            row_blocks = _ceil(p.n_out, self.rows)
+            if d is None:
+                job = [(row_blocks * _ceil(p.n_in, self.cols), batch)]
+                back = (_ceil(batch, self.rows) * _ceil(p.n_in, self.cols), p.n_out)
+            else:
+                job = [(row_blocks * d.taps * _ceil(d.c_in, self.cols), batch * d.hw)]
+                back = (self._position_blocks(d, batch, self.rows) * _ceil(d.c_in, self.cols),
+                        d.taps * d.c_out)
             if p.index > 1:
-                job.append((_ceil(batch, self.rows) * _ceil(p.n_in, self.cols), p.n_out))
+                job.append(back)
             jobs.append(job)
         return jobs
 
@@ -426,15 +535,22 @@ class EngineGeometry:
             t * k * self.macs for job in self.array_jobs(batch) for t, k in job) + sum(
             self.regrad_tiles(n) * batch * self.macs for n in self.recomputed)
 
+    def _layer_macs(self, j: int) -> int:
+        """MACs of one sample's product of layer ``j`` (0-based): ``n_in * n_out``, times the
+        positions of a convolution."""
+        d = self.conv_dims[j]
+        return self.plan[j].n_in * self.plan[j].n_out * (1 if d is None else d.hw)
+
     def useful_macs(self, batch) -> int:
-        """MACs of the network itself: ``batch * sum_l n_in * n_out``."""
-        return self.check_batch(batch) * sum(p.n_in * p.n_out for p in self.plan)
+        """MACs of the network itself: ``batch * sum_l n_in * n_out`` (times a convolution's
+        positions)."""
+        return self.check_batch(batch) * sum(map(self._layer_macs, range(self.n_layers)))
 
     def useful_train_macs(self, batch) -> int:
         """MACs of the network in a training step: the forward and gradient products of every
         layer and the backward products of every layer but the first."""
         fwd = self.useful_macs(batch)
-        return 2 * fwd + batch * sum(p.n_in * p.n_out for p in self.plan[1:])
+        return 2 * fwd + batch * sum(map(self._layer_macs, range(1, self.n_layers)))
 
     # -- cycle model ------------------------------------------------------------------------------
     @property
@@ -511,7 +627,7 @@ class EngineGeometry:
         total = 0
         for n_tiles, p in zip(self.tiles(batch), self.plan):
             total += self.stream_cycles([p.n_in] * n_tiles) + (0 if p.last else 2)
-        return total + _ceil(batch, self.lanes) * self.config.layers[-1] + self.read_latency
+        return total + _ceil(batch, self.lanes) * self.plan[-1].n_out + self.read_latency
 
     def train_phase_cycles(self, batch) -> dict[str, int]:
         """Busy cycles of a training step by part: ``forward`` (:meth:`forward_cycles`),
@@ -524,14 +640,14 @@ class EngineGeometry:
         :attr:`fault_latency`)."""
         cfg, lanes, rl, wait = self.config, self.lanes, self.read_latency, self.max_wait
         parts = {"forward": self.forward_cycles(batch),
-                 "output_error": _ceil(batch, lanes) * cfg.layers[-1] + wait + rl + 2}
+                 "output_error": _ceil(batch, lanes) * self.plan[-1].n_out + wait + rl + 2}
         n_sub = _ceil(cfg.rng_lanes, lanes)
         for p, job in zip(reversed(self.plan), self.array_jobs(batch)):
             n = p.index
             parts[f"gradient_backward_{n}"] = self.stream_cycles(
                 [k for tiles, k in job for _ in range(tiles)])
             if n > 1:
-                parts[f"error_{n}"] = rl + wait + batch * _ceil(p.n_in, lanes) + rl + 2
+                parts[f"error_{n}"] = rl + wait + self.error_reads(n, batch) + rl + 2
             else:
                 parts[f"error_{n}"] = wait + 1
             if n in self.recomputed:
@@ -544,9 +660,59 @@ class EngineGeometry:
                 parts[f"faults_{p.index}"] = p.n_out * p.n_in + self.fault_latency
         return parts
 
+    def error_reads(self, layer: int, batch: int) -> int:
+        """Slices the QE pass of ``R_layer`` reads (``layer > 1``): one per ``lanes`` features of
+        a sample (a convolution: of a position); where the layer below is a convolution and
+        ``layer`` fully connected, ``lanes`` positions of one channel of one sample (the pass
+        writes them as a column slice of the positions x channels ``E_{layer-1}``)."""
+        p, d, below = self.plan[layer - 1], self.conv_dims[layer - 1], \
+            self.conv_dims[layer - 2]
+        if d is not None:
+            return batch * d.hw * _ceil(d.c_in, self.lanes)
+        if below is not None:
+            return batch * below.c_out * _ceil(below.hw, self.lanes)
+        return batch * _ceil(p.n_in, self.lanes)
+
     def train_cycles(self, batch) -> int:
         """Busy cycles of a training step of ``batch`` samples (the ``cycles`` counter)."""
         return sum(self.train_phase_cycles(batch).values())
+
+    # -- the host's view ----------------------------------------------------------------------
+    def matrix_shape(self, name: str, batch: int) -> tuple[int, int]:
+        """``(rows, cols)`` that a run of ``batch`` samples fills of the host-visible matrix
+        ``name`` (``W{l}``, ``A0``, ``E{l}``, ``OUT``, ``P``)."""
+        spec = self.memories[name]
+        if name[0] == "W":
+            return spec.rows, spec.cols
+        per_sample = spec.logical_rows // self.config.batch_size
+        return batch * per_sample, spec.cols
+
+    def engine_matrix(self, name: str, tensor) -> np.ndarray:
+        """The golden model's ``tensor`` of name ``name`` (``W{l}``, ``A0``, ``E{l}``, ``OUT``,
+        ``P``) as the engine holds it: a convolution's weights in their stored column order
+        (:attr:`LayerPlan.stored_columns`), its inputs and errors ``(batch, C, H, W)`` as
+        positions x channels (:class:`ConvDims`); everything else as a matrix of one row per
+        sample (a flat or a column vector stays as it is)."""
+        x = np.asarray(tensor)
+        if name[0] == "W":
+            cols = self.plan[int(name[1:]) - 1].stored_columns
+            return x if cols is None else x[:, list(cols)]
+        d = self.conv_dims[0] if name == "A0" else \
+            self.conv_dims[int(name[1:]) - 1] if name[0] == "E" else None
+        if d is not None:
+            return x.reshape(len(x), d.c_in if name == "A0" else d.c_out, d.hw).transpose(
+                0, 2, 1).reshape(-1, d.c_in if name == "A0" else d.c_out)
+        return x if x.ndim < 2 else x.reshape(len(x), -1)
+
+    def golden_weights(self, layer: int, matrix) -> np.ndarray:
+        """The inverse of :meth:`engine_matrix` for the weights of ``layer`` (from 1)."""
+        cols = self.plan[layer - 1].stored_columns
+        matrix = np.asarray(matrix)
+        if cols is None:
+            return matrix
+        out = np.empty_like(matrix)
+        out[:, list(cols)] = matrix
+        return out
 
     # -- CRCs -------------------------------------------------------------------------------------
     @cached_property
@@ -582,9 +748,14 @@ class EngineGeometry:
         if kind == "E" and layer == self.n_layers:
             return [(b0, o, 1, 0, min(lanes, batch - b0))
                     for b0 in range(0, batch, lanes) for o in range(p.n_out)]
+        d = self.conv_dims[layer - 1]
+        if kind == "E" and d is not None and self.conv_dims[layer] is None:
+            return [(b * d.hw + q0, c, 1, 0, min(lanes, d.hw - q0)) for b in range(batch)
+                    for c in range(d.c_out) for q0 in range(0, d.hw, lanes)]
         if kind == "E":
+            n_rows = batch if d is None else batch * d.hw
             return [(b, f0, 0, 1, min(lanes, p.n_out - f0))
-                    for b in range(batch) for f0 in range(0, p.n_out, lanes)]
+                    for b in range(n_rows) for f0 in range(0, p.n_out, lanes)]
         if kind == "W" and self.fault_plan is not None:   # rewritten by the fault pass
             return [(o, i, 0, 1, 1) for o in range(p.n_out) for i in range(p.n_in)]
         if kind == "W" and layer in self.recomputed:   # rows of the array's tiles

@@ -23,6 +23,7 @@ from ..systolic_array import SystolicArray
 from ..transpose_memory import SliceMode, TransposeMemory, mul_const
 from ..weight_updater import WeightUpdater
 from .apt import ErrorWidths
+from .conv import BlockLoop, Taps, inside, lane_positions, layer_const
 from .crc import TensorCrc
 from .geometry import EngineGeometry, HostTarget, Phase
 from .global_max import GlobalMaxLog2
@@ -357,7 +358,7 @@ class Engine(wiring.Component):
         e_mems = [mem[f"E{j + 1}"] for j in range(n_layers)]
         mask_mems = [mem[f"M{j + 1}"] for j in range(n_layers - 1)]
         g_mems = [mem.get(f"G{j + 1}") for j in range(n_layers)]   # None: recomputed
-        r_mem = mem.get("R")
+        r_mem_of = {j: mem[self._geo.r_memory(j + 1)] for j in range(1, n_layers)}
         p_mem, label_mem, out_mem = mem["P"], mem["LABELS"], mem["OUT"]
 
         array = m.submodules.array = SystolicArray.for_config(cfg, dsp=self._dsp,
@@ -365,7 +366,8 @@ class Engine(wiring.Component):
 
         s.__dict__.update(
             a_mems=a_mems, array=array, e_mems=e_mems, g_mems=g_mems, label_mem=label_mem,
-            mask_mems=mask_mems, mem=mem, out_mem=out_mem, p_mem=p_mem, r_mem=r_mem, w_mems=w_mems,
+            mask_mems=mask_mems, mem=mem, out_mem=out_mem, p_mem=p_mem, r_mem_of=r_mem_of,
+            w_mems=w_mems,
         )
 
     def _build_control(self, s):
@@ -395,9 +397,15 @@ class Engine(wiring.Component):
         max_r = max([batch_size] + [p.n_out for p in plan])
         max_c = max([batch_size] + [p.n_in for p in plan])
         max_k = max([batch_size] + [p.n_in for p in plan] + [p.n_out for p in plan])
+        cv = self._conv_constants(s, layer, n_batch) if self._geo.has_conv else None
+        if cv is not None:
+            max_r, max_c = max(max_r, cv.max_pos), max(max_c, cv.max_pos)
+            max_k = max(max_k, cv.max_pos, cv.max_kb)
 
         def limits(kind, prefix):
             """Rows, columns and K of the tiles of an array job."""
+            if cv is not None:
+                return self._conv_limits(s, cv, kind, prefix, max_r, max_c, max_k)
             nr = Signal(range(max_r + 1), name=f"{prefix}_rows")
             nc = Signal(range(max_c + 1), name=f"{prefix}_cols")
             nk = Signal(range(max_k + 1), name=f"{prefix}_k")
@@ -411,11 +419,64 @@ class Engine(wiring.Component):
             return nr, nc, nk
 
         s.__dict__.update(
-            busy=busy, finished=finished, job=job, lam=lam, layer=layer, limits=limits,
+            busy=busy, cv=cv, finished=finished, job=job, lam=lam, layer=layer, limits=limits,
             regrad=regrad,
             max_c=max_c, max_k=max_k, max_r=max_r, n_batch=n_batch, n_in=n_in, n_out=n_out,
             reads=reads, state=state, training=training, writes=writes,
         )
+
+    def _conv_constants(self, s, layer, n_batch):
+        """The convolution constants of the current layer (0 for a fully connected one) and the
+        positions of the run's batch, ``n_pos = n_batch * h * w``."""
+        m, dims = s.m, self._geo.conv_dims
+
+        def per_layer(f, name):
+            return layer_const(m, layer, [f(d) if d else 0 for d in dims], f"cv_{name}")
+
+        cv = SimpleNamespace(
+            dims=dims, is_conv=per_layer(lambda d: 1, "is"), h=per_layer(lambda d: d.h, "h"),
+            w=per_layer(lambda d: d.w, "w"), hw=per_layer(lambda d: d.hw, "hw"),
+            k=per_layer(lambda d: d.k, "k"), p=per_layer(lambda d: d.p, "p"),
+            c_in=per_layer(lambda d: d.c_in, "c_in"), c_out=per_layer(lambda d: d.c_out, "c_out"),
+            taps=per_layer(lambda d: d.taps, "taps"),
+            kb=per_layer(lambda d: d.taps * d.c_out, "kb"),
+            row_step=per_layer(lambda d: d.w - d.k + 1, "row_step"),
+            max_pos=s.batch_size * max(d.hw for d in dims if d),
+            max_kb=max(d.taps * d.c_out for d in dims if d),
+            max_k=max(d.k for d in dims if d),
+            max_offset=max(2 * d.guard for d in dims if d),
+            max_ch=max(max(d.c_in, d.c_out) for d in dims if d),
+        )
+        cv.n_pos = Signal(range(cv.max_pos + 1), name="cv_n_pos")
+        m.d.comb += cv.n_pos.eq(select(layer, [(j, mul_const(n_batch, d.hw))
+                                                for j, d in enumerate(dims) if d]))
+        return cv
+
+    def _conv_limits(self, s, cv, kind, prefix, max_r, max_c, max_k):
+        """The blocks of an array job in an engine with convolutions: rows and columns as
+        ``majors x minors`` (:class:`BlockLoop`), K, and the channels of a beat's tap."""
+        m, n_batch, n_in, n_out = s.m, s.n_batch, s.n_in, s.n_out
+        lim = SimpleNamespace(
+            r_maj=Signal(range(s.batch_size + 1), name=f"{prefix}_r_major"),
+            r_min=Signal(range(max_r + 1), name=f"{prefix}_r_minor"),
+            c_maj=Signal(range(max(s.batch_size, max(d.taps for d in cv.dims if d)) + 1),
+                         name=f"{prefix}_c_major"),
+            c_min=Signal(range(max_c + 1), name=f"{prefix}_c_minor"),
+            nk=Signal(range(max_k + 1), name=f"{prefix}_k"),
+            n_ch=Signal(range(cv.max_ch + 1), name=f"{prefix}_channels"))
+        fwd = kind == _Job.FORWARD
+        grad = (kind == _Job.GRADIENT) | (kind == _Job.REGRAD)
+        c = cv.is_conv
+        m.d.comb += [
+            lim.r_maj.eq(Mux(c & ~fwd & ~grad, n_batch, 1)),
+            lim.r_min.eq(Mux(fwd | grad, n_out, Mux(c, cv.hw, n_batch))),
+            lim.c_maj.eq(Mux(c & fwd, n_batch, Mux(c & grad, cv.taps, 1))),
+            lim.c_min.eq(Mux(fwd, Mux(c, cv.hw, n_batch), Mux(c, cv.c_in, n_in))),
+            lim.nk.eq(Mux(fwd, n_in, Mux(grad, Mux(c, cv.n_pos, n_batch),
+                                         Mux(c, cv.kb, n_out)))),
+            lim.n_ch.eq(Mux(fwd, cv.c_in, cv.c_out)),
+        ]
+        return lim
 
     def _build_issue(self, s):
         """Issue: one beat (a read of two memories) per cycle, while credits last."""
@@ -437,10 +498,8 @@ class Engine(wiring.Component):
         rows = s.rows
         state = s.state
         w_mems = s.w_mems
-        i_nr, i_nc, i_nk = limits(job, "iss")
+        lim = limits(job, "iss")
         iss_k = Signal(range(max_k), name="iss_k")
-        iss_r = Signal(range(max_r + rows), name="iss_r0")
-        iss_c = Signal(range(max_c + cols), name="iss_c0")
         outstanding = Signal(range(self._geo.fifo_depth + 1), name="outstanding")
         issue = Signal(name="issue")
         pop = Signal(name="pop")
@@ -452,27 +511,44 @@ class Engine(wiring.Component):
         m.d.comb += issue.eq((state == _State.ISSUE) & array_job
                              & (outstanding < self._geo.fifo_depth) & regrad_ready)
         m.d.sync += outstanding.eq(outstanding + issue - pop)
-        with m.If(issue):
-            with m.If(iss_k == i_nk - 1):
-                m.d.sync += iss_k.eq(0)
-                with m.If(iss_c + cols >= i_nc):
-                    m.d.sync += iss_c.eq(0)
-                    with m.If(iss_r + rows >= i_nr):
-                        m.d.sync += iss_r.eq(0)
-                        with m.If((job == _Job.GRADIENT) & (layer != 0)):
-                            m.d.sync += job.eq(_Job.BACKWARD)
-                        with m.Else():
-                            m.d.sync += state.eq(_State.DRAIN)
-                    with m.Else():
-                        m.d.sync += iss_r.eq(iss_r + rows)
-                with m.Else():
-                    m.d.sync += iss_c.eq(iss_c + cols)
+
+        def on_end():
+            """After the job's last tile: the backward job of the layer, or drain."""
+            with m.If((job == _Job.GRADIENT) & (layer != 0)):
+                m.d.sync += job.eq(_Job.BACKWARD)
             with m.Else():
-                m.d.sync += iss_k.eq(iss_k + 1)
+                m.d.sync += state.eq(_State.DRAIN)
+
+        if s.cv is None:
+            i_nr, i_nc, i_nk = lim
+            iss_r = Signal(range(max_r + rows), name="iss_r0")
+            iss_c = Signal(range(max_c + cols), name="iss_c0")
+            with m.If(issue):
+                with m.If(iss_k == i_nk - 1):
+                    m.d.sync += iss_k.eq(0)
+                    with m.If(iss_c + cols >= i_nc):
+                        m.d.sync += iss_c.eq(0)
+                        with m.If(iss_r + rows >= i_nr):
+                            m.d.sync += iss_r.eq(0)
+                            on_end()
+                        with m.Else():
+                            m.d.sync += iss_r.eq(iss_r + rows)
+                    with m.Else():
+                        m.d.sync += iss_c.eq(iss_c + cols)
+                with m.Else():
+                    m.d.sync += iss_k.eq(iss_k + 1)
+            s.loop_resets = [iss_k.eq(0), iss_r.eq(0), iss_c.eq(0)]
+            masks = None
+        else:
+            i_nk = lim.nk
+            iss_r, iss_c, masks, conv_at = self._conv_issue(s, lim, issue, iss_k, on_end)
 
         for j in range(n_layers):
             on = issue & (layer == j)
             grad = (job == _Job.GRADIENT) | (job == _Job.REGRAD)
+            if s.cv is not None and s.cv.dims[j] is not None:
+                self._conv_reads(s, j, on, grad, iss_k, conv_at)
+                continue
             reads[id(w_mems[j])] += [
                 (on & (job == _Job.FORWARD), SliceMode.COLUMN, iss_r, iss_k),
                 (on & (job == _Job.BACKWARD), SliceMode.ROW, iss_k, iss_c)]
@@ -485,12 +561,16 @@ class Engine(wiring.Component):
 
         # The beat's flags follow the reads through the memories' read stages: ``s2`` comes
         # with the data.
-        flags = data.StructLayout({"valid": 1, "first": 1, "last": 1, "kind": _Job})
-        s1 = Signal(flags, name="rd_s1")
+        fields = {"valid": 1, "first": 1, "last": 1, "kind": _Job}
+        if masks is not None:   # the lanes of a convolution's operands that leave the image
+            fields.update(a_mask=rows, b_mask=cols)
+        s1 = Signal(data.StructLayout(fields), name="rd_s1")
         m.d.sync += [
             s1.valid.eq(issue), s1.first.eq(iss_k == 0), s1.last.eq(iss_k == i_nk - 1),
             s1.kind.eq(job),
         ]
+        if masks is not None:
+            m.d.sync += [s1.a_mask.eq(masks[0]), s1.b_mask.eq(masks[1])]
         s2 = delay(m, s1, rl - 1, "rd_s")
 
         # Operands of the beat, by job, into the FIFO.
@@ -515,8 +595,14 @@ class Engine(wiring.Component):
                 beat_a[r] += [(fwd, to_t(w_data[r])), (grad | bwd, e_data[r])]
             for c in range(cols):
                 beat_b[c] += [(fwd | grad, a_data[c]), (bwd, to_t(w_data[c]))]
-        m.d.comb += [beat.a[r].eq(first(beat_a[r])) for r in range(rows)]
-        m.d.comb += [beat.b[c].eq(first(beat_b[c])) for c in range(cols)]
+        if masks is None:
+            m.d.comb += [beat.a[r].eq(first(beat_a[r])) for r in range(rows)]
+            m.d.comb += [beat.b[c].eq(first(beat_b[c])) for c in range(cols)]
+        else:
+            m.d.comb += [beat.a[r].eq(Mux(s2.a_mask[r], first(beat_a[r]), 0))
+                         for r in range(rows)]
+            m.d.comb += [beat.b[c].eq(Mux(s2.b_mask[c], first(beat_b[c]), 0))
+                         for c in range(cols)]
         fifo = m.submodules.operand_fifo = SyncFIFO(width=beat_layout.size,
                                                     depth=self._geo.fifo_depth)
         m.d.comb += [
@@ -532,6 +618,78 @@ class Engine(wiring.Component):
             iss_c=iss_c, iss_k=iss_k, iss_r=iss_r, regrad_ready=regrad_ready,
         )
 
+    def _conv_issue(self, s, lim, issue, iss_k, on_end):
+        """The issue side's blocks in an engine with convolutions: the loops over K and the
+        tiles' row and column blocks, the kernel taps, and the lanes of the beat's operands that
+        stay on the image (``(a_mask, b_mask)``)."""
+        m, cv, job, layer, rows, cols = s.m, s.cv, s.job, s.layer, s.rows, s.cols
+        ir = BlockLoop(m, "iss_r", rows, s.batch_size, s.max_r)
+        max_major = max([s.batch_size] + [d.taps for d in cv.dims if d])
+        ic = BlockLoop(m, "iss_c", cols, max_major, s.max_c)
+        max_base = max(p.n_in for p in s.plan)
+        ktap = Taps(m, "iss_kt", cv.max_k, cv.max_offset, max_base, cv.max_ch)
+        ctap = Taps(m, "iss_ct", cv.max_k, cv.max_offset, max_base)
+        w_max = max(d.w for d in cv.dims if d)
+        h_max = max(d.h for d in cv.dims if d)
+        kx = Signal(range(w_max), name="iss_kx")
+        ky = Signal(range(h_max), name="iss_ky")
+        with m.If(issue):
+            with m.If(iss_k == lim.nk - 1):
+                m.d.sync += [iss_k.eq(0), *ktap.reset(), kx.eq(0), ky.eq(0)]
+
+                def next_rows():
+                    m.d.sync += ctap.reset()
+                    ir.advance(m, lim.r_maj, lim.r_min, on_end)
+
+                with m.If(ic.minor_end(lim.c_min) & ~ic.major_end(lim.c_maj)):
+                    ctap.next_tap(m, cv.k, cv.row_step, cv.c_in)
+                ic.advance(m, lim.c_maj, lim.c_min, next_rows)
+            with m.Else():
+                m.d.sync += iss_k.eq(iss_k + 1)
+                ktap.next_beat(m, lim.n_ch, cv.k, cv.row_step, cv.c_in)
+                with m.If(kx + 1 >= cv.w):
+                    m.d.sync += [kx.eq(0), ky.eq(Mux(ky + 1 >= cv.h, 0, ky + 1))]
+                with m.Else():
+                    m.d.sync += kx.eq(kx + 1)
+        s.loop_resets = [iss_k.eq(0), *ir.reset(), *ic.reset(), *ktap.reset(), *ctap.reset(),
+                         kx.eq(0), ky.eq(0)]
+
+        # Lanes on the image: forward, each column's position shifted by the tap; backward,
+        # each row's position shifted back; gradient, the beat's position shifted by the
+        # column block's tap (every lane alike).
+        conv_job = cv.is_conv
+        fwd = conv_job & (job == _Job.FORWARD)
+        bwd = conv_job & (job == _Job.BACKWARD)
+        grad = conv_job & ((job == _Job.GRADIENT) | (job == _Job.REGRAD))
+        grad_ok = inside(ky + ctap.i, cv.p, cv.h + cv.p) & inside(kx + ctap.j, cv.p, cv.w + cv.p)
+        a_mask, b_mask = Signal(rows, name="iss_a_mask"), Signal(cols, name="iss_b_mask")
+        for c, (v, y, x) in enumerate(lane_positions(m, cv.dims, layer, ic.blk, cols, "iss_cp")):
+            on = v & inside(y + ktap.i, cv.p, cv.h + cv.p) & inside(x + ktap.j, cv.p, cv.w + cv.p)
+            m.d.comb += b_mask[c].eq(Mux(fwd, on, Mux(grad, grad_ok, 1)))
+        for r, (v, y, x) in enumerate(lane_positions(m, cv.dims, layer, ir.blk, rows, "iss_rp")):
+            on = v & inside(y + cv.p, ktap.i, cv.h + ktap.i) \
+                & inside(x + cv.p, ktap.j, cv.w + ktap.j)
+            m.d.comb += a_mask[r].eq(Mux(bwd, on, 1))
+        at = SimpleNamespace(ir=ir, ic=ic, ktap=ktap, ctap=ctap)
+        return ir.flat, ic.flat, (a_mask, b_mask), at
+
+    def _conv_reads(self, s, j, on, grad, iss_k, at):
+        """The reads of a beat of convolution layer ``j`` (0-based): the memories hold ``guard``
+        rows before the position matrices, and a tap's row shift plus the guard is ``offg``."""
+        d, job = s.cv.dims[j], s.job
+        guard = d.guard
+        w_mem, a_mem, e_mem = s.w_mems[j], s.a_mems[j], s.e_mems[j]
+        fwd, bwd = on & (job == _Job.FORWARD), on & (job == _Job.BACKWARD)
+        s.reads[id(w_mem)] += [
+            (fwd, SliceMode.COLUMN, at.ir.flat, iss_k),
+            (bwd, SliceMode.ROW, at.ktap.ch, at.ktap.base + at.ic.flat)]
+        s.reads[id(a_mem)] += [
+            (fwd, SliceMode.COLUMN, at.ic.flat + at.ktap.offg, at.ktap.ch),
+            (on & grad, SliceMode.ROW, iss_k + at.ctap.offg, at.ic.minor)]
+        s.reads[id(e_mem)] += [
+            (on & grad, SliceMode.ROW, iss_k + guard, at.ir.flat),
+            (bwd, SliceMode.COLUMN, at.ir.flat + 2 * guard - at.ktap.offg, at.ktap.ch)]
+
     def _array_rows(self, s):
         """``(valid, payload)`` of the array's result rows, through a register with
         :attr:`EngineGeometry.result_stage` (the row multiplexer's output, before it fans out to
@@ -545,22 +703,26 @@ class Engine(wiring.Component):
         m.d.sync += [valid.eq(array.o.valid), payload.eq(array.o.payload)]
         return valid, payload
 
-    def _build_results(self, s):
-        """Results of the array: one row of a tile per cycle."""
-        a_mems, cols, g_mems, geo = s.a_mems, s.cols, s.g_mems, s.geo
-        lanes, last_layer, layer, limits, m = s.lanes, s.last_layer, s.layer, s.limits, s.m
-        mask_mems = s.mask_mems
-        max_c, max_r, n_layers, out_mem, plan = s.max_c, s.max_r, s.n_layers, s.out_mem, s.plan
-        r_mem, reads, rl, rows, writes = s.r_mem, s.reads, s.rl, s.rows, s.writes
-        out_valid, out = self._array_rows(s)
-        wr_kind = Signal(_Job, name="wr_kind")
-        w_nr, w_nc, _ = limits(wr_kind, "wr")
-        wr_r = Signal(range(max_r + rows), name="wr_r0")
-        wr_c = Signal(range(max_c + cols), name="wr_c0")
-        row_event = data.StructLayout({
-            "out": 1, "valid": 1, "r": range(max_r + rows), "c": range(max_c + cols),
-            "mask": lanes, "final": 1, "kind": _Job})
-        ev = Signal(row_event, name="wr_ev")
+    def _activation_write(self, s, j, d2):
+        """``(mode, row, col)`` of the write of a forward result row of layer ``j`` (0-based, not
+        the last) to ``A_{j+1}``: a column slice of the samples (or a convolution's positions
+        when the next layer is one too, after its guard rows), or, from a convolution to a
+        fully connected layer, a row slice of one sample's flat output (channel-major)."""
+        dims = s.cv.dims if s.cv is not None else [None] * s.n_layers
+        d, d_next = dims[j], dims[j + 1]
+        if d_next is not None:
+            return SliceMode.COLUMN, d2.c + d_next.guard, d2.r
+        if d is not None:
+            return SliceMode.ROW, d2.cmaj, mul_const(d2.r, d.hw) + d2.cmin
+        return SliceMode.COLUMN, d2.c, d2.r
+
+    def _result_tiles(self, s, lim, out_valid, out, ev, on_end):
+        """The tile of each result row: ``ev``'s row, columns and flags; returns the registers
+        of the tile's first row and column."""
+        m, rows, cols = s.m, s.rows, s.cols
+        w_nr, w_nc, _ = lim
+        wr_r = Signal(range(s.max_r + rows), name="wr_r0")
+        wr_c = Signal(range(s.max_c + cols), name="wr_c0")
         end_c = Signal(name="wr_end_c")
         end_r = Signal(name="wr_end_r")
         # Rows of the matrix left from the tile's first, registered every cycle so that the
@@ -572,12 +734,10 @@ class Engine(wiring.Component):
         m.d.comb += [
             end_c.eq(wr_c + cols >= w_nc),
             end_r.eq(wr_r + rows >= w_nr),
-            ev.out.eq(out_valid),
             ev.r.eq(wr_r + out.row),
             ev.valid.eq(out_valid & (out.row < rows_left)),
             ev.c.eq(wr_c),
             ev.final.eq(out_valid & out.last & end_c & end_r),
-            ev.kind.eq(wr_kind),
         ]
         m.d.comb += [ev.mask[c].eq(wr_c + c < w_nc) for c in range(cols)]
         with m.If(out_valid & out.last):
@@ -585,12 +745,66 @@ class Engine(wiring.Component):
                 m.d.sync += wr_c.eq(0)
                 with m.If(end_r):
                     m.d.sync += wr_r.eq(0)
-                    with m.If((wr_kind == _Job.GRADIENT) & (layer != 0)):
-                        m.d.sync += wr_kind.eq(_Job.BACKWARD)
+                    on_end()
                 with m.Else():
                     m.d.sync += wr_r.eq(wr_r + rows)
             with m.Else():
                 m.d.sync += wr_c.eq(wr_c + cols)
+        s.wr_resets = [wr_r.eq(0), wr_c.eq(0)]
+        return wr_r, wr_c
+
+    def _conv_result_tiles(self, s, lim, out_valid, out, ev, on_end):
+        """:meth:`_result_tiles` in an engine with convolutions: rows and columns as
+        :class:`BlockLoop`."""
+        m, rows, cols = s.m, s.rows, s.cols
+        max_major = max([s.batch_size] + [d.taps for d in s.cv.dims if d])
+        wr = BlockLoop(m, "wr_r", rows, s.batch_size, s.max_r)
+        wc = BlockLoop(m, "wr_c", cols, max_major, s.max_c)
+        rows_left = Signal(signed(len(lim.r_min) + 1), name="wr_rows_left")
+        m.d.sync += rows_left.eq(lim.r_min - wr.minor)
+        end_c = wc.minor_end(lim.c_min) & wc.major_end(lim.c_maj)
+        end_r = wr.minor_end(lim.r_min) & wr.major_end(lim.r_maj)
+        m.d.comb += [
+            ev.r.eq(wr.flat + out.row),
+            ev.valid.eq(out_valid & (out.row < rows_left)),
+            ev.c.eq(wc.flat),
+            ev.cmaj.eq(wc.major),
+            ev.cmin.eq(wc.minor),
+            ev.final.eq(out_valid & out.last & end_c & end_r),
+        ]
+        m.d.comb += [ev.mask[c].eq(wc.minor + c < lim.c_min) for c in range(cols)]
+        with m.If(out_valid & out.last):
+            wc.advance(m, lim.c_maj, lim.c_min,
+                       lambda: wr.advance(m, lim.r_maj, lim.r_min, on_end))
+        s.wr_resets = [*wr.reset(), *wc.reset()]
+        return wr.flat, wc.flat
+
+    def _build_results(self, s):
+        """Results of the array: one row of a tile per cycle."""
+        a_mems, cols, g_mems, geo = s.a_mems, s.cols, s.g_mems, s.geo
+        lanes, last_layer, layer, limits, m = s.lanes, s.last_layer, s.layer, s.limits, s.m
+        mask_mems = s.mask_mems
+        max_c, max_r, n_layers, out_mem, plan = s.max_c, s.max_r, s.n_layers, s.out_mem, s.plan
+        reads, rl, rows, writes = s.reads, s.rl, s.rows, s.writes
+        out_valid, out = self._array_rows(s)
+        wr_kind = Signal(_Job, name="wr_kind")
+        fields = {"out": 1, "valid": 1, "r": range(max_r + rows), "c": range(max_c + cols),
+                  "mask": lanes, "final": 1, "kind": _Job}
+        if s.cv is not None:   # a convolution's column block: the sample and its first position
+            fields.update(cmaj=range(s.batch_size + 1), cmin=range(max_c + cols))
+        row_event = data.StructLayout(fields)
+        ev = Signal(row_event, name="wr_ev")
+        m.d.comb += [ev.out.eq(out_valid), ev.kind.eq(wr_kind)]
+
+        def on_end():
+            with m.If((wr_kind == _Job.GRADIENT) & (layer != 0)):
+                m.d.sync += wr_kind.eq(_Job.BACKWARD)
+
+        if s.cv is None:
+            wr_r, wr_c = self._result_tiles(s, limits(wr_kind, "wr"), out_valid, out, ev, on_end)
+        else:
+            wr_r, wr_c = self._conv_result_tiles(s, limits(wr_kind, "wr"), out_valid, out, ev,
+                                                 on_end)
         d1, d2 = Signal(row_event, name="wr_d1"), Signal(row_event, name="wr_d2")
         m.d.sync += [d1.eq(ev), d2.eq(d1)]
         relu = Signal(cols, name="relu")
@@ -623,12 +837,11 @@ class Engine(wiring.Component):
             else:
                 cond = fwd & d2.valid & (d2.kind == _Job.FORWARD)
                 qs = quantized[j]
+                at = self._activation_write(s, j, d2)
                 writes[id(a_mems[j + 1])].append((
-                    cond, SliceMode.COLUMN, d2.c, d2.r, d2.mask,
-                    [q.o.payload.value for q in qs]))
+                    cond, *at, d2.mask, [q.o.payload.value for q in qs]))
                 writes[id(mask_mems[j])].append((
-                    cond, SliceMode.COLUMN, d2.c, d2.r, d2.mask,
-                    [Cat(relu2[c], qs[c].o.payload.mask) for c in range(cols)]))
+                    cond, *at, d2.mask, [Cat(relu2[c], qs[c].o.payload.mask) for c in range(cols)]))
 
         # The array's row, one cycle later (with ``d1``): the maxima of G and R start from
         # registers, away from the row's address arithmetic.
@@ -662,9 +875,10 @@ class Engine(wiring.Component):
             is_r = dm.kind == _Job.BACKWARD
             clip2 = Signal(cols, name="clip2")
             for j in range(1, n_layers):
+                guard = self._geo.memories[f"M{j}"].row_offset
                 reads[id(mask_mems[j - 1])].append((
                     (layer == j) & ev.valid & (ev.kind == _Job.BACKWARD),
-                    SliceMode.ROW, ev.r, ev.c))
+                    SliceMode.ROW, ev.r + guard if guard else ev.r, ev.c))
             m.d.comb += [clip2[c].eq(select(layer, [
                 (j, mask_mems[j - 1].read_data.payload[c][1]) for j in range(1, n_layers)]))
                 for c in range(cols)]
@@ -674,8 +888,9 @@ class Engine(wiring.Component):
                 r_max.last.eq(dm.final & is_r),
                 *[r_max.values[c].eq(masked[c]) for c in range(cols)],
             ]
-            writes[id(r_mem)].append((dm.valid & is_r, SliceMode.ROW, dm.r, dm.c, dm.mask,
-                                      masked))
+            for j in range(1, n_layers):
+                writes[id(s.r_mem_of[j])].append((
+                    dm.valid & is_r & (layer == j), SliceMode.ROW, dm.r, dm.c, dm.mask, masked))
 
         s.__dict__.update(
             d1=d1, d2=d2, dm=dm, err_max=err_max, ev=ev, g_max=g_max, is_g1=is_g1, out1=out1,
@@ -684,8 +899,6 @@ class Engine(wiring.Component):
 
     def _build_passes(self, s):
         """Passes over OUT and R: argmax, QE of the output error, QE of R."""
-        batch_size = s.batch_size
-        cfg = s.cfg
         cols = s.cols
         d1 = s.d1
         err_max = s.err_max
@@ -695,25 +908,16 @@ class Engine(wiring.Component):
         job = s.job
         label_mem = s.label_mem
         lanes = s.lanes
-        layer = s.layer
         m = s.m
-        mask_mems = s.mask_mems
         n_batch = s.n_batch
-        n_classes = s.n_classes
-        n_in = s.n_in
         n_layers = s.n_layers
         out1 = s.out1
         out_mem = s.out_mem
         plan = s.plan
         r_max = s.r_max
-        r_mem = s.r_mem
         reads = s.reads
         rl = s.rl
         state = s.state
-        # OUT is read in column slices (``lanes`` samples of one class, classes inner), R in row
-        # slices (``lanes`` features of one sample, features inner).
-        ps_row = Signal(range(batch_size + lanes), name="ps_row")
-        ps_col = Signal(range(max(max(cfg.layers), n_classes) + lanes), name="ps_col")
         on_out = (job == _Job.ARGMAX) | (job == _Job.OUTPUT_ERROR)
         gate = Signal(name="ps_gate")
         gates = [(_Job.ARGMAX, 1), (_Job.OUTPUT_ERROR, err_max.done)]
@@ -722,43 +926,20 @@ class Engine(wiring.Component):
         m.d.comb += gate.eq(select(job, gates))
         ps_issue = Signal(name="ps_issue")
         m.d.comb += ps_issue.eq((state == _State.ISSUE) & gate)
-        inner_end = Signal(name="ps_inner_end")
-        outer_end = Signal(name="ps_outer_end")
-        m.d.comb += [
-            inner_end.eq(Mux(on_out, ps_col + 1 >= n_classes, ps_col + lanes >= n_in)),
-            outer_end.eq(Mux(on_out, ps_row + lanes >= n_batch, ps_row + 1 >= n_batch)),
-        ]
-        with m.If(ps_issue):
-            with m.If(inner_end):
-                m.d.sync += ps_col.eq(0)
-                with m.If(outer_end):
-                    m.d.sync += [ps_row.eq(0), state.eq(_State.DRAIN)]
-                with m.Else():
-                    m.d.sync += ps_row.eq(ps_row + Mux(on_out, lanes, 1))
-            with m.Else():
-                m.d.sync += ps_col.eq(ps_col + Mux(on_out, 1, lanes))
-        reads[id(out_mem)].append((ps_issue & on_out, SliceMode.COLUMN, ps_row, ps_col))
-        reads[id(label_mem)].append((ps_issue & on_out, SliceMode.COLUMN, ps_row, 0))
-        if n_layers > 1:
-            on_r = ps_issue & (job == _Job.ERROR)
-            reads[id(r_mem)].append((on_r, SliceMode.ROW, ps_row, ps_col))
-            for j in range(1, n_layers):
-                reads[id(mask_mems[j - 1])].append(
-                    (on_r & (layer == j), SliceMode.ROW, ps_row, ps_col))
-        # ``kind``: the job that issued the read. Writes follow it, not the current job: the
-        # argmax pass's last reads arrive after its job has ended.
-        ps_flags = data.StructLayout({"valid": 1, "row": range(batch_size + lanes),
-                                      "col": ps_col.shape(), "final": 1, "kind": _Job})
-        ps = Signal(ps_flags, name="ps_0")
+        if s.cv is None:
+            ps, n_inner = self._pass_loop(s, on_out, ps_issue)
+        else:
+            ps, n_inner = self._conv_pass_loop(s, on_out, ps_issue)
+        reads[id(out_mem)].append((ps_issue & on_out, SliceMode.COLUMN, ps.row, ps.col))
+        reads[id(label_mem)].append((ps_issue & on_out, SliceMode.COLUMN, ps.row, 0))
         m.d.comb += [
             ps.kind.eq(job),
             ps.valid.eq(ps_issue & (on_out | (job == _Job.ERROR))),
-            ps.row.eq(ps_row), ps.col.eq(ps_col), ps.final.eq(ps.valid & inner_end & outer_end),
         ]
         ps2 = delay(m, ps, rl, "ps")   # with the data read
         ps4 = delay(m, ps2, 2, "ps")
         lane_ok2 = Signal(lanes, name="ps_lane_ok2")
-        m.d.comb += [lane_ok2[k].eq(Mux(on_out, ps2.row + k < n_batch, ps2.col + k < n_in))
+        m.d.comb += [lane_ok2[k].eq(Mux(on_out, ps2.row + k < n_batch, ps2.col + k < n_inner))
                      for k in range(lanes)]
         lane_ok4 = delay(m, lane_ok2, 2, "ps_lane_ok")
 
@@ -789,6 +970,108 @@ class Engine(wiring.Component):
             ps_finished=ps_finished,
         )
 
+    def _pass_loop(self, s, on_out, ps_issue):
+        """The slices of the passes over OUT (column slices: ``lanes`` samples of one class,
+        classes inner) and R (row slices: ``lanes`` features of one sample, features inner), as
+        the flags ``ps`` of the read issued (its ``valid`` and ``kind`` left to drive)."""
+        m, lanes, n_batch, n_in = s.m, s.lanes, s.n_batch, s.n_in
+        ps_row = Signal(range(s.batch_size + lanes), name="ps_row")
+        ps_col = Signal(range(max(max(s.cfg.layers), s.n_classes) + lanes), name="ps_col")
+        inner_end = Signal(name="ps_inner_end")
+        outer_end = Signal(name="ps_outer_end")
+        m.d.comb += [
+            inner_end.eq(Mux(on_out, ps_col + 1 >= s.n_classes, ps_col + lanes >= n_in)),
+            outer_end.eq(Mux(on_out, ps_row + lanes >= n_batch, ps_row + 1 >= n_batch)),
+        ]
+        with m.If(ps_issue):
+            with m.If(inner_end):
+                m.d.sync += ps_col.eq(0)
+                with m.If(outer_end):
+                    m.d.sync += [ps_row.eq(0), s.state.eq(_State.DRAIN)]
+                with m.Else():
+                    m.d.sync += ps_row.eq(ps_row + Mux(on_out, lanes, 1))
+            with m.Else():
+                m.d.sync += ps_col.eq(ps_col + Mux(on_out, 1, lanes))
+        if s.n_layers > 1:
+            on_r = ps_issue & (s.job == _Job.ERROR)
+            s.reads[id(s.r_mem_of[1])].append((on_r, SliceMode.ROW, ps_row, ps_col))
+            for j in range(1, s.n_layers):
+                s.reads[id(s.mask_mems[j - 1])].append(
+                    (on_r & (s.layer == j), SliceMode.ROW, ps_row, ps_col))
+        # ``kind``: the job that issued the read. Writes follow it, not the current job: the
+        # argmax pass's last reads arrive after its job has ended.
+        ps = Signal(data.StructLayout({"valid": 1, "row": range(s.batch_size + lanes),
+                                       "col": ps_col.shape(), "final": 1, "kind": _Job}),
+                    name="ps_0")
+        m.d.comb += [ps.row.eq(ps_row), ps.col.eq(ps_col),
+                     ps.final.eq(ps.valid & inner_end & outer_end)]
+        return ps, n_in
+
+    def _conv_pass_loop(self, s, on_out, ps_issue):
+        """:meth:`_pass_loop` in an engine with convolutions. The QE pass of a convolution's
+        ``R`` reads row slices of its positions x channels (positions outer); that of a fully
+        connected layer above a convolution reads, per sample and channel, the channel's
+        positions ``lanes`` at a time (``mid`` the channel), which become a column slice of the
+        positions x channels ``E`` below."""
+        m, lanes, n_batch, cv, layer = s.m, s.lanes, s.n_batch, s.cv, s.layer
+        dims, plan = cv.dims, s.plan
+        below = [None] + [dims[j - 1] if dims[j] is None else None for j in range(1, s.n_layers)]
+        n_inner = layer_const(m, layer, [dims[j].c_in if dims[j] else below[j].hw if below[j]
+                                         else p.n_in for j, p in enumerate(plan)], "ps_inner")
+        n_mid = layer_const(m, layer, [below[j].c_out if below[j] else 1
+                                       for j in range(s.n_layers)], "ps_mid_n")
+        hw_below = layer_const(m, layer, [below[j].hw if below[j] else 0
+                                          for j in range(s.n_layers)], "ps_hw_below")
+        max_rows = max(s.batch_size, cv.max_pos)
+        ps_row = Signal(range(max_rows + lanes), name="ps_row")
+        ps_col = Signal(range(max([s.n_classes] + [p.n_in for p in plan]) + lanes), name="ps_col")
+        ps_mid = Signal(range(max(cv.max_ch, 1) + 1), name="ps_mid")
+        ps_mbase = Signal(range(max(p.n_in for p in plan) + 1), name="ps_mbase")
+        ps_pbase = Signal(range(cv.max_pos + 1), name="ps_pbase")
+        inner_end = Mux(on_out, ps_col + 1 >= s.n_classes, ps_col + lanes >= n_inner)
+        mid_end = on_out | (ps_mid + 1 >= n_mid)
+        outer_end = Mux(on_out, ps_row + lanes >= n_batch,
+                        ps_row + 1 >= Mux(cv.is_conv, cv.n_pos, n_batch))
+        with m.If(ps_issue):
+            with m.If(inner_end):
+                m.d.sync += ps_col.eq(0)
+                with m.If(mid_end):
+                    m.d.sync += [ps_mid.eq(0), ps_mbase.eq(0)]
+                    with m.If(outer_end):
+                        m.d.sync += [ps_row.eq(0), ps_pbase.eq(0), s.state.eq(_State.DRAIN)]
+                    with m.Else():
+                        m.d.sync += [ps_row.eq(ps_row + Mux(on_out, lanes, 1)),
+                                     ps_pbase.eq(ps_pbase + hw_below)]
+                with m.Else():
+                    m.d.sync += [ps_mid.eq(ps_mid + 1), ps_mbase.eq(ps_mbase + hw_below)]
+            with m.Else():
+                m.d.sync += ps_col.eq(ps_col + Mux(on_out, 1, lanes))
+        on_r = ps_issue & (s.job == _Job.ERROR)
+        for j in range(1, s.n_layers):
+            on = on_r & (layer == j)
+            guard = s.geo.memories[f"M{j}"].row_offset
+            s.reads[id(s.r_mem_of[j])].append((on, SliceMode.ROW, ps_row, ps_mbase + ps_col))
+            s.reads[id(s.mask_mems[j - 1])].append(
+                (on, SliceMode.ROW, ps_row + guard if guard else ps_row, ps_mbase + ps_col))
+        ps = Signal(data.StructLayout({
+            "valid": 1, "row": ps_row.shape(), "col": ps_col.shape(), "final": 1, "kind": _Job,
+            "mid": ps_mid.shape(), "pbase": ps_pbase.shape()}), name="ps_0")
+        m.d.comb += [ps.row.eq(ps_row), ps.col.eq(ps_col), ps.mid.eq(ps_mid),
+                     ps.pbase.eq(ps_pbase),
+                     ps.final.eq(ps.valid & inner_end & mid_end & outer_end)]
+        return ps, n_inner
+
+    def _error_write(self, s, j, ps4):
+        """``(mode, row, col)`` of the QE pass's write of ``E_j`` (``j`` from 1, below layer
+        ``j + 1``) from the slice flags ``ps4``."""
+        dims = s.cv.dims if s.cv is not None else [None] * s.n_layers
+        guard = s.geo.memories[f"E{j}"].row_offset
+        if dims[j] is not None:
+            return SliceMode.ROW, ps4.row + guard, ps4.col
+        if dims[j - 1] is not None:
+            return SliceMode.COLUMN, ps4.pbase + ps4.col + guard, ps4.mid
+        return SliceMode.ROW, ps4.row, ps4.col
+
     def _build_qe(self, s, err, on_out, ps4, lane_ok4):
         """QE of the output error (OUTPUT_ERROR) and of ``R`` (ERROR): a run-time-shift quantizer
         per lane and error width. In APT mode, one per width a layer can reach, chosen by the
@@ -798,8 +1081,10 @@ class Engine(wiring.Component):
         qe_width = max(geo.err_width, geo.r_width)
         x = Signal(data.ArrayLayout(signed(qe_width), lanes), name="qe_in")
         for k in range(lanes):
-            m.d.comb += x[k].eq(Mux(on_out, err[k], s.r_mem.read_data.payload[k])
-                                if n_layers > 1 else err[k])
+            r_k = select(layer, [(j, r.read_data.payload[k]) for j, r in s.r_mem_of.items()]) \
+                if len({id(r) for r in s.r_mem_of.values()}) > 1 \
+                else s.r_mem_of[1].read_data.payload[k] if n_layers > 1 else None
+            m.d.comb += x[k].eq(Mux(on_out, err[k], r_k) if n_layers > 1 else err[k])
         k_run = Mux(on_out, s.err_max.rl2, s.r_max.rl2) if n_layers > 1 else s.err_max.rl2
         relu_in = Signal(lanes, name="qe_relu")   # the ReLU mask of E_{l-1}, with R
         if n_layers > 1:
@@ -840,8 +1125,8 @@ class Engine(wiring.Component):
         for j in range(1, n_layers):
             qs = outs[plan[j - 1].bits.e]
             s.writes[id(s.e_mems[j - 1])].append((
-                ps4.valid & (ps4.kind == _Job.ERROR) & (layer == j), SliceMode.ROW, ps4.row,
-                ps4.col, lane_ok4, [Mux(relu4[k], qs[k], 0) for k in range(lanes)]))
+                ps4.valid & (ps4.kind == _Job.ERROR) & (layer == j), *self._error_write(s, j, ps4),
+                lane_ok4, [Mux(relu4[k], qs[k], 0) for k in range(lanes)]))
 
     def _build_apt(self, s, x, relu_in, k_run, on_out):
         """APT mode: the :class:`ErrorWidths` of every layer and the width in force for the QE
@@ -1107,11 +1392,15 @@ class Engine(wiring.Component):
         writes = s.writes
         p_mem = s.p_mem
         host_mems = w_mems + a_mems + [p_mem, label_mem] + e_mems
+        # A convolution's position matrices start after their guard rows.
+        guards = {id(mem[name]): spec.row_offset for name, spec in self._geo.memories.items()
+                  if spec.row_offset}
 
         def host_select(request, index):
             """The request addresses host memory ``index`` and its first element is inside."""
             target = host_mems[index]
-            inside = (request.row < target.rows) & (request.col < target.cols)
+            rows = target.rows - 2 * guards.get(id(target), 0)
+            inside = (request.row < rows) & (request.col < target.cols)
             if target is p_mem:
                 return (request.target == HostTarget.PREDICTIONS) & inside
             if target is label_mem:
@@ -1154,6 +1443,8 @@ class Engine(wiring.Component):
                     self.host_write.valid & host_select(hw, host)
                 rd_mode, rd_row, rd_col = hr.mode, hr.row, hr.col
                 wr_mode, wr_row, wr_col, wr_mask = hw.mode, hw.row, hw.col, hw.mask
+                if id(target) in guards:
+                    rd_row, wr_row = rd_row + guards[id(target)], wr_row + guards[id(target)]
                 wr_data = [hw.data[k] for k in range(lanes)]
 
             def pick(accesses, field, other):
@@ -1230,9 +1521,6 @@ class Engine(wiring.Component):
         finished = s.finished
         g_max = s.g_max
         geo = s.geo
-        iss_c = s.iss_c
-        iss_k = s.iss_k
-        iss_r = s.iss_r
         job = s.job
         lam = s.lam
         last_layer = s.last_layer
@@ -1245,9 +1533,7 @@ class Engine(wiring.Component):
         state = s.state
         training = s.training
         up7 = s.up7
-        wr_c = s.wr_c
         wr_kind = s.wr_kind
-        wr_r = s.wr_r
         m.d.comb += finished.eq(select(job, [
             (_Job.FORWARD, Mux(layer == last_layer, ev.final, d2.final)),
             (_Job.GRADIENT, ev.final & (ev.kind == _Job.GRADIENT)),
@@ -1315,7 +1601,7 @@ class Engine(wiring.Component):
                         n_batch.eq(self.batch),
                         training.eq(self.train),
                         lam.eq(self.lam),
-                        iss_k.eq(0), iss_r.eq(0), iss_c.eq(0), wr_r.eq(0), wr_c.eq(0),
+                        *s.loop_resets, *s.wr_resets,
                         self.cycles.eq(0),
                         self.mac_cycles.eq(0),
                         *[self.phase_cycles[ph.value].eq(0) for ph in Phase],

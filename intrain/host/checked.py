@@ -171,6 +171,7 @@ class CheckedTrainer:
         for layer in range(1, len(self.config.plan) + 1):
             tensors[f"W{layer}"] = trace[f"W{layer}"]
         full = bool(self.check_every) and step % self.check_every == 0
+        tensors = {name: self.geometry.engine_matrix(name, t) for name, t in tensors.items()}
         await self.check(step, tensors, batch, counters, full=full)
         if counters.get("steps", step) != step:
             raise EngineMismatch(f"step {step}: the engine counted {counters['steps']} steps")

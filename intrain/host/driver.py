@@ -125,19 +125,22 @@ class EngineHost:
 
     # -- the network ------------------------------------------------------------------------------
     async def load_weights(self, weights) -> None:
+        """The golden model's weights, into the engine's stored order."""
         for layer, w in enumerate(weights, start=1):
-            await self.write_matrix(HostTarget.WEIGHTS, layer, w)
+            await self.write_matrix(HostTarget.WEIGHTS, layer,
+                                    self.geometry.engine_matrix(f"W{layer}", w))
 
     async def read_weights(self) -> list[np.ndarray]:
-        return [await self.read_matrix(HostTarget.WEIGHTS, p.index, p.n_out, p.n_in)
-                for p in self.config.plan]
+        """Every layer's weights, in the golden model's order."""
+        return [self.geometry.golden_weights(p.index, await self.read_matrix(
+            HostTarget.WEIGHTS, p.index, p.n_out, p.n_in)) for p in self.config.plan]
 
     async def load_batch(self, a0, labels=None) -> None:
         """The batch's inputs and labels: through the transport's ``write_rows(matrix,
         request)`` where it has one (a board's link sends bare values,
         :meth:`intrain.boards.host.LinkTransport.write_rows`; ``request(row)`` is the packed
         read request of the row's first slice), else as ``host_write`` slices."""
-        await self._write_rows(HostTarget.ACTIVATIONS, 0, a0)
+        await self._write_rows(HostTarget.ACTIVATIONS, 0, self.geometry.engine_matrix("A0", a0))
         if labels is not None:
             await self._write_rows(HostTarget.LABELS, 0, np.asarray(labels)[:, None])
 
@@ -150,14 +153,16 @@ class EngineHost:
 
     async def read_outputs(self, batch: int) -> np.ndarray:
         n = len(self.config.plan)
-        return await self.read_matrix(HostTarget.ACTIVATIONS, n, batch, self.config.layers[-1])
+        return await self.read_matrix(HostTarget.ACTIVATIONS, n, batch, self.config.plan[-1].n_out)
 
     async def read_predictions(self, batch: int) -> np.ndarray:
         return (await self.read_matrix(HostTarget.PREDICTIONS, 0, batch, 1))[:, 0]
 
     async def read_errors(self, layer: int, batch: int) -> np.ndarray:
-        """``E_layer`` (``1 .. L``) of the last training step."""
-        return await self.read_matrix(HostTarget.ERRORS, layer, batch, self.config.layers[layer])
+        """``E_layer`` (``1 .. L``) of the last training step, as the engine holds it
+        (:meth:`EngineGeometry.engine_matrix`)."""
+        return await self.read_matrix(HostTarget.ERRORS, layer,
+                                      *self.geometry.matrix_shape(f"E{layer}", batch))
 
     async def run(self, batch: int, *, train: bool, lam: int = 0) -> RunCounters:
         """Run a training step (``train``) or an inference pass of ``batch`` samples; fails if

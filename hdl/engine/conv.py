@@ -1,0 +1,155 @@
+"""The engine's convolution layers: the counters and masks that turn the array's three products
+of a convolution into slices of its channel-last memories (:class:`~.geometry.ConvDims`), with
+no patch matrix in memory.
+
+A convolution ``c_out x c_in x k x k`` over ``h x w`` positions runs its products as the fully
+connected jobs do, with positions in place of samples:
+
+======== ======================= ===================== ================ ============================
+job      rows                    columns               K                operands (slices)
+======== ======================= ===================== ================ ============================
+forward  ``c_out``               positions of a sample taps x ``c_in``  ``T`` column of ``W``;
+                                                                        ``A`` column, shifted
+gradient ``c_out``               taps x ``c_in``       all positions    ``E`` row; ``A`` row,
+                                                                        shifted
+backward positions of a sample   ``c_in``              taps x ``c_out`` ``E`` column, shifted back;
+                                                                        ``T`` row of ``W``
+======== ======================= ===================== ================ ============================
+
+Every dimension of a job is a :class:`BlockLoop`: blocks of ``R`` (or ``C``) positions within
+one sample, samples outer (a block never spans two samples, so a forward result row is one
+piece of one sample's output), or blocks of channels within one kernel tap, taps outer. A beat
+of the forward and backward jobs is a kernel tap ``(i, j)`` and a channel (:class:`Taps`, the
+channel inner); the input of tap ``(i, j)`` at position ``(y, x)`` is the position matrix's row
+shifted by ``(i - p) * w + (j - p)``, and the memories hold ``p * w + p`` guard rows before the
+matrix so that every shifted row is an address. A lane whose shifted position leaves the image
+(or a block past the sample's last position) is masked to zero: :func:`lane_positions` gives
+each lane's ``(y, x)``.
+"""
+
+from __future__ import annotations
+
+from amaranth import Mux, Signal
+
+from .._util import const_mux, select
+
+__all__ = ["BlockLoop", "Taps", "lane_positions", "layer_const", "inside"]
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def layer_const(m, layer, values, name):
+    """``values[layer]`` (one non-negative integer per layer) as a signal."""
+    return const_mux(m, layer, list(values), name)
+
+
+class BlockLoop:
+    """One dimension of an array job as blocks: ``n_major`` majors (samples, or kernel taps) of
+    ``n_minor`` elements each, visited ``step`` at a time; :attr:`flat` is the element index
+    ``major * n_minor + minor``, :attr:`blk` the block's index within its major."""
+
+    def __init__(self, m, name, step, max_major, max_minor):
+        self.step = step
+        self.minor = Signal(range(max_minor + step), name=f"{name}_minor")
+        self.blk = Signal(range(_ceil(max_minor, step) + 1), name=f"{name}_blk")
+        self.major = Signal(range(max_major + 1), name=f"{name}_major")
+        self.base = Signal(range(max_major * max_minor + 1), name=f"{name}_base")
+        self.flat = Signal(range(max_major * max_minor + step), name=f"{name}_flat")
+        m.d.comb += self.flat.eq(self.base + self.minor)
+
+    def minor_end(self, n_minor):
+        return self.minor + self.step >= n_minor
+
+    def major_end(self, n_major):
+        return self.major + 1 >= n_major
+
+    def reset(self):
+        return [self.minor.eq(0), self.blk.eq(0), self.major.eq(0), self.base.eq(0)]
+
+    def next_minor(self):
+        return [self.minor.eq(self.minor + self.step), self.blk.eq(self.blk + 1)]
+
+    def next_major(self, n_minor):
+        return [self.minor.eq(0), self.blk.eq(0), self.major.eq(self.major + 1),
+                self.base.eq(self.base + n_minor)]
+
+    def advance(self, m, n_major, n_minor, on_end):
+        """Statements for the next block; ``on_end()`` runs in the branch after the last."""
+        with m.If(self.minor_end(n_minor)):
+            with m.If(self.major_end(n_major)):
+                m.d.sync += self.reset()
+                on_end()
+            with m.Else():
+                m.d.sync += self.next_major(n_minor)
+        with m.Else():
+            m.d.sync += self.next_minor()
+
+
+class Taps:
+    """A kernel tap ``(i, j)`` (``j`` inner) with the row shift of its input plus the guard,
+    ``offg = i * w + j``, and the first stored weight column of the tap, ``base = (i * k + j) *
+    c_in``; in a beat counter, the channel ``ch`` inner to the tap."""
+
+    def __init__(self, m, name, max_k, max_offset, max_base, max_ch=1):
+        self.i = Signal(range(max_k), name=f"{name}_i")
+        self.j = Signal(range(max_k), name=f"{name}_j")
+        self.ch = Signal(range(max_ch), name=f"{name}_ch")
+        self.offg = Signal(range(max_offset + 1), name=f"{name}_offg")
+        self.base = Signal(range(max_base + 1), name=f"{name}_base")
+
+    def reset(self):
+        return [self.i.eq(0), self.j.eq(0), self.ch.eq(0), self.offg.eq(0), self.base.eq(0)]
+
+    def next_tap(self, m, k, row_step, c_in):
+        """The next tap: ``row_step = w - k + 1`` takes the shift to the next kernel row."""
+        m.d.sync += self.base.eq(self.base + c_in)
+        with m.If(self.j + 1 >= k):
+            m.d.sync += [self.j.eq(0), self.i.eq(self.i + 1),
+                         self.offg.eq(self.offg + row_step)]
+        with m.Else():
+            m.d.sync += [self.j.eq(self.j + 1), self.offg.eq(self.offg + 1)]
+
+    def next_beat(self, m, n_ch, k, row_step, c_in):
+        with m.If(self.ch + 1 >= n_ch):
+            m.d.sync += self.ch.eq(0)
+            self.next_tap(m, k, row_step, c_in)
+        with m.Else():
+            m.d.sync += self.ch.eq(self.ch + 1)
+
+
+def inside(value, low, high):
+    """``low <= value < high``."""
+    return (value >= low) & (value < high)
+
+
+def lane_positions(m, conv_dims, layer, blk, size, name):
+    """For lanes ``l < size`` of block ``blk`` of a sample's positions (``size`` per block), in
+    the convolution layer ``layer`` selects: ``(valid, y, x)`` of position ``blk * size + l``
+    (``valid``: the block has that many positions)."""
+    lanes = []
+    for lane in range(size):
+        valid, ys, xs = [], [], []
+        for j, d in enumerate(conv_dims):
+            if d is None:
+                continue
+            qs = [b * size + lane for b in range(_ceil(d.hw, size))]
+            valid.append((j, const_mux(m, blk, [int(q < d.hw) for q in qs],
+                                       f"{name}_in_{j}_{lane}")))
+            ys.append((j, const_mux(m, blk, [min(q // d.w, d.h - 1) for q in qs],
+                                    f"{name}_y_{j}_{lane}")))
+            xs.append((j, const_mux(m, blk, [q % d.w for q in qs], f"{name}_x_{j}_{lane}")))
+        h_max = max(d.h for d in conv_dims if d is not None)
+        w_max = max(d.w for d in conv_dims if d is not None)
+        v = Signal(name=f"{name}_in_{lane}")
+        y = Signal(range(h_max), name=f"{name}_y_{lane}")
+        x = Signal(range(w_max), name=f"{name}_x_{lane}")
+        m.d.comb += [v.eq(select(layer, valid)), y.eq(select(layer, ys)),
+                     x.eq(select(layer, xs))]
+        lanes.append((v, y, x))
+    return lanes
+
+
+def masked(cond, value):
+    return Mux(cond, value, 0)

