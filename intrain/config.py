@@ -466,14 +466,17 @@ class Config:
 
     def require_engine_layers(self, what: str) -> None:
         """Raise :class:`ConfigError` if the network has a layer the hardware engine does not
-        build (a max-pool): ``what`` names the hardware entry point."""
-        pooled = [p for p in self.plan if p.pool > 1]
+        build: a ``p x p`` max-pool needs memory slices of at least ``p`` lanes
+        (``max(array_rows, array_cols) >= p``). ``what`` names the hardware entry point."""
+        lanes = max(self.array_rows, self.array_cols)
+        pooled = [p for p in self.plan if p.pool > lanes]
         if pooled:
+            p = pooled[0]
             raise ConfigError(
-                f"{what} runs fully connected layers and convolutions without pooling, not "
-                f"{','.join(map(str, self.layers))} (layer {pooled[0].index} has a "
-                f"{pooled[0].pool}x{pooled[0].pool} max-pool); train pooled networks with the "
-                "golden model (intrain train --backend golden)")
+                f"{what}: the {p.pool}x{p.pool} max-pool of layer {p.index} needs an array of at "
+                f"least {p.pool} rows or columns (its memory slices hold whole windows), not "
+                f"{self.array_rows}x{self.array_cols}; use a larger array or train the network "
+                "with the golden model (intrain train --backend golden)")
 
     def lam_at(self, epoch: int) -> int:
         """``log2`` of the learning rate in force during ``epoch`` (0-based)."""

@@ -70,11 +70,8 @@ def test_a_saved_config_repeats_the_run_exactly(tmp_path):
     (["--layers", "1x28x28,4C3,10"], "digits holds 1x8x8 images, not the network's input"),
     (["--layers", "1x8x8,4C4,MP2,10"], "4C4 (item 2): the kernel must be odd"),
     (["--layers", "1x8x8,4C3,MP3,10"], "MP3 (item 3): a 3x3 pool does not divide"),
-    (["--backend", "rtl", "--layers", "1x8x8,4C3,MP2,10"],
-     "--backend rtl runs fully connected layers and convolutions without pooling, not "
-     "1x8x8,4C3,MP2,10"),
-    (["--backend", "board", "--board", "ulx3s-85f", "--port", "/dev/null", "--layers",
-      "1x8x8,4C3,MP2,10"], "--backend board runs fully connected layers and convolutions"),
+    (["--backend", "rtl", "--array", "1x1", "--layers", "1x8x8,4C3,MP2,10"],
+     "--backend rtl: the 2x2 max-pool of layer 1 needs an array of at least 2 rows or columns"),
 ])
 def test_user_mistakes_end_in_one_error_line(args, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -111,17 +108,18 @@ def test_lenet5_trains_on_an_mnist_folder(tmp_path, capsys):
 
 @pytest.mark.parametrize("command", [
     ["build", "--board", "icebreaker", "--config", "conv.toml"],
-    ["generate", "engine", "--set", "layers=1x8x8,4C3,MP2,10"],
+    ["generate", "engine", "--set", "layers=1x8x8,4C3,MP2,10", "--set", "array_rows=1",
+     "--set", "array_cols=1"],
 ])
-def test_hardware_commands_refuse_conv_networks_in_one_line(command, capsys, tmp_path,
-                                                            monkeypatch):
+def test_hardware_commands_refuse_a_pool_wider_than_the_array_in_one_line(
+        command, capsys, tmp_path, monkeypatch):
     from intrain.config import Config
 
     monkeypatch.chdir(tmp_path)
-    Config(layers="1x8x8,4C3,MP2,10").save(tmp_path / "conv.toml")
+    Config(layers="1x8x8,4C3,MP2,10", array_rows=1, array_cols=1).save(tmp_path / "conv.toml")
     assert main(command) == 2
     err = capsys.readouterr().err
-    assert err.startswith("intrain: error:") and "without pooling" in err, err
+    assert err.startswith("intrain: error:") and "needs an array of at least 2" in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 

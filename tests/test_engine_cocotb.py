@@ -108,12 +108,16 @@ def test_apt_mode_grows_error_widths_bit_exact_on_verilator(harness, tmp_path):
 
 
 #: Convolution networks: name -> (layers, rows, cols, batch_size, steps). Kernels 1, 3 and 5,
-#: c_in = 1 and > 1, conv into conv and conv into fully connected layers, batch 1 and more.
+#: c_in = 1 and > 1, conv into conv and conv into fully connected layers, with and without
+#: max-pools, batch 1 and more.
 CONV_SWEEP = {
     "2x3_k3_cin1": ("1x4x4,3C3,4", 2, 3, 2, 3),
     "2x2_k1_cin2_batch1": ("2x3x3,3C1,2", 2, 2, 1, 3),
     "3x2_k5_k3_conv_conv": ("1x5x5,2C5,3C3,3", 3, 2, 2, 3),
     "2x2_k3_deep": ("2x4x3,4C3,2C3,5,3", 2, 2, 3, 2),
+    # max-pools: into the classifier, and into a convolution that is pooled again
+    "2x4_k3_pool_fc": ("1x4x6,3C3,MP2,4", 2, 4, 2, 3),
+    "3x3_pool_conv_pool": ("2x4x4,3C3,MP2,4C1,MP2,3", 3, 3, 2, 2),
 }
 
 
@@ -136,7 +140,7 @@ def test_conv_training_steps_are_bit_exact_on_verilator(name, tmp_path):
 
 @pytest.mark.skipif(not HAVE_ICARUS, reason=NO_ICARUS)
 def test_conv_training_steps_are_bit_exact_on_icarus(tmp_path):
-    config, _ = _conv_config("2x3_k3_cin1")
+    config, _ = _conv_config("2x4_k3_pool_fc")
     data = _data(tmp_path, config.n_inputs, config.layers[-1])
     r = run_engine(config, data=data, sim="icarus", steps=2, float_baseline=False,
                    progress=False, check_every=1)

@@ -28,6 +28,12 @@ CONFIGS = {
     # conv, conv, FC, FC on a square array (rows = cols) and a kernel of 3
     "k3_deep": Config(layers="2x4x3,4C3,2C3,5,3", array_rows=2, array_cols=2, batch_size=3,
                       rng_lanes=2),
+    # a 2x2 pool into the classifier (image rows wider than a slice: 6 positions, 4 lanes)
+    "k3_pool_fc": Config(layers="1x4x6,3C3,MP2,4", array_rows=2, array_cols=4, batch_size=2,
+                         rng_lanes=4),
+    # pool into a convolution, then a pool into the classifier (conv, pool, conv, pool, FC)
+    "k3_pool_conv_pool": Config(layers="2x4x4,3C3,MP2,4C1,MP2,3", array_rows=3, array_cols=3,
+                                batch_size=2, rng_lanes=3),
 }
 
 
@@ -86,9 +92,10 @@ def test_conv_weights_change_and_the_draws_follow_the_stored_order():
     assert sorted(deep.stored_columns) == list(range(deep.n_in))
 
 
-def test_pooled_networks_get_a_clear_error():
-    with pytest.raises(ConfigError, match="max-pool"):
-        EngineGeometry(Config(layers="1x4x4,2C3,MP2,3", array_rows=2, array_cols=2,
+def test_a_pool_wider_than_the_slices_gets_a_clear_error():
+    with pytest.raises(ConfigError, match="the 2x2 max-pool of layer 1 needs an array of at "
+                                          "least 2 rows or columns"):
+        EngineGeometry(Config(layers="1x4x4,2C3,MP2,3", array_rows=1, array_cols=1,
                               batch_size=2))
 
 

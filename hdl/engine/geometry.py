@@ -23,7 +23,6 @@ from amaranth import Shape, signed, unsigned
 from amaranth.lib import data, enum
 
 from intrain.config import Config
-from intrain.errors import ConfigError
 from intrain.fault_spec import FaultPlan
 
 from ..multiplier import dsp_family, product_cycles
@@ -36,6 +35,10 @@ __all__ = ["ConvDims", "EngineGeometry", "HostTarget", "MemorySpec", "Phase", "R
 #: the slice rotation); engines of more than one lane register every bank's address after its
 #: arithmetic too (:attr:`EngineGeometry.read_latency`, one more).
 READ_LATENCY = 3
+#: Cycles of the pool pass past its reads and their read latency: a register for the windows'
+#: maxima and QA's two stages (the unpool pass writes as its slices arrive: 0).
+POOL_LATENCY = 3
+UNPOOL_LATENCY = 0
 #: Cycles from the ``last`` element of a tensor to ``RL2(max |x|)`` of up to 4 lanes (the lanes'
 #: :class:`MaxAbs`, one register, :class:`Log2Round`, the result register).
 MAX_LOG2_CYCLES = 5
@@ -203,6 +206,8 @@ class ConvDims:
     w: int
     k: int
     c_out: int
+    #: The max-pool ``pool x pool`` after the convolution (1: none).
+    pool: int = 1
 
     @property
     def p(self) -> int:
@@ -210,7 +215,21 @@ class ConvDims:
 
     @property
     def hw(self) -> int:
+        """Positions of the convolution (its input and its output before the pool)."""
         return self.h * self.w
+
+    @property
+    def hp(self) -> int:
+        return self.h // self.pool
+
+    @property
+    def wp(self) -> int:
+        return self.w // self.pool
+
+    @property
+    def hwp(self) -> int:
+        """Positions of the layer's output (after the pool)."""
+        return self.hp * self.wp
 
     @property
     def taps(self) -> int:
@@ -262,7 +281,9 @@ class EngineGeometry:
         config.require_engine_layers("the engine")
         #: Per layer, its :class:`ConvDims` (a convolution) or None.
         self.conv_dims = [ConvDims(p.in_shape[0], p.in_shape[1], p.in_shape[2], p.kernel,
-                                   p.n_out) if p.conv else None for p in self.plan]
+                                   p.n_out, p.pool) if p.conv else None for p in self.plan]
+        #: The layers (0-based) whose convolution is followed by a max-pool.
+        self.pooled = [j for j, d in enumerate(self.conv_dims) if d and d.pool > 1]
         self.has_conv = any(self.conv_dims)
 
     # -- element shapes ---------------------------------------------------------------------------
@@ -360,6 +381,12 @@ class EngineGeometry:
                               p.n_in, 0))
         for name, (rows, cols) in self.r_matrices.items():
             specs.append((name, signed(self.r_width), rows, cols, 0))
+        for j in self.pooled:
+            d, n = self.conv_dims[j], j + 1
+            specs.append((f"Z{n}", signed(plan[j].acc_bits_forward), batch * d.hw, d.c_out, 0))
+            specs.append((f"CH{n}", unsigned((d.pool * d.pool - 1).bit_length()),
+                          batch * d.hwp, d.c_out, 0))
+            specs.append((f"D{n}", self.error_shapes[j], batch * d.hw, d.c_out, d.guard))
         return {name: MemorySpec(name, shape, rows + 2 * guard, cols,
                                  name in self.aligned_memories, guard)
                 for name, shape, rows, cols, guard in specs}
@@ -375,8 +402,11 @@ class EngineGeometry:
 
     def error_matrix(self, j: int) -> tuple[int, int, int]:
         """``(rows, cols, guard)`` of ``E_{j+1}``, the error at layer ``j + 1``'s output: a
-        convolution's positions x channels, else ``batch x n_out``."""
+        convolution's positions x channels (after its pool: the products then read the error
+        routed back to the pool's inputs, ``D{j+1}``), else ``batch x n_out``."""
         d, batch = self.conv_dims[j], self.config.batch_size
+        if d is not None and d.pool > 1:   # the products read it unpooled, from D{j+1}
+            return batch * d.hwp, d.c_out, 0
         if d is not None:
             return batch * d.hw, d.c_out, d.guard
         return batch, self.plan[j].n_out, 0
@@ -625,8 +655,12 @@ class EngineGeometry:
         layer's stream of tiles (QA: 2 more cycles in hidden layers), then the argmax pass (one
         read per class and block of ``lanes`` samples, then the read latency)."""
         total = 0
-        for n_tiles, p in zip(self.tiles(batch), self.plan):
-            total += self.stream_cycles([p.n_in] * n_tiles) + (0 if p.last else 2)
+        for j, (n_tiles, p) in enumerate(zip(self.tiles(batch), self.plan)):
+            total += self.stream_cycles([p.n_in] * n_tiles)
+            if j in self.pooled:   # the stream wrote Z with the array's rows; then the pool pass
+                total += self.pool_reads(j, batch) + self.read_latency + POOL_LATENCY
+            elif not p.last:
+                total += 2
         return total + _ceil(batch, self.lanes) * self.plan[-1].n_out + self.read_latency
 
     def train_phase_cycles(self, batch) -> dict[str, int]:
@@ -644,6 +678,9 @@ class EngineGeometry:
         n_sub = _ceil(cfg.rng_lanes, lanes)
         for p, job in zip(reversed(self.plan), self.array_jobs(batch)):
             n = p.index
+            if n - 1 in self.pooled:   # the error routed back to the pool's inputs
+                parts[f"unpool_{n}"] = self.pool_reads(n - 1, batch) + self.read_latency \
+                    + UNPOOL_LATENCY
             parts[f"gradient_backward_{n}"] = self.stream_cycles(
                 [k for tiles, k in job for _ in range(tiles)])
             if n > 1:
@@ -660,6 +697,18 @@ class EngineGeometry:
                 parts[f"faults_{p.index}"] = p.n_out * p.n_in + self.fault_latency
         return parts
 
+    def pool_span(self, j: int) -> int:
+        """Positions of an image row that one slice of the pool and unpool passes of layer
+        ``j`` (0-based) covers: whole windows, ``(lanes // pool) * pool``."""
+        return self.lanes // self.conv_dims[j].pool * self.conv_dims[j].pool
+
+    def pool_reads(self, j: int, batch: int) -> int:
+        """Slices the pool pass (and the unpool pass) of layer ``j`` (0-based) reads: per
+        sample, channel and row of windows, ``ceil(w / span)`` blocks of ``pool`` image rows
+        (:meth:`pool_span`)."""
+        d = self.conv_dims[j]
+        return batch * d.c_out * d.hp * _ceil(d.w, self.pool_span(j)) * d.pool
+
     def error_reads(self, layer: int, batch: int) -> int:
         """Slices the QE pass of ``R_layer`` reads (``layer > 1``): one per ``lanes`` features of
         a sample (a convolution: of a position); where the layer below is a convolution and
@@ -670,7 +719,7 @@ class EngineGeometry:
         if d is not None:
             return batch * d.hw * _ceil(d.c_in, self.lanes)
         if below is not None:
-            return batch * below.c_out * _ceil(below.hw, self.lanes)
+            return batch * below.c_out * _ceil(below.hwp, self.lanes)
         return batch * _ceil(p.n_in, self.lanes)
 
     def train_cycles(self, batch) -> int:
@@ -700,8 +749,8 @@ class EngineGeometry:
         d = self.conv_dims[0] if name == "A0" else \
             self.conv_dims[int(name[1:]) - 1] if name[0] == "E" else None
         if d is not None:
-            return x.reshape(len(x), d.c_in if name == "A0" else d.c_out, d.hw).transpose(
-                0, 2, 1).reshape(-1, d.c_in if name == "A0" else d.c_out)
+            c, hw = (d.c_in, d.hw) if name == "A0" else (d.c_out, d.hwp)
+            return x.reshape(len(x), c, hw).transpose(0, 2, 1).reshape(-1, c)
         return x if x.ndim < 2 else x.reshape(len(x), -1)
 
     def golden_weights(self, layer: int, matrix) -> np.ndarray:
@@ -750,10 +799,10 @@ class EngineGeometry:
                     for b0 in range(0, batch, lanes) for o in range(p.n_out)]
         d = self.conv_dims[layer - 1]
         if kind == "E" and d is not None and self.conv_dims[layer] is None:
-            return [(b * d.hw + q0, c, 1, 0, min(lanes, d.hw - q0)) for b in range(batch)
-                    for c in range(d.c_out) for q0 in range(0, d.hw, lanes)]
+            return [(b * d.hwp + q0, c, 1, 0, min(lanes, d.hwp - q0)) for b in range(batch)
+                    for c in range(d.c_out) for q0 in range(0, d.hwp, lanes)]
         if kind == "E":
-            n_rows = batch if d is None else batch * d.hw
+            n_rows = batch if d is None else batch * d.hwp
             return [(b, f0, 0, 1, min(lanes, p.n_out - f0))
                     for b in range(n_rows) for f0 in range(0, p.n_out, lanes)]
         if kind == "W" and self.fault_plan is not None:   # rewritten by the fault pass

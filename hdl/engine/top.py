@@ -27,6 +27,7 @@ from .conv import BlockLoop, Taps, inside, lane_positions, layer_const
 from .crc import TensorCrc
 from .geometry import EngineGeometry, HostTarget, Phase
 from .global_max import GlobalMaxLog2
+from .pool import build_pool_passes
 
 __all__ = ["Engine", "HostTarget", "Phase"]
 
@@ -47,13 +48,15 @@ class _Job(enum.Enum, shape=4):
     UPDATE = 6
     FAULT = 7
     REGRAD = 8   # a recomputed gradient job: its rows go straight into the update
+    POOL = 9     # a pooled convolution's pool pass (after its forward job)
+    UNPOOL = 10  # its error routed back to the pool's inputs (before its gradient job)
 
 
 _PHASE_OF_JOB = {
     _Job.FORWARD: Phase.FORWARD, _Job.ARGMAX: Phase.FORWARD,
     _Job.OUTPUT_ERROR: Phase.BACKWARD, _Job.BACKWARD: Phase.BACKWARD, _Job.ERROR: Phase.BACKWARD,
     _Job.GRADIENT: Phase.GRADIENT, _Job.UPDATE: Phase.UPDATE, _Job.FAULT: Phase.UPDATE,
-    _Job.REGRAD: Phase.GRADIENT,
+    _Job.REGRAD: Phase.GRADIENT, _Job.POOL: Phase.FORWARD, _Job.UNPOOL: Phase.BACKWARD,
 }
 
 
@@ -333,10 +336,15 @@ class Engine(wiring.Component):
             m=m, n_classes=n_classes, n_layers=n_layers, plan=plan, rl=rl, rows=rows,
         )
         self._build_memories(s)
+
         self._build_control(s)
         self._build_issue(s)
         self._build_results(s)
         self._build_passes(s)
+        s.pool_final = s.unpool_final = 0
+        if self._geo.pooled:
+            s.issue_state, s.drain = _State.ISSUE, _State.DRAIN
+            s.pool_final, s.unpool_final = build_pool_passes(s, _Job.POOL, _Job.UNPOOL)
         self._build_update(s)
         self._build_faults(s)
         self._build_host(s)
@@ -359,6 +367,9 @@ class Engine(wiring.Component):
         mask_mems = [mem[f"M{j + 1}"] for j in range(n_layers - 1)]
         g_mems = [mem.get(f"G{j + 1}") for j in range(n_layers)]   # None: recomputed
         r_mem_of = {j: mem[self._geo.r_memory(j + 1)] for j in range(1, n_layers)}
+        pooled = self._geo.pooled   # their raw accumulators, choices and unpooled errors
+        z_mems, ch_mems, d_mems = ({j: mem[f"{kind}{j + 1}"] for j in pooled}
+                                   for kind in ("Z", "CH", "D"))
         p_mem, label_mem, out_mem = mem["P"], mem["LABELS"], mem["OUT"]
 
         array = m.submodules.array = SystolicArray.for_config(cfg, dsp=self._dsp,
@@ -367,7 +378,7 @@ class Engine(wiring.Component):
         s.__dict__.update(
             a_mems=a_mems, array=array, e_mems=e_mems, g_mems=g_mems, label_mem=label_mem,
             mask_mems=mask_mems, mem=mem, out_mem=out_mem, p_mem=p_mem, r_mem_of=r_mem_of,
-            w_mems=w_mems,
+            w_mems=w_mems, z_mems=z_mems, ch_mems=ch_mems, d_mems=d_mems,
         )
 
     def _build_control(self, s):
@@ -388,6 +399,9 @@ class Engine(wiring.Component):
         regrad = Signal(name="layer_regrad")
         m.d.comb += regrad.eq(select(layer, [(p.index - 1, 1) for p in plan
                                              if p.index in self._geo.recomputed]))
+        # The layer's convolution is pooled; the layer below's is.
+        s.layer_pooled = select(layer, [(j, 1) for j in self._geo.pooled])
+        s.below_pooled = select(layer, [(j + 1, 1) for j in self._geo.pooled])
 
         # Every memory access of the engine: (condition, mode, row, col) for reads and
         # (condition, mode, row, col, mask, data) for writes, per memory.
@@ -582,7 +596,7 @@ class Engine(wiring.Component):
         for j, p in enumerate(plan):
             w_data = w_mems[j].read_data.payload
             a_data = a_mems[j].read_data.payload
-            e_data = e_mems[j].read_data.payload
+            e_data = s.d_mems.get(j, e_mems[j]).read_data.payload   # a pool: D
 
             def to_t(w, p=p):
                 return saturate(round_shift(w, p.t_shift), p.t_max)
@@ -678,7 +692,7 @@ class Engine(wiring.Component):
         rows before the position matrices, and a tap's row shift plus the guard is ``offg``."""
         d, job = s.cv.dims[j], s.job
         guard = d.guard
-        w_mem, a_mem, e_mem = s.w_mems[j], s.a_mems[j], s.e_mems[j]
+        w_mem, a_mem, e_mem = s.w_mems[j], s.a_mems[j], s.d_mems.get(j, s.e_mems[j])
         fwd, bwd = on & (job == _Job.FORWARD), on & (job == _Job.BACKWARD)
         s.reads[id(w_mem)] += [
             (fwd, SliceMode.COLUMN, at.ir.flat, iss_k),
@@ -830,8 +844,8 @@ class Engine(wiring.Component):
         quantized = [groups[(p.qa_shift, p.bits.a, p.acc_bits_forward)] for p in plan[:-1]]
         for j in range(n_layers):
             fwd = layer == j
-            if j == last_layer:
-                writes[id(out_mem)].append((
+            if j == last_layer or j in s.z_mems:   # the raw accumulators: OUT, or Z to pool
+                writes[id(out_mem if j == last_layer else s.z_mems[j])].append((
                     fwd & ev.valid & (ev.kind == _Job.FORWARD), SliceMode.COLUMN, ev.c, ev.r,
                     ev.mask, [out.values[c] for c in range(cols)]))
             else:
@@ -1016,11 +1030,11 @@ class Engine(wiring.Component):
         m, lanes, n_batch, cv, layer = s.m, s.lanes, s.n_batch, s.cv, s.layer
         dims, plan = cv.dims, s.plan
         below = [None] + [dims[j - 1] if dims[j] is None else None for j in range(1, s.n_layers)]
-        n_inner = layer_const(m, layer, [dims[j].c_in if dims[j] else below[j].hw if below[j]
+        n_inner = layer_const(m, layer, [dims[j].c_in if dims[j] else below[j].hwp if below[j]
                                          else p.n_in for j, p in enumerate(plan)], "ps_inner")
         n_mid = layer_const(m, layer, [below[j].c_out if below[j] else 1
                                        for j in range(s.n_layers)], "ps_mid_n")
-        hw_below = layer_const(m, layer, [below[j].hw if below[j] else 0
+        hw_below = layer_const(m, layer, [below[j].hwp if below[j] else 0
                                           for j in range(s.n_layers)], "ps_hw_below")
         max_rows = max(s.batch_size, cv.max_pos)
         ps_row = Signal(range(max_rows + lanes), name="ps_row")
@@ -1535,7 +1549,9 @@ class Engine(wiring.Component):
         up7 = s.up7
         wr_kind = s.wr_kind
         m.d.comb += finished.eq(select(job, [
-            (_Job.FORWARD, Mux(layer == last_layer, ev.final, d2.final)),
+            (_Job.FORWARD, Mux((layer == last_layer) | s.layer_pooled, ev.final, d2.final)),
+            (_Job.POOL, s.pool_final),
+            (_Job.UNPOOL, s.unpool_final),
             (_Job.GRADIENT, ev.final & (ev.kind == _Job.GRADIENT)),
             (_Job.BACKWARD, dm.final & (dm.kind == _Job.BACKWARD)),
             (_Job.ARGMAX, ps_finished),
@@ -1618,8 +1634,15 @@ class Engine(wiring.Component):
                         with m.Case(_Job.FORWARD):
                             with m.If(layer == last_layer):
                                 m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.ARGMAX)]
+                            with m.Elif(s.layer_pooled):
+                                m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.POOL)]
                             with m.Else():
                                 m.d.sync += [state.eq(_State.ISSUE), layer.eq(layer + 1)]
+                        with m.Case(_Job.POOL):
+                            m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.FORWARD),
+                                         layer.eq(layer + 1)]
+                        with m.Case(_Job.UNPOOL):
+                            begin_gradient(layer)
                         with m.Case(_Job.ARGMAX):
                             with m.If(training):
                                 m.d.sync += [state.eq(_State.ISSUE),
@@ -1636,6 +1659,8 @@ class Engine(wiring.Component):
                             with m.If(layer != 0):
                                 m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.GRADIENT),
                                              wr_kind.eq(_Job.GRADIENT), layer.eq(layer - 1)]
+                                with m.If(s.below_pooled):
+                                    m.d.sync += job.eq(_Job.UNPOOL)
                             with m.Else():
                                 if geo.fault_plan is None:
                                     m.d.sync += [state.eq(_State.IDLE), self.done.eq(1),
