@@ -383,8 +383,9 @@ def step_traffic(config: Config, *, max_payload: int = 512, dsp: str = "generic"
     frame = proto.HEADER_BYTES + proto.CRC_BYTES
     frames = sent = cycles = 0
     # EngineHost.load_batch: the inputs, then the labels, each matrix in frames of its own.
-    for cols in (config.layers[0], 1):
-        n, payload, c = _upload(info, geo.lanes, batch, cols, max_payload)
+    a0 = geo.memories["A0"]
+    for rows, cols in ((batch * a0.logical_rows // config.batch_size, a0.cols), (batch, 1)):
+        n, payload, c = _upload(info, geo.lanes, rows, cols, max_payload)
         frames, sent, cycles = frames + n, sent + payload + n * frame, cycles + c
     # RUN: its arguments, then the counters and CRCs.
     sent += frame + proto.RUN_BYTES

@@ -218,7 +218,9 @@ class HostLink(wiring.Component):
         s.vbyte = Signal(range(s.vb), name="vbyte") if s.vb > 1 else None
         s.vbuf = Signal(8 * (s.vb - 1), name="vbuf")
         s.lane = Signal(range(max(eng.lanes, 2)), name="lane")
-        s.n_in = eng.config.layers[0]
+        # The input matrix as the engine holds it (a convolution's: positions x channels).
+        a0 = eng.geometry.memories["A0"]
+        s.n_in, s.in_rows = a0.cols, a0.logical_rows
         s.left = Signal(range(s.n_in + 1), name="left")
         layout = eng.host_write_layout
         s.hw = data.View(layout, s.in_sh[8 * (s.in_bytes - s.wb):][:layout.size])
@@ -447,13 +449,18 @@ class HostLink(wiring.Component):
         cols = Mux(is_labels, 1, s.n_in)
         # The values must end inside the matrix: length <= request + rows left * row bytes,
         # the bound registered a state before its compare (shifts and adders, no multiplier).
-        batch = eng.config.batch_size
+        batch = s.in_rows   # the rows of the input (batch_size, or a convolution's positions)
+        if batch == eng.config.batch_size:
+            n_rows = batch
+        else:
+            n_rows = Signal(range(batch + 1), name="rows_matrix")
+            m.d.comb += n_rows.eq(Mux(is_labels, eng.config.batch_size, batch))
         row_in, room = Signal(name="rows_row_in"), Signal(
             range(s.rb + batch * s.n_in * s.vb + 1), name="rows_room")
         rows_left = Signal(range(batch + 1), name="rows_left")
-        m.d.comb += rows_left.eq(Mux(hw.row <= batch, batch - hw.row, 0))
+        m.d.comb += rows_left.eq(Mux(hw.row <= n_rows, n_rows - hw.row, 0))
         with m.State("ROWS_ROOM"):
-            m.d.sync += [row_in.eq(hw.row <= batch),
+            m.d.sync += [row_in.eq(hw.row <= n_rows),
                          room.eq(s.rb + Mux(is_labels, mul_const(rows_left, s.vb),
                                             mul_const(rows_left, s.n_in * s.vb)))]
             m.next = "ROWS_CHECK"

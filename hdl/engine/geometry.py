@@ -236,6 +236,13 @@ class ConvDims:
         return self.k * self.k
 
     @property
+    def row_taps(self) -> bool:
+        """The gradient takes a kernel row's taps in a column block (one input channel): the
+        input at the taps ``(i, 0 .. k - 1)`` of a position is a column slice, consecutive
+        positions; otherwise a column block is one tap's channels (a row slice)."""
+        return self.c_in == 1 and self.k > 1
+
+    @property
     def guard(self) -> int:
         """The largest shift of a kernel tap, ``p * w + p`` rows: a memory read at every shift
         holds that many rows before and after the matrix."""
@@ -527,8 +534,10 @@ class EngineGeometry:
         ``(tiles, K)`` runs: ``ceil(n_out / R) * ceil(n_in / C)`` tiles of ``K = batch`` and, past
         the first layer, ``ceil(batch / R) * ceil(n_in / C)`` tiles of ``K = n_out``. A
         convolution's gradient has ``k * k * ceil(c_in / C)`` column blocks (one kernel tap
-        each) and ``K = batch * h * w``; its backward job runs over position blocks
-        (:meth:`tiles`) and ``ceil(c_in / C)`` column blocks with ``K = k * k * c_out``."""
+        each; with one input channel ``k * ceil(k / C)``, a kernel row each, see
+        :attr:`ConvDims.row_taps`) and ``K = batch * h * w``; its backward job runs over
+        position blocks (:meth:`tiles`) and ``ceil(c_in / C)`` column blocks with ``K = k * k *
+        c_out``."""
         jobs = []
         for p, d in zip(reversed(self.plan), reversed(self.conv_dims)):
             row_blocks = _ceil(p.n_out, self.rows)
@@ -536,7 +545,9 @@ class EngineGeometry:
                 job = [(row_blocks * _ceil(p.n_in, self.cols), batch)]
                 back = (_ceil(batch, self.rows) * _ceil(p.n_in, self.cols), p.n_out)
             else:
-                job = [(row_blocks * d.taps * _ceil(d.c_in, self.cols), batch * d.hw)]
+                col_blocks = d.k * _ceil(d.k, self.cols) if d.row_taps \
+                    else d.taps * _ceil(d.c_in, self.cols)
+                job = [(row_blocks * col_blocks, batch * d.hw)]
                 back = (self._position_blocks(d, batch, self.rows) * _ceil(d.c_in, self.cols),
                         d.taps * d.c_out)
             if p.index > 1:

@@ -453,6 +453,7 @@ class Engine(wiring.Component):
             k=per_layer(lambda d: d.k, "k"), p=per_layer(lambda d: d.p, "p"),
             c_in=per_layer(lambda d: d.c_in, "c_in"), c_out=per_layer(lambda d: d.c_out, "c_out"),
             taps=per_layer(lambda d: d.taps, "taps"),
+            rt=per_layer(lambda d: int(d.row_taps), "row_taps"),
             kb=per_layer(lambda d: d.taps * d.c_out, "kb"),
             row_step=per_layer(lambda d: d.w - d.k + 1, "row_step"),
             max_pos=s.batch_size * max(d.hw for d in dims if d),
@@ -484,8 +485,9 @@ class Engine(wiring.Component):
         m.d.comb += [
             lim.r_maj.eq(Mux(c & ~fwd & ~grad, n_batch, 1)),
             lim.r_min.eq(Mux(fwd | grad, n_out, Mux(c, cv.hw, n_batch))),
-            lim.c_maj.eq(Mux(c & fwd, n_batch, Mux(c & grad, cv.taps, 1))),
-            lim.c_min.eq(Mux(fwd, Mux(c, cv.hw, n_batch), Mux(c, cv.c_in, n_in))),
+            lim.c_maj.eq(Mux(c & fwd, n_batch, Mux(c & grad, Mux(cv.rt, cv.k, cv.taps), 1))),
+            lim.c_min.eq(Mux(fwd, Mux(c, cv.hw, n_batch),
+                             Mux(c, Mux(cv.rt & grad, cv.k, cv.c_in), n_in))),
             lim.nk.eq(Mux(fwd, n_in, Mux(grad, Mux(c, cv.n_pos, n_batch),
                                          Mux(c, cv.kb, n_out)))),
             lim.n_ch.eq(Mux(fwd, cv.c_in, cv.c_out)),
@@ -656,7 +658,10 @@ class Engine(wiring.Component):
                     ir.advance(m, lim.r_maj, lim.r_min, on_end)
 
                 with m.If(ic.minor_end(lim.c_min) & ~ic.major_end(lim.c_maj)):
-                    ctap.next_tap(m, cv.k, cv.row_step, cv.c_in)
+                    with m.If(cv.rt):   # a gradient column block per kernel row
+                        m.d.sync += [ctap.i.eq(ctap.i + 1), ctap.offg.eq(ctap.offg + cv.w)]
+                    with m.Else():
+                        ctap.next_tap(m, cv.k, cv.row_step, cv.c_in)
                 ic.advance(m, lim.c_maj, lim.c_min, next_rows)
             with m.Else():
                 m.d.sync += iss_k.eq(iss_k + 1)
@@ -675,11 +680,15 @@ class Engine(wiring.Component):
         fwd = conv_job & (job == _Job.FORWARD)
         bwd = conv_job & (job == _Job.BACKWARD)
         grad = conv_job & ((job == _Job.GRADIENT) | (job == _Job.REGRAD))
-        grad_ok = inside(ky + ctap.i, cv.p, cv.h + cv.p) & inside(kx + ctap.j, cv.p, cv.w + cv.p)
+        # (A layer of one input channel takes a kernel row's taps in a column block: lane c
+        # is tap ``j = minor + c`` of the row.)
+        grad_y = inside(ky + ctap.i, cv.p, cv.h + cv.p)
+        grad_ok = grad_y & inside(kx + ctap.j, cv.p, cv.w + cv.p)
         a_mask, b_mask = Signal(rows, name="iss_a_mask"), Signal(cols, name="iss_b_mask")
         for c, (v, y, x) in enumerate(lane_positions(m, cv.dims, layer, ic.blk, cols, "iss_cp")):
             on = v & inside(y + ktap.i, cv.p, cv.h + cv.p) & inside(x + ktap.j, cv.p, cv.w + cv.p)
-            m.d.comb += b_mask[c].eq(Mux(fwd, on, Mux(grad, grad_ok, 1)))
+            row_ok = grad_y & inside(kx + ic.minor + c, cv.p, cv.w + cv.p)
+            m.d.comb += b_mask[c].eq(Mux(fwd, on, Mux(grad, Mux(cv.rt, row_ok, grad_ok), 1)))
         for r, (v, y, x) in enumerate(lane_positions(m, cv.dims, layer, ir.blk, rows, "iss_rp")):
             on = v & inside(y + cv.p, ktap.i, cv.h + ktap.i) \
                 & inside(x + cv.p, ktap.j, cv.w + ktap.j)
@@ -699,7 +708,8 @@ class Engine(wiring.Component):
             (bwd, SliceMode.ROW, at.ktap.ch, at.ktap.base + at.ic.flat)]
         s.reads[id(a_mem)] += [
             (fwd, SliceMode.COLUMN, at.ic.flat + at.ktap.offg, at.ktap.ch),
-            (on & grad, SliceMode.ROW, iss_k + at.ctap.offg, at.ic.minor)]
+            (on & grad, SliceMode.COLUMN, iss_k + at.ctap.offg + at.ic.minor, 0) if d.row_taps
+            else (on & grad, SliceMode.ROW, iss_k + at.ctap.offg, at.ic.minor)]
         s.reads[id(e_mem)] += [
             (on & grad, SliceMode.ROW, iss_k + guard, at.ir.flat),
             (bwd, SliceMode.COLUMN, at.ir.flat + 2 * guard - at.ktap.offg, at.ktap.ch)]
