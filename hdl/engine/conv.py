@@ -32,6 +32,7 @@ from __future__ import annotations
 from amaranth import Mux, Signal
 
 from .._util import const_mux, select
+from ..transpose_memory import divmod_const
 
 __all__ = ["BlockLoop", "Taps", "lane_positions", "layer_const", "inside"]
 
@@ -48,16 +49,22 @@ def layer_const(m, layer, values, name):
 class BlockLoop:
     """One dimension of an array job as blocks: ``n_major`` majors (samples, or kernel taps) of
     ``n_minor`` elements each, visited ``step`` at a time; :attr:`flat` is the element index
-    ``major * n_minor + minor``, :attr:`blk` the block's index within its major."""
+    ``major * n_minor + minor``."""
 
     def __init__(self, m, name, step, max_major, max_minor):
         self.step = step
         self.minor = Signal(range(max_minor + step), name=f"{name}_minor")
-        self.blk = Signal(range(_ceil(max_minor, step) + 1), name=f"{name}_blk")
         self.major = Signal(range(max_major + 1), name=f"{name}_major")
         self.base = Signal(range(max_major * max_minor + 1), name=f"{name}_base")
         self.flat = Signal(range(max_major * max_minor + step), name=f"{name}_flat")
         m.d.comb += self.flat.eq(self.base + self.minor)
+        self._restart, self._step = [], []
+
+    def track(self, restart, step):
+        """Statements that follow the loop: ``restart`` with every new major (and reset),
+        ``step`` with every next minor."""
+        self._restart += restart
+        self._step += step
 
     def minor_end(self, n_minor):
         return self.minor + self.step >= n_minor
@@ -66,14 +73,14 @@ class BlockLoop:
         return self.major + 1 >= n_major
 
     def reset(self):
-        return [self.minor.eq(0), self.blk.eq(0), self.major.eq(0), self.base.eq(0)]
+        return [self.minor.eq(0), self.major.eq(0), self.base.eq(0), *self._restart]
 
     def next_minor(self):
-        return [self.minor.eq(self.minor + self.step), self.blk.eq(self.blk + 1)]
+        return [self.minor.eq(self.minor + self.step), *self._step]
 
     def next_major(self, n_minor):
-        return [self.minor.eq(0), self.blk.eq(0), self.major.eq(self.major + 1),
-                self.base.eq(self.base + n_minor)]
+        return [self.minor.eq(0), self.major.eq(self.major + 1),
+                self.base.eq(self.base + n_minor), *self._restart]
 
     def advance(self, m, n_major, n_minor, on_end):
         """Statements for the next block; ``on_end()`` runs in the branch after the last."""
@@ -124,29 +131,35 @@ def inside(value, low, high):
     return (value >= low) & (value < high)
 
 
-def lane_positions(m, conv_dims, layer, blk, size, name):
-    """For lanes ``l < size`` of block ``blk`` of a sample's positions (``size`` per block), in
-    the convolution layer ``layer`` selects: ``(valid, y, x)`` of position ``blk * size + l``
-    (``valid``: the block has that many positions)."""
+def lane_positions(m, conv_dims, layer, loop, size, name):
+    """For lanes ``l < size`` of the current block of a sample's positions (the minor of
+    ``loop``, ``size`` positions per block), in the convolution layer ``layer`` selects:
+    ``(valid, y, x)`` of position ``minor + l`` (``valid``: inside the image). The block's first
+    position is tracked as ``(y0, x0)`` registers that follow ``loop``'s steps, and each lane's
+    ``x0 + l`` is divided by the image width (a constant per layer: small shifts and adders,
+    nothing for a width that is a power of two)."""
+    dims = [(j, d) for j, d in enumerate(conv_dims) if d is not None]
+    h_max, w_max = max(d.h for _, d in dims), max(d.w for _, d in dims)
+    y0 = Signal(range(h_max + size + 1), name=f"{name}_y0")
+    x0 = Signal(range(w_max), name=f"{name}_x0")
+    # The block's first position, one step on: ``x0 + step`` over the width.
+    y_step = Signal.like(y0, name=f"{name}_y_step")
+    x_step = Signal.like(x0, name=f"{name}_x_step")
+    steps = [(j, divmod_const(x0 + loop.step, d.w)) for j, d in dims]
+    m.d.comb += [y_step.eq(y0 + select(layer, [(j, q) for j, (q, _) in steps])),
+                 x_step.eq(select(layer, [(j, r) for j, (_, r) in steps]))]
+    loop.track([y0.eq(0), x0.eq(0)], [y0.eq(y_step), x0.eq(x_step)])
     lanes = []
     for lane in range(size):
-        valid, ys, xs = [], [], []
-        for j, d in enumerate(conv_dims):
-            if d is None:
-                continue
-            qs = [b * size + lane for b in range(_ceil(d.hw, size))]
-            valid.append((j, const_mux(m, blk, [int(q < d.hw) for q in qs],
-                                       f"{name}_in_{j}_{lane}")))
-            ys.append((j, const_mux(m, blk, [min(q // d.w, d.h - 1) for q in qs],
-                                    f"{name}_y_{j}_{lane}")))
-            xs.append((j, const_mux(m, blk, [q % d.w for q in qs], f"{name}_x_{j}_{lane}")))
-        h_max = max(d.h for d in conv_dims if d is not None)
-        w_max = max(d.w for d in conv_dims if d is not None)
         v = Signal(name=f"{name}_in_{lane}")
-        y = Signal(range(h_max), name=f"{name}_y_{lane}")
+        y = Signal(range(h_max + size + 1), name=f"{name}_y_{lane}")
         x = Signal(range(w_max), name=f"{name}_x_{lane}")
-        m.d.comb += [v.eq(select(layer, valid)), y.eq(select(layer, ys)),
-                     x.eq(select(layer, xs))]
+        parts = [(j, divmod_const(x0 + lane, d.w)) for j, d in dims]
+        m.d.comb += [
+            y.eq(y0 + select(layer, [(j, q) for j, (q, _) in parts])),
+            x.eq(select(layer, [(j, r) for j, (_, r) in parts])),
+            v.eq(y < select(layer, [(j, d.h) for j, d in dims])),
+        ]
         lanes.append((v, y, x))
     return lanes
 

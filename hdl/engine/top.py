@@ -642,6 +642,9 @@ class Engine(wiring.Component):
         ir = BlockLoop(m, "iss_r", rows, s.batch_size, s.max_r)
         max_major = max([s.batch_size] + [d.taps for d in cv.dims if d])
         ic = BlockLoop(m, "iss_c", cols, max_major, s.max_c)
+        # Each lane's position in the image (before the loops' statements: they follow them).
+        col_pos = lane_positions(m, cv.dims, layer, ic, cols, "iss_cp")
+        row_pos = lane_positions(m, cv.dims, layer, ir, rows, "iss_rp")
         max_base = max(p.n_in for p in s.plan)
         ktap = Taps(m, "iss_kt", cv.max_k, cv.max_offset, max_base, cv.max_ch)
         ctap = Taps(m, "iss_ct", cv.max_k, cv.max_offset, max_base)
@@ -685,11 +688,11 @@ class Engine(wiring.Component):
         grad_y = inside(ky + ctap.i, cv.p, cv.h + cv.p)
         grad_ok = grad_y & inside(kx + ctap.j, cv.p, cv.w + cv.p)
         a_mask, b_mask = Signal(rows, name="iss_a_mask"), Signal(cols, name="iss_b_mask")
-        for c, (v, y, x) in enumerate(lane_positions(m, cv.dims, layer, ic.blk, cols, "iss_cp")):
+        for c, (v, y, x) in enumerate(col_pos):
             on = v & inside(y + ktap.i, cv.p, cv.h + cv.p) & inside(x + ktap.j, cv.p, cv.w + cv.p)
             row_ok = grad_y & inside(kx + ic.minor + c, cv.p, cv.w + cv.p)
             m.d.comb += b_mask[c].eq(Mux(fwd, on, Mux(grad, Mux(cv.rt, row_ok, grad_ok), 1)))
-        for r, (v, y, x) in enumerate(lane_positions(m, cv.dims, layer, ir.blk, rows, "iss_rp")):
+        for r, (v, y, x) in enumerate(row_pos):
             on = v & inside(y + cv.p, ktap.i, cv.h + ktap.i) \
                 & inside(x + cv.p, ktap.j, cv.w + ktap.j)
             m.d.comb += a_mask[r].eq(Mux(bwd, on, 1))
