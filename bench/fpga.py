@@ -18,6 +18,7 @@ the boards whose report is in ``DIR/reports/``.
     python bench/fpga.py [BOARD ...] [--keep DIR] [--json FILE] [--seed N] [--workers N]
                          [--scheduler tcp://HOST:PORT]
     python bench/fpga.py --reports DIR [DIR ...] [BOARD ...]  # add finished builds' reports
+    python bench/fpga.py --reports DIR --append   # add them to the results file's rows
 
 The results go to ``bench/results/fpga.json`` unless ``--json`` says otherwise.
 """
@@ -175,6 +176,9 @@ def main(argv=None) -> int:
     ap.add_argument("--reports", type=Path, nargs="+",
                     help="tabulate these finished build folders (their report.json) too; "
                          "only the boards named are built then")
+    ap.add_argument("--append", action="store_true",
+                    help="keep the rows of the results file for other boards and networks "
+                         "(a board and network tabulated now replaces its row)")
     args = ap.parse_args(argv)
 
     rows = []
@@ -190,6 +194,13 @@ def main(argv=None) -> int:
                 rows += _build(boards, args.keep or Path(tmp), args)
             except IntrainError as e:
                 ap.error(str(e))
+    if args.append and args.json.is_file():
+        def key(row):
+            return row["board"], json.dumps(row.get("config", {}).get("layers"))
+
+        new = {key(r) for r in rows}
+        old = json.loads(args.json.read_text()).get("boards", [])
+        rows = [r for r in old if key(r) not in new] + rows
     _print(rows)
     payload = {
         "note": "peak GOPS = 2 x MACs x Fmax; Fmax from nextpnr at the slowest speed grade; "

@@ -18,7 +18,13 @@ other, so neither slows the other; ``--scheduler tcp://HOST:PORT`` runs them on 
 Dask cluster (the figures are then those of its workers).
 
     python bench/sim.py [--steps N] [--icarus-steps N] [--array 8x8] [--sims verilator,icarus]
-                        [--json FILE] [--scheduler tcp://HOST:PORT]
+                        [--layers SPEC] [--batch-size N] [--json FILE]
+                        [--scheduler tcp://HOST:PORT]
+
+The digits CNN (its MAC utilization per phase, ``bench/results/sim_conv.json``):
+
+    python bench/sim.py --layers 1x8x8,16C3,MP2,32C3,MP2,10 --batch-size 16 --steps 20 \\
+        --json bench/results/sim_conv.json
 """
 
 from __future__ import annotations
@@ -66,12 +72,24 @@ def _run(config, sims, args) -> dict:
     return results
 
 
+def _useful_macs(config, report) -> int:
+    """The network's MACs in the run's training steps (full batches, then the rest)."""
+    from intrain.hdl.engine import EngineGeometry
+
+    geo, b = EngineGeometry(config), config.batch_size
+    full, rest = divmod(report["samples_trained"], b)
+    return full * geo.useful_train_macs(b) + (geo.useful_train_macs(rest) if rest else 0)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=None,
                     help="Verilator: training steps (default: one epoch, 23 steps)")
     ap.add_argument("--icarus-steps", type=int, default=2, help="Icarus: training steps")
     ap.add_argument("--array", default="8x8", help="systolic array, ROWSxCOLS")
+    ap.add_argument("--layers", help="the network (default: the default network), e.g. the "
+                    "digits CNN 1x8x8,16C3,MP2,32C3,MP2,10")
+    ap.add_argument("--batch-size", type=int, help="batch size (default: the default's, 64)")
     ap.add_argument("--sims", default="verilator,icarus",
                     help="simulators to run, comma-separated (those installed)")
     ap.add_argument("--json", type=Path, default=Path("bench/results/sim.json"))
@@ -79,7 +97,10 @@ def main(argv=None) -> int:
                     help="run on an existing Dask cluster")
     args = ap.parse_args(argv)
     rows_, _, cols_ = args.array.partition("x")
-    config = Config(epochs=1, array_rows=int(rows_), array_cols=int(cols_))
+    extra = {"layers": args.layers} if args.layers else {}
+    if args.batch_size:
+        extra["batch_size"] = args.batch_size
+    config = Config(epochs=1, array_rows=int(rows_), array_cols=int(cols_), **extra)
     asked = [s.strip() for s in args.sims.split(",") if s.strip()]
     sims = [s for s in asked if s in available_simulators()]
     # The testbench times the training steps itself: the build is not in the figures.
@@ -96,6 +117,11 @@ def main(argv=None) -> int:
               f"{r['mac_utilization']:>8.1%}  {r['check']}")
     if "verilator" in results:
         r = results["verilator"]
+        useful = _useful_macs(config, r)
+        r["useful_mac_utilization"] = useful / (config.array_rows * config.array_cols
+                                                * r["cycles"])
+        print(f"\nuseful MACs (the network's, padding and masked lanes not counted): "
+              f"{r['useful_mac_utilization']:.1%} of the array's MAC-cycles")
         print("\nMAC utilization per phase (Verilator run)")
         print(f"{'phase':<10} {'cycles':>10} {'MAC-cycles':>12} {'utilization':>12}")
         for name, p in r["phases"].items():
@@ -116,14 +142,15 @@ def main(argv=None) -> int:
     missing = [s for s in asked if s not in sims]
     if missing:
         print(f"(not installed: {', '.join(missing)})")
-    keep = ("steps", "samples_trained", "cycles", "mac_cycles", "mac_utilization", "phases",
+    keep = ("steps", "samples_trained", "cycles", "mac_cycles", "mac_utilization",
+            "useful_mac_utilization", "phases",
             "train_seconds", "sim_cycles_per_second", "sim_samples_per_second", "bit_exact",
             "checks", "check", "harness", "wall_seconds")
     out = {
         "benchmark": "RTL simulation of the training engine",
         "network": list(config.layers), "bits": "2-8-8-8", "batch_size": config.batch_size,
         "array": [config.array_rows, config.array_cols],
-        "simulators": {s: {k: r[k] for k in keep} for s, r in results.items()},
+        "simulators": {s: {k: r[k] for k in keep if k in r} for s, r in results.items()},
         "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

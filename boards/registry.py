@@ -411,6 +411,41 @@ def largest_hidden(board: Board, config: Config | None = None, *,
     return best
 
 
+#: The convolutional networks ``intrain boards`` tries, from the smallest: the digits CNN's
+#: shape (two 3x3 convolutions of ``n`` and ``2n`` channels, each pooled, then the classifier),
+#: or without the pools where the array's memory slices are too narrow for one.
+CONV_CHANNELS = (2, 4, 8, 16, 32, 64, 128)
+
+
+def _conv_spec(n: int, pooled: bool) -> str:
+    return f"1x8x8,{n}C3,MP2,{2 * n}C3,MP2,10" if pooled else f"1x8x8,{n}C3,{2 * n}C3,10"
+
+
+def largest_conv(board: Board, config: Config | None = None) -> str:
+    """The largest convolutional network of the digits (1x8x8) of :data:`CONV_CHANNELS` whose
+    memories fit the block RAMs with the board's default array and batch, recomputing the
+    classifier's gradient where that makes it fit, and accumulators as wide as the network
+    needs; ``""`` if none fits."""
+    from intrain.hdl.engine.geometry import plan_recompute
+
+    cfg = config or board.default_config
+    pooled = max(cfg.array_rows, cfg.array_cols) >= 2
+    best = ""
+    for n in CONV_CHANNELS:
+        spec = _conv_spec(n, pooled)
+        try:
+            trial = Config(**{**cfg.to_dict(), "layers": spec, "acc_bits": 32,
+                              "recompute_gradients": (), "bits": cfg.to_dict()["bits"][:1]})
+            fits = plan_recompute(trial, board.family, board.resources.bram_blocks)
+        except ConfigError:
+            break
+        if fits is None:
+            break
+        note = f" (recomputing G{','.join(map(str, fits))})" if fits else ""
+        best = f"{spec} batch {cfg.batch_size}{note}"
+    return best
+
+
 def _summary(config: Config) -> str:
     return (f"{'-'.join(map(str, config.layers))} batch {config.batch_size}, "
             f"{config.array_rows}x{config.array_cols} array")
@@ -451,6 +486,7 @@ def boards_table() -> list[dict]:
                                 f"{cfg.layers[0]}-{cfg.layers[-1]} batch {cfg.batch_size} "
                                 f"(no hidden layer)"),
             "largest_hidden_recomputing_g": hidden_recomputed,
+            "largest_conv_network": largest_conv(board),
         })
     return rows
 
@@ -472,11 +508,16 @@ def list_boards_text() -> str:
             f"{r['largest_array']:>13}  "
             f"{r['largest_network']}{_recomputed_note(r)}")
     lines.append("")
+    for r in rows:
+        lines.append(f"{r['board']:15} largest convolutional network: "
+                     f"{r['largest_conv_network'] or 'none'}")
+    lines.append("")
     lines.append("DSP: blocks x multipliers per block; BRAM: blocks x Kbit; link: the serial "
                  "link's default baud rate. LUT figures are estimates from real builds; `intrain "
                  "build` reports the exact ones. Largest network: the widest hidden layer whose "
                  "memories fit with every gradient stored, and (in parentheses) recomputing the "
-                 "gradients that do not fit (recompute_gradients).")
+                 "gradients that do not fit (recompute_gradients). Largest convolutional "
+                 "network: the digits CNN's shape with the most channels whose memories fit.")
     return "\n".join(lines)
 
 

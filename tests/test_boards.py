@@ -396,3 +396,19 @@ def test_boards_table_shows_the_larger_network_that_recomputing_g_allows():
     ulx3s = rows["ulx3s-85f"]
     assert ulx3s["largest_hidden_recomputing_g"] > int(ulx3s["largest_network"].split("-")[1])
     assert "recomputing G" in list_boards_text()
+
+
+def test_boards_table_names_the_largest_conv_network_whose_memories_fit():
+    from intrain.boards.registry import CONV_CHANNELS, _conv_spec, largest_conv
+    from intrain.hdl.engine.geometry import plan_recompute
+
+    rows = {r["board"]: r for r in boards_table()}
+    board = get_board("ulx3s-85f")
+    spec = rows["ulx3s-85f"]["largest_conv_network"]
+    assert spec == largest_conv(board) and ",MP2," in spec
+    n = int(spec.split(",")[1].split("C")[0])
+    cfg = board.default_config
+    for channels, fits in ((n, True), (CONV_CHANNELS[CONV_CHANNELS.index(n) + 1], False)):
+        trial = cfg.replace(layers=_conv_spec(channels, True), acc_bits=32, bits="2-8-8-8")
+        assert (plan_recompute(trial, "ecp5", board.resources.bram_blocks) is not None) == fits
+    assert "largest convolutional network" in list_boards_text()

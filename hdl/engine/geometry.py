@@ -846,8 +846,9 @@ def recompute_cost(config: Config) -> int:
 def plan_recompute(config: Config, family: str, blocks: int) -> tuple[int, ...] | None:
     """The fewest layers whose gradient to recompute so that the engine's memories (with the
     host link's :data:`LINK_BLOCKS`) fit ``blocks`` block RAMs of ``family``: the layers with the
-    largest ``G`` first. ``()`` if everything fits as it is; None if recomputing every gradient
-    does not make it fit, or the configuration cannot recompute (``rng_lanes < array_cols``)."""
+    largest ``G`` first (fully connected layers: a convolution's gradient is always stored).
+    ``()`` if everything fits as it is; None if recomputing every gradient does not make it fit,
+    or the configuration cannot recompute (``rng_lanes < array_cols``)."""
     def need(layers):
         geo = EngineGeometry(config.replace(recompute_gradients=layers))
         return sum(geo.memory_blocks(family).values()) + LINK_BLOCKS
@@ -858,7 +859,7 @@ def plan_recompute(config: Config, family: str, blocks: int) -> tuple[int, ...] 
     if config.rng_lanes < config.array_cols:
         return None
     g_blocks = EngineGeometry(config.replace(recompute_gradients=())).memory_blocks(family)
-    for n in sorted((p.index for p in config.plan if p.index not in chosen),
+    for n in sorted((p.index for p in config.plan if p.index not in chosen and not p.conv),
                     key=lambda n: -g_blocks[f"G{n}"]):
         chosen = tuple(sorted(chosen + (n,)))
         if need(chosen) <= blocks:

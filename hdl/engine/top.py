@@ -61,8 +61,8 @@ _PHASE_OF_JOB = {
 
 
 class Engine(wiring.Component):
-    """The forward pass and the complete training step of a fully connected network on one
-    :class:`SystolicArray`, with every matrix in on-chip memory.
+    """The forward pass and the complete training step of a network of fully connected and
+    convolution layers on one :class:`SystolicArray`, with every matrix in on-chip memory.
 
     Storage (one :class:`TransposeMemory` each, ``lanes = max(array_rows, array_cols)``; names as
     in :meth:`memory_bits`):
@@ -129,6 +129,15 @@ class Engine(wiring.Component):
     stops issuing only when that FIFO could overflow. The array computes a tile while the
     previous one drains, so it takes one beat per cycle when ``K >= max(R, C)``. Other passes
     (argmax, QE, update) read ``lanes`` elements per cycle.
+
+    Convolution layers (stride 1, SAME padding, an optional max-pool; SPEC.md section 4b) run
+    on the same array with positions in place of samples: their activations and errors are
+    stored channel-last (a row per position ``(b, y, x)``, a column per channel) after guard
+    rows, their weights channel-last too, and every kernel tap is a row shift of the position
+    matrix with the lanes that leave the image masked, so no patch matrix is ever stored
+    (:mod:`.conv` has the tiles of each product). A pooled convolution writes its raw
+    accumulators to ``Z{l}``; a pool pass and, before its gradient job, an unpool pass follow
+    (:mod:`.pool`).
 
     Cycles: :meth:`forward_cycles` and :meth:`train_cycles` give the busy cycles of a run. The
     MACs counted (``mac_cycles``) are ``R * C`` per beat, padding included: :meth:`forward_macs`
