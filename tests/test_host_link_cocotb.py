@@ -79,6 +79,24 @@ def test_training_over_the_uart_is_bit_exact(tmp_path):
         assert step["sim_seconds"] == pytest.approx(seconds, rel=0.1)
 
 
+def test_conv_training_over_the_uart_is_bit_exact(tmp_path):
+    # The input goes as its positions x channels matrix (WRITE_ROWS of one value per row).
+    config = Config(layers="1x4x4,2C3,MP2,3", bits="2-8-8-8", array_rows=2, array_cols=2,
+                    batch_size=3, lr_schedule=((0, -1),), epochs=1, seed=5)
+    rng = np.random.default_rng(4)
+    data = tmp_path / "conv.npz"
+    np.savez(data, x=rng.uniform(-1, 1, (30, 1, 4, 4)), y=np.arange(30) % 3)
+    report = tmp_path / "report.json"
+    _run("train_over_uart", tmp_path, config=config, data=str(data), steps=2,
+         float_baseline=False, evaluate_on_rtl=False, report=str(report))
+    r = json.loads(report.read_text())
+    assert r["bit_exact"] and r["rtl_steps"] == r["steps"] == 2
+    assert r["link"]["errors"] == 0
+    model = step_traffic(config, max_payload=512)
+    for step in r["link"]["steps"]:
+        assert (step["frames"], step["bytes_sent"]) == (model.frames, model.bytes_sent)
+
+
 def test_bad_frames_are_rejected_and_change_nothing(tmp_path):
     _run("bad_frames_are_rejected", tmp_path)
 

@@ -81,7 +81,7 @@ def _measure(config: Config, max_payload: int) -> tuple[FakeBoard, dict]:
         board.requests.clear()
         rng = np.random.default_rng(0)
         half = 1 << (config.input_bits - 1)
-        a0 = rng.integers(-half, half, (config.batch_size, config.layers[0]))
+        a0 = rng.integers(-half, half, (config.batch_size, config.n_inputs))
         labels = rng.integers(0, config.layers[-1], config.batch_size)
         loop.run_until_complete(trainer._train_step(a0, labels, 0))
     finally:
@@ -91,14 +91,19 @@ def _measure(config: Config, max_payload: int) -> tuple[FakeBoard, dict]:
 
 
 CASES = [(name, 512) for name in BOARDS] + [
-    ("icebreaker", 37), ("ulx3s-85f", 36), ("ulx3s-85f", 100), ("tang-nano-9k", 1000)]
+    ("icebreaker", 37), ("ulx3s-85f", 36), ("ulx3s-85f", 100), ("tang-nano-9k", 1000),
+    ("ulx3s-85f-conv", 512), ("ulx3s-85f-conv", 36)]
 
 
 @pytest.mark.parametrize("board,max_payload", CASES)
 def test_step_traffic_counts_the_driver_s_bytes(board, max_payload):
-    config = BOARDS[board].default_config
+    conv = board.endswith("-conv")   # the input as positions x channels: rows of 1 value
+    config = BOARDS[board.removesuffix("-conv")].default_config
     if board == "tang-nano-9k":   # inputs that do not fill the last word of a row
         config = config.replace(layers=(63, 10))
+    if conv:
+        config = config.replace(layers="1x8x8,16C3,MP2,32C3,MP2,10", batch_size=16,
+                                bits="2-8-8-8")
     fake, measured = _measure(config, max_payload)
     model = step_traffic(config, max_payload=max_payload)
     assert (model.frames, model.bytes_sent, model.bytes_received) == (
@@ -107,7 +112,7 @@ def test_step_traffic_counts_the_driver_s_bytes(board, max_payload):
     assert commands.count(proto.Command.RUN) == 1 and commands[-1] == proto.Command.RUN
     # The batch as bare values, or as host_write words where a row of inputs does not fit a
     # frame (max_payload 36 and 37 for rows of 64 bytes).
-    rows_fit = max_payload - fake.info.request_bytes >= config.layers[0]
+    rows_fit = max_payload - fake.info.request_bytes >= (1 if conv else config.layers[0])
     assert set(commands[:-1]) == ({proto.Command.WRITE_ROWS} if rows_fit
                                   else {proto.Command.WRITE, proto.Command.WRITE_ROWS})
 
