@@ -1546,11 +1546,31 @@ class Engine(wiring.Component):
                 *[port.values[k].eq(w.payload.data[k]) for k in range(lanes)],
             ]
 
+    def _build_counters(self, s):
+        """The cycle and MAC-cycle counters of a run, in all and per :class:`Phase`."""
+        m, array, busy, job = s.m, s.array, s.busy, s.job
+        phase = Signal(Phase, name="phase")
+        m.d.comb += Value.cast(phase).eq(select(job, [(kind, ph.value)
+                                                       for kind, ph in _PHASE_OF_JOB.items()]))
+        # The array's ``mac_count`` (late in the cycle: it depends on the array's stall logic)
+        # is registered with its phase and added one cycle later; 0 outside a run.
+        macs = Signal.like(array.mac_count, name="mac_count_reg")
+        macs_phase = Signal(Phase, name="mac_count_phase")
+        m.d.sync += [macs.eq(Mux(busy, array.mac_count, 0)), macs_phase.eq(phase)]
+        m.d.sync += self.mac_cycles.eq(self.mac_cycles + macs)
+        for ph in Phase:
+            with m.If(macs_phase == ph):
+                m.d.sync += self.phase_mac_cycles[ph.value].eq(
+                    self.phase_mac_cycles[ph.value] + macs)
+        with m.If(busy):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+            for ph in Phase:
+                with m.If(phase == ph):
+                    m.d.sync += self.phase_cycles[ph.value].eq(self.phase_cycles[ph.value] + 1)
+
     def _build_run(self, s):
         """The run: start, jobs, done; counters."""
-        array = s.array
         batch_size = s.batch_size
-        busy = s.busy
         d2 = s.d2
         dm = s.dm
         ev = s.ev
@@ -1584,25 +1604,8 @@ class Engine(wiring.Component):
             (_Job.FAULT, s.fault_final),
         ]))
 
-        phase = Signal(Phase, name="phase")
-        m.d.comb += Value.cast(phase).eq(select(job, [(kind, ph.value)
-                                                       for kind, ph in _PHASE_OF_JOB.items()]))
         m.d.sync += self.done.eq(0)
-        # The array's ``mac_count`` (late in the cycle: it depends on the array's stall logic)
-        # is registered with its phase and added one cycle later; 0 outside a run.
-        macs = Signal.like(array.mac_count, name="mac_count_reg")
-        macs_phase = Signal(Phase, name="mac_count_phase")
-        m.d.sync += [macs.eq(Mux(busy, array.mac_count, 0)), macs_phase.eq(phase)]
-        m.d.sync += self.mac_cycles.eq(self.mac_cycles + macs)
-        for ph in Phase:
-            with m.If(macs_phase == ph):
-                m.d.sync += self.phase_mac_cycles[ph.value].eq(
-                    self.phase_mac_cycles[ph.value] + macs)
-        with m.If(busy):
-            m.d.sync += self.cycles.eq(self.cycles + 1)
-            for ph in Phase:
-                with m.If(phase == ph):
-                    m.d.sync += self.phase_cycles[ph.value].eq(self.phase_cycles[ph.value] + 1)
+        self._build_counters(s)
 
         # The maxima restart with a run and with every layer's gradient job (the transitions
         # below that set ``job`` to GRADIENT).
