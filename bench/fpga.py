@@ -124,10 +124,11 @@ def _print(rows):
               f"{r['peak_gops_at_fmax'] or 0:6.2f} {r['build_seconds']:7.0f}")
     built = [r for r in rows if "error" not in r and r.get("predicted")]
     if built:
-        print("\ntraining step of the default network at the clock (the geometry's cycle model)")
-        print(f"{'board':15} {'cycles':>8} {'step us':>9} {'effective GOPS':>15}")
+        print("\ntraining step of the build's network at the clock (the geometry's cycle model)")
+        print(f"{'board':15} {'network':32} {'cycles':>8} {'step us':>9} {'effective GOPS':>15}")
         for r in built:
-            print(f"{r['board']:15} {r['step_cycles']:8,} {r.get('step_us', 0):9.1f} "
+            net = "-".join(map(str, r["config"].get("layers", ())))
+            print(f"{r['board']:15} {net:32} {r['step_cycles']:8,} {r.get('step_us', 0):9.1f} "
                   f"{r.get('effective_gops', 0):15.3f}")
         print("\nresource model (EngineGeometry.resources) against the builds")
         print(f"{'board':15} {'LUT est.':>9} {'LUT':>7} {'error':>7} {'DSP est.':>9} {'DSP':>5} "
