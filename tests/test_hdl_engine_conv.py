@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from engine_helpers import host, simulate
 
-from intrain.config import Config
+from intrain.config import Config, LayerPlan
 from intrain.errors import ConfigError
+from intrain.golden.model import GoldenModel
 from intrain.hdl.engine import Engine, EngineGeometry
 from intrain.host.checked import CheckedTrainer
 
@@ -31,6 +32,12 @@ CONFIGS = {
     # a 2x2 pool into the classifier (image rows wider than a slice: 6 positions, 4 lanes)
     "k3_pool_fc": Config(layers="1x4x6,3C3,MP2,4", array_rows=2, array_cols=4, batch_size=2,
                          rng_lanes=4),
+    # a 3x3 pool (slices of 3 lanes: one window each); a one-channel convolution after a pool
+    # (its gradient by kernel rows reads the pooled positions)
+    "k3_pool3": Config(layers="1x6x6,2C3,MP3,3", array_rows=3, array_cols=3, batch_size=2,
+                       rng_lanes=3),
+    "k3_pool_row_taps": Config(layers="1x4x4,1C3,MP2,2C3,3", array_rows=2, array_cols=3,
+                               batch_size=2, rng_lanes=3),
     # pool into a convolution, then a pool into the classifier (conv, pool, conv, pool, FC)
     "k3_pool_conv_pool": Config(layers="2x4x4,3C3,MP2,4C1,MP2,3", array_rows=3, array_cols=3,
                                 batch_size=2, rng_lanes=3),
@@ -79,17 +86,29 @@ def test_conv_training_steps_match_golden_in_every_element(name):
         assert counters["mac_cycles"] == dut.geometry.train_macs(batch)
 
 
-def test_conv_weights_change_and_the_draws_follow_the_stored_order():
-    """A layer with c_in > 1 stores its weights channel-last; the golden model rounds each
-    weight with the draw of its stored column (a wrong order fails the check above, and the
-    weights must actually move for it to be a check)."""
+def test_conv_weights_change_and_the_draws_follow_the_stored_order(monkeypatch):
+    """A layer with c_in > 1 stores its weights channel-last and the golden model rounds each
+    weight with the draw of its stored column: the engine's steps above match it, the weights
+    move, and the other order gives other weights (so the check above would catch it)."""
     config = CONFIGS["k1_cin2"]
     _, trainer, _ = train_checked(config, 2)
-    start = Config.load if False else None   # noqa: F841 (documentation only)
-    assert config.plan[0].stored_columns == (0, 1)
+    start = GoldenModel(config).weights
+    assert any((w != w0).any() for w, w0 in zip(trainer.golden.weights, start))
     deep = CONFIGS["k3_deep"].plan[1]
     assert deep.stored_columns[:4] == (0, 9, 18, 27)
     assert sorted(deep.stored_columns) == list(range(deep.n_in))
+
+    def trained(cfg):
+        model, rng = GoldenModel(cfg), np.random.default_rng(7)
+        for _ in range(3):
+            a0, labels = random_batch(cfg, rng, cfg.batch_size)
+            model.train_step(a0, labels, lam=0)
+        return model.weights
+
+    ours = trained(CONFIGS["k3_deep"])
+    monkeypatch.setattr(LayerPlan, "stored_columns", property(lambda self: None))
+    other = trained(CONFIGS["k3_deep"])
+    assert (ours[1] != other[1]).any()
 
 
 def test_a_pool_wider_than_the_slices_gets_a_clear_error():
