@@ -3,6 +3,8 @@ one systolic array, with its geometry (shapes, memory map, cycle model) apart fr
 
 - :mod:`.geometry`: :class:`EngineGeometry`, plain Python from the configuration.
 - :mod:`.top`: :class:`Engine`, the hardware.
+- :mod:`.conv`, :mod:`.pool`: the block loops, kernel taps and lane masks of convolution layers,
+  and the pool and unpool passes of max-pools.
 - :mod:`.global_max`, :mod:`.crc`: its post-processing blocks.
 """
 
