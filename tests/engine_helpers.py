@@ -84,8 +84,9 @@ def random_weights(config, rng):
 
 
 def random_inputs(config, rng, batch):
+    """``batch`` random inputs: vectors, or images of the network's input shape."""
     m = (1 << (config.input_bits - 1)) - 1
-    return rng.integers(-m, m + 1, (batch, config.layers[0]))
+    return rng.integers(-m, m + 1, (batch, *(config.input_shape or (config.n_inputs,))))
 
 
 async def run_engine(ctx, dut, batch, *, train, lam=0, limit=1_000_000):

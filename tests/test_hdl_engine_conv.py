@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from engine_helpers import host, simulate
+from engine_helpers import host, random_inputs, simulate
 
 from intrain.config import Config, LayerPlan
 from intrain.errors import ConfigError
@@ -45,9 +45,7 @@ CONFIGS = {
 
 
 def random_batch(config, rng, batch):
-    m = (1 << (config.input_bits - 1)) - 1
-    a0 = rng.integers(-m, m + 1, (batch, *config.input_shape))
-    return a0, rng.integers(0, config.layers[-1], batch)
+    return random_inputs(config, rng, batch), rng.integers(0, config.layers[-1], batch)
 
 
 def train_checked(config, steps, seed=1, batches=None):

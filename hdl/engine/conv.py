@@ -29,12 +29,14 @@ each lane's ``(y, x)``.
 
 from __future__ import annotations
 
-from amaranth import Mux, Signal
+from types import SimpleNamespace
+
+from amaranth import Signal
 
 from .._util import const_mux, select
 from ..transpose_memory import divmod_const
 
-__all__ = ["BlockLoop", "Taps", "lane_positions", "layer_const", "inside"]
+__all__ = ["BlockLoop", "Taps", "lane_positions", "layer_const", "layer_consts", "inside"]
 
 
 def _ceil(a: int, b: int) -> int:
@@ -44,6 +46,14 @@ def _ceil(a: int, b: int) -> int:
 def layer_const(m, layer, values, name):
     """``values[layer]`` (one non-negative integer per layer) as a signal."""
     return const_mux(m, layer, list(values), name)
+
+
+def layer_consts(m, layer, dims, prefix, **fields):
+    """For each ``name=f`` of ``fields``, ``f(dims[layer])`` as a signal named
+    ``{prefix}_{name}`` (0 where ``dims[layer]`` is None)."""
+    return SimpleNamespace(dims=dims, **{
+        name: layer_const(m, layer, [f(d) if d else 0 for d in dims], f"{prefix}_{name}")
+        for name, f in fields.items()})
 
 
 class BlockLoop:
@@ -163,6 +173,3 @@ def lane_positions(m, conv_dims, layer, loop, size, name):
         lanes.append((v, y, x))
     return lanes
 
-
-def masked(cond, value):
-    return Mux(cond, value, 0)

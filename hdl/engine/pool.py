@@ -25,25 +25,20 @@ from amaranth.lib import data
 from .._util import delay, select
 from ..shift_quantizer import ShiftQuantizer
 from ..transpose_memory import SliceMode, mul_const
-from .conv import layer_const
+from .conv import layer_consts
 
 __all__ = ["build_pool_passes"]
 
 
 def _consts(m, s, layer):
     """The pooled layers' constants, selected by ``layer`` (0 elsewhere)."""
-    dims = [d if j in s.geo.pooled else None for j, d in enumerate(s.cv.dims)]
-
-    def per(f, name):
-        return layer_const(m, layer, [f(d) if d else 0 for d in dims], f"pl_{name}")
-
-    return SimpleNamespace(
-        dims=dims, pool=per(lambda d: d.pool, "pool"), w=per(lambda d: d.w, "w"),
-        hw=per(lambda d: d.hw, "hw"), hp=per(lambda d: d.hp, "hp"), wp=per(lambda d: d.wp, "wp"),
-        hwp=per(lambda d: d.hwp, "hwp"), c_out=per(lambda d: d.c_out, "c_out"),
-        pw=per(lambda d: d.pool * d.w, "pw"),
-        step=per(lambda d: s.lanes // d.pool, "step"),
-        span=per(lambda d: s.lanes // d.pool * d.pool, "span"))
+    lanes = s.lanes
+    return layer_consts(
+        m, layer, [d if j in s.geo.pooled else None for j, d in enumerate(s.cv.dims)], "pl",
+        pool=lambda d: d.pool, w=lambda d: d.w, hw=lambda d: d.hw, hp=lambda d: d.hp,
+        wp=lambda d: d.wp, hwp=lambda d: d.hwp, c_out=lambda d: d.c_out,
+        pw=lambda d: d.pool * d.w, step=lambda d: lanes // d.pool,
+        span=lambda d: lanes // d.pool * d.pool)
 
 
 def _loop(m, s, pc, issue):

@@ -23,7 +23,7 @@ from ..systolic_array import SystolicArray
 from ..transpose_memory import SliceMode, TransposeMemory, mul_const
 from ..weight_updater import WeightUpdater
 from .apt import ErrorWidths
-from .conv import BlockLoop, Taps, inside, lane_positions, layer_const
+from .conv import BlockLoop, Taps, inside, lane_positions, layer_const, layer_consts
 from .crc import TensorCrc
 from .geometry import EngineGeometry, HostTarget, Phase
 from .global_max import GlobalMaxLog2
@@ -452,25 +452,17 @@ class Engine(wiring.Component):
         """The convolution constants of the current layer (0 for a fully connected one) and the
         positions of the run's batch, ``n_pos = n_batch * h * w``."""
         m, dims = s.m, self._geo.conv_dims
-
-        def per_layer(f, name):
-            return layer_const(m, layer, [f(d) if d else 0 for d in dims], f"cv_{name}")
-
-        cv = SimpleNamespace(
-            dims=dims, is_conv=per_layer(lambda d: 1, "is"), h=per_layer(lambda d: d.h, "h"),
-            w=per_layer(lambda d: d.w, "w"), hw=per_layer(lambda d: d.hw, "hw"),
-            k=per_layer(lambda d: d.k, "k"), p=per_layer(lambda d: d.p, "p"),
-            c_in=per_layer(lambda d: d.c_in, "c_in"), c_out=per_layer(lambda d: d.c_out, "c_out"),
-            taps=per_layer(lambda d: d.taps, "taps"),
-            rt=per_layer(lambda d: int(d.row_taps), "row_taps"),
-            kb=per_layer(lambda d: d.taps * d.c_out, "kb"),
-            row_step=per_layer(lambda d: d.w - d.k + 1, "row_step"),
-            max_pos=s.batch_size * max(d.hw for d in dims if d),
-            max_kb=max(d.taps * d.c_out for d in dims if d),
-            max_k=max(d.k for d in dims if d),
-            max_offset=max(2 * d.guard for d in dims if d),
-            max_ch=max(max(d.c_in, d.c_out) for d in dims if d),
-        )
+        cv = layer_consts(
+            m, layer, dims, "cv", is_conv=lambda d: 1, h=lambda d: d.h, w=lambda d: d.w,
+            hw=lambda d: d.hw, k=lambda d: d.k, p=lambda d: d.p, c_in=lambda d: d.c_in,
+            c_out=lambda d: d.c_out, taps=lambda d: d.taps, rt=lambda d: int(d.row_taps),
+            kb=lambda d: d.taps * d.c_out, row_step=lambda d: d.w - d.k + 1)
+        present = [d for d in dims if d]
+        cv.max_pos = s.batch_size * max(d.hw for d in present)
+        cv.max_kb = max(d.taps * d.c_out for d in present)
+        cv.max_k = max(d.k for d in present)
+        cv.max_offset = max(2 * d.guard for d in present)
+        cv.max_ch = max(max(d.c_in, d.c_out) for d in present)
         cv.n_pos = Signal(range(cv.max_pos + 1), name="cv_n_pos")
         m.d.comb += cv.n_pos.eq(select(layer, [(j, mul_const(n_batch, d.hw))
                                                 for j, d in enumerate(dims) if d]))
