@@ -341,7 +341,10 @@ class EngineGeometry:
     def host_read_layout(self) -> data.StructLayout:
         """A host request: ``target`` (:class:`HostTarget`), ``layer``, ``mode``, ``row``,
         ``col``."""
-        host = [s for s in self.memories.values() if s.name[0] in "WAEOPL"]
+        n = self.n_layers
+        names = ([f"W{j}" for j in range(1, n + 1)] + [f"A{j}" for j in range(n)]
+                 + ["OUT", "P", "LABELS"] + [f"E{j}" for j in range(1, n + 1)])
+        host = [self.memories[name] for name in names]   # the matrices HostTarget addresses
         return data.StructLayout({
             "target": HostTarget,
             "layer": range(self.n_layers + 1),
