@@ -39,10 +39,6 @@ from ..transpose_memory import divmod_const
 __all__ = ["BlockLoop", "Taps", "lane_positions", "layer_const", "layer_consts", "inside"]
 
 
-def _ceil(a: int, b: int) -> int:
-    return -(-a // b)
-
-
 def layer_const(m, layer, values, name):
     """``values[layer]`` (one non-negative integer per layer) as a signal."""
     return const_mux(m, layer, list(values), name)
