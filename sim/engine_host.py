@@ -10,23 +10,25 @@ from intrain.host.driver import EngineHost, RunCounters
 
 __all__ = ["EngineHost", "CocotbTransport", "RunCounters", "counters_from_ports"]
 
-_COUNTER_PORTS = ("steps", "crcs")
+_COUNTER_PORTS = ("steps", "crcs", "phase_cycles", "phase_mac_cycles")
 
 
 async def counters_from_ports(get, advance, ports) -> dict:
     """The counters of a run that has just ended (``done`` high), read from the engine's ports
     the same way by every transport: ``get(name)`` reads a port's value, ``await advance(n,
     settle)`` lets ``n`` clock cycles pass (and with ``settle``, the values settle for reading),
-    ``ports`` maps the optional ports the design has (``steps``, ``crcs``) to their widths. Ends
-    one cycle after the CRCs were read."""
+    ``ports`` maps the optional ports the design has (``steps``, ``crcs``, ``phase_cycles``,
+    ``phase_mac_cycles``) to their widths (a phase counter is a quarter of its port: the
+    geometry's :attr:`~intrain.hdl.engine.EngineGeometry.counter_bits`). Ends one cycle after
+    the CRCs were read."""
     counters = {"cycles": get("cycles"), "mac_cycles": get("mac_cycles")}
     if "steps" in ports:
         counters["steps"] = get("steps")
-        cyc, mac = get("phase_cycles"), get("phase_mac_cycles")
-        for ph in Phase:
-            name = ph.name.lower()
-            counters[f"{name}_cycles"] = cyc >> (32 * ph.value) & 0xFFFFFFFF
-            counters[f"{name}_mac_cycles"] = mac >> (32 * ph.value) & 0xFFFFFFFF
+        for port, suffix in (("phase_cycles", "cycles"), ("phase_mac_cycles", "mac_cycles")):
+            bits, width = get(port), ports[port] // len(Phase)
+            for ph in Phase:
+                counters[f"{ph.name.lower()}_{suffix}"] = \
+                    bits >> (width * ph.value) & ((1 << width) - 1)
     if "crcs" in ports:
         # The CRC of the last write lands TensorCrc.LATENCY cycles after it, one cycle or
         # more after ``done``.

@@ -405,4 +405,5 @@ class VerilatedTransport:
             m.tick(n)
 
         return await counters_from_ports(m.get, advance, {
-            name: port.width for name, (_, port) in m.ports.items() if name in ("steps", "crcs")})
+            name: port.width for name, (_, port) in m.ports.items()
+            if name in ("steps", "crcs", "phase_cycles", "phase_mac_cycles")})

@@ -316,3 +316,21 @@ def test_default_step_on_the_simulator():
     dut, _, results = check_against_golden(config, init_weights(config), steps)
     counters = results[0]["counters"]
     assert counters["mac_cycles"] / (64 * counters["cycles"]) >= 0.80
+
+
+@pytest.mark.parametrize("config", [
+    Config(),
+    Config(layers=(6, 5, 3), array_rows=2, array_cols=3, batch_size=4),
+    Config(layers=(64, 10), array_rows=1, array_cols=1, batch_size=16),
+], ids=["default", "2x3", "1x1"])
+def test_counter_ports_are_as_wide_as_a_step_needs_and_one_bit_more(config):
+    """The run counters: a training step of ``batch_size`` counts below half their range (a
+    run of up to twice the model's length reads right), and they are no wider than that."""
+    dut = Engine(config)
+    cycle_bits, mac_bits = dut.geometry.counter_bits
+    b = config.batch_size
+    for bits, need in ((cycle_bits, dut.train_cycles(b)), (mac_bits, dut.train_macs(b))):
+        assert 2 * need < 1 << bits <= 4 * need or bits == 32
+    assert len(dut.cycles) == len(dut.phase_cycles[0]) == cycle_bits
+    assert len(dut.mac_cycles) == len(dut.phase_mac_cycles[0]) == mac_bits
+    assert len(dut.steps) == 32

@@ -740,6 +740,17 @@ class EngineGeometry:
         """Busy cycles of a training step of ``batch`` samples (the ``cycles`` counter)."""
         return sum(self.train_phase_cycles(batch).values())
 
+    @cached_property
+    def counter_bits(self) -> tuple[int, int]:
+        """Bits of the run's cycle counters (``cycles`` and each phase's) and of its MAC
+        counters (``mac_cycles`` and each phase's): one more than a full training step of
+        ``batch_size`` needs (:meth:`train_cycles`, :meth:`train_macs`; every shorter run and
+        every phase counts less), so a run of up to twice the modelled length still reads
+        right; at most 32, the width of a counter word on the host link."""
+        b = self.config.batch_size
+        return tuple(min(32, n.bit_length() + 1)
+                     for n in (self.train_cycles(b), self.train_macs(b)))
+
     # -- the host's view ----------------------------------------------------------------------
     def matrix_shape(self, name: str, batch: int) -> tuple[int, int]:
         """``(rows, cols)`` that a run of ``batch`` samples fills of the host-visible matrix

@@ -182,15 +182,17 @@ class Engine(wiring.Component):
         The engine runs.
     done : ``Out(1)``
         One-cycle pulse in the cycle after the last busy cycle; every result is in memory then.
-    cycles : ``Out(32)``
-        Busy cycles of the last (or current) run.
-    mac_cycles : ``Out(32)``
+    cycles : ``Out(cycle_bits)``
+        Busy cycles of the last (or current) run. The counters of a run are as wide as a
+        training step of ``batch_size`` needs, and a bit more
+        (:attr:`EngineGeometry.counter_bits`: ``cycle_bits``, ``mac_bits``).
+    mac_cycles : ``Out(mac_bits)``
         Sum of the array's ``mac_count`` over those cycles. It counts one cycle behind (a
         register cuts the path from the array's stall logic): with ``phase_mac_cycles`` it is
         final in the cycle after ``done``, when the last writes are visible too.
     steps : ``Out(32)``
         Training steps completed since reset.
-    phase_cycles, phase_mac_cycles : ``Out(data.ArrayLayout(32, 4))``
+    phase_cycles, phase_mac_cycles : ``Out(data.ArrayLayout(cycle_bits, 4))``, ``mac_bits``
         ``cycles`` and ``mac_cycles`` of the last run split by :class:`Phase` (indexed by its
         value): every busy cycle counts in the phase of the job being issued (the array may still
         finish the previous job's last tiles meanwhile).
@@ -210,6 +212,7 @@ class Engine(wiring.Component):
     """
 
     COUNTER_BITS = 32
+    """Bits of ``steps`` (the run counters' widths come from the geometry)."""
     REGISTERED_MEMORIES = True
     """Every memory registers its requests before its address arithmetic
     (:class:`TransposeMemory` with ``registered``): the paths from the engine's control to the
@@ -234,7 +237,7 @@ class Engine(wiring.Component):
         self._host_read_layout = geo.host_read_layout
         self._host_data_layout = geo.host_data_layout
         self._host_write_layout = geo.host_write_layout
-        counters = data.ArrayLayout(unsigned(self.COUNTER_BITS), len(Phase))
+        cycle_bits, mac_bits = geo.counter_bits
         super().__init__({
             "start": In(1),
             "batch": In(range(config.batch_size + 1)),
@@ -242,11 +245,11 @@ class Engine(wiring.Component):
             "lam": In(signed(8)),
             "busy": Out(1),
             "done": Out(1),
-            "cycles": Out(self.COUNTER_BITS),
-            "mac_cycles": Out(self.COUNTER_BITS),
+            "cycles": Out(cycle_bits),
+            "mac_cycles": Out(mac_bits),
             "steps": Out(self.COUNTER_BITS),
-            "phase_cycles": Out(counters),
-            "phase_mac_cycles": Out(counters),
+            "phase_cycles": Out(data.ArrayLayout(cycle_bits, len(Phase))),
+            "phase_mac_cycles": Out(data.ArrayLayout(mac_bits, len(Phase))),
             "crcs": Out(data.ArrayLayout(32, len(geo.crc_tensors))),
             "host_write": In(stream.Signature(self._host_write_layout)),
             "host_read": In(stream.Signature(self._host_read_layout)),
