@@ -240,17 +240,23 @@ class HostLink(wiring.Component):
 
     def _answer_words(self, m, s) -> None:
         """Answer words other than READ data: the counters (0 .. 10), the engine's tensor CRCs,
-        then INFO (``s.words``, chosen by the one-hot ``s.word``); and the answer's length."""
+        then INFO (chosen by the one-hot ``s.word``; ``s.words`` is the choice's select bits
+        and values); and the answer's length."""
         eng, command, status = s.eng, s.command, s.status
         # A RUN's answer leaves the UART a word at a time, long after the CRCs settle
         # (TensorCrc.LATENCY cycles after the last write).
         counters = [eng.cycles, eng.mac_cycles, eng.steps]
         counters += [eng.phase_cycles[k] for k in range(4)]
         counters += [eng.phase_mac_cycles[k] for k in range(4)]
-        counters += [eng.crcs[k] for k in range(len(eng.geometry.crc_tensors))]
-        s.n_counters = n_counters = len(counters)
-        s.words = counters + [Const(w, 32) for w in self._info.words()]
-        s.word = Signal(len(s.words), name="word")  # one-hot: the word FETCH loads next
+        s.n_counters = n_counters = len(counters) + len(eng.geometry.crc_tensors)
+        info = [Const(w, 32) for w in self._info.words()]
+        s.word = Signal(n_counters + len(info), name="word")  # one-hot: the word FETCH loads next
+        # The CRCs come from the engine's CRC memory, addressed by the word's place among them
+        # (``word`` settles long before FETCH, which waits for the UART).
+        crc_words = s.word[len(counters):n_counters]
+        m.d.comb += eng.crc_addr.eq(first([(crc_words[t], t) for t in range(len(crc_words))]))
+        s.words = (Cat(s.word[:len(counters)], crc_words.any(), s.word[n_counters:]),
+                   counters + [eng.crc_data] + info)
 
         # The length of the answer, from the status and the command: the words asked for by a
         # READ (counted while the request came in), INFO, the counters of RUN (unless told not
@@ -552,7 +558,7 @@ class HostLink(wiring.Component):
                 m.d.sync += s.load_left.eq(s.rb)
                 m.next = "LOAD"
             with m.Else():
-                m.d.sync += [s.sh.eq(_one_hot(s.word, s.words)), s.word.eq(s.word << 1),
+                m.d.sync += [s.sh.eq(_one_hot(*s.words)), s.word.eq(s.word << 1),
                              s.byte_left.eq(4)]
                 m.next = "T_BYTES"
         with m.State("REQUEST"):

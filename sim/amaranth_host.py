@@ -91,5 +91,9 @@ class AmaranthTransport:
             counters[f"{name}_cycles"] = ctx.get(dut.phase_cycles[ph.value])
             counters[f"{name}_mac_cycles"] = ctx.get(dut.phase_mac_cycles[ph.value])
         await ctx.tick().repeat(TensorCrc.LATENCY - 1)
-        counters["crcs"] = [int(v) for v in ctx.get(dut.crcs)]
+        counters["crcs"] = []
+        for t in range(len(dut.geometry.crc_tensors)):
+            ctx.set(dut.crc_addr, t)
+            await ctx.tick()
+            counters["crcs"].append(ctx.get(dut.crc_data))
         return counters

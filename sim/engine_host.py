@@ -10,17 +10,18 @@ from intrain.host.driver import EngineHost, RunCounters
 
 __all__ = ["EngineHost", "CocotbTransport", "RunCounters", "counters_from_ports"]
 
-_COUNTER_PORTS = ("steps", "crcs", "phase_cycles", "phase_mac_cycles")
+_COUNTER_PORTS = ("steps", "phase_cycles", "phase_mac_cycles")
 
 
-async def counters_from_ports(get, advance, ports) -> dict:
+async def counters_from_ports(get, put, advance, ports, n_crcs) -> dict:
     """The counters of a run that has just ended (``done`` high), read from the engine's ports
-    the same way by every transport: ``get(name)`` reads a port's value, ``await advance(n,
-    settle)`` lets ``n`` clock cycles pass (and with ``settle``, the values settle for reading),
-    ``ports`` maps the optional ports the design has (``steps``, ``crcs``, ``phase_cycles``,
-    ``phase_mac_cycles``) to their widths (a phase counter is a quarter of its port: the
-    geometry's :attr:`~intrain.hdl.engine.EngineGeometry.counter_bits`). Ends one cycle after
-    the CRCs were read."""
+    the same way by every transport: ``get(name)`` reads a port's value, ``put(name, value)``
+    sets an input, ``await advance(n, settle)`` lets ``n`` clock cycles pass (and with
+    ``settle``, the values settle for reading), ``ports`` maps the optional ports the design has
+    (``steps``, ``phase_cycles``, ``phase_mac_cycles``) to their widths (a phase counter is a
+    quarter of its port: the geometry's
+    :attr:`~intrain.hdl.engine.EngineGeometry.counter_bits`); ``n_crcs`` CRCs are read, one per
+    two cycles through ``crc_addr``, once they are final. Ends one cycle after the last CRC."""
     counters = {"cycles": get("cycles"), "mac_cycles": get("mac_cycles")}
     if "steps" in ports:
         counters["steps"] = get("steps")
@@ -29,12 +30,17 @@ async def counters_from_ports(get, advance, ports) -> dict:
             for ph in Phase:
                 counters[f"{ph.name.lower()}_{suffix}"] = \
                     bits >> (width * ph.value) & ((1 << width) - 1)
-    if "crcs" in ports:
-        # The CRC of the last write lands TensorCrc.LATENCY cycles after it, one cycle or
-        # more after ``done``.
-        await advance(TensorCrc.LATENCY - 1, True)
-        bits = get("crcs")
-        counters["crcs"] = [bits >> (32 * k) & 0xFFFFFFFF for k in range(ports["crcs"] // 32)]
+    if n_crcs:
+        # The CRC of the last write can be asked for TensorCrc.LATENCY cycles after it (one or
+        # more after ``done``), each a cycle before its answer.
+        # (An edge before each address: a settled simulator takes no input until the next.)
+        await advance(TensorCrc.LATENCY - 2, False)
+        counters["crcs"] = []
+        for t in range(n_crcs):
+            await advance(1, False)
+            put("crc_addr", t)
+            await advance(1, True)
+            counters["crcs"].append(get("crc_data"))
     await advance(1, False)
     return counters
 
@@ -43,10 +49,11 @@ class CocotbTransport:
     """The engine's host ports driven from a cocotb test: one slice per clock while the engine
     is idle; ``run`` pulses ``start`` and lets the simulator run freely until ``done``."""
 
-    def __init__(self, dut):
+    def __init__(self, dut, crcs: int = 0):
         from cocotb.triggers import ReadOnly, RisingEdge
 
         self.dut = dut
+        self._crcs = crcs   # the engine's CRC count (its geometry's crc_tensors)
         self._edge = RisingEdge(dut.clk)
         self._settled = ReadOnly()
         self._done = RisingEdge(dut.done)
@@ -150,6 +157,9 @@ class CocotbTransport:
             if settle:
                 await self._settled
 
-        return await counters_from_ports(lambda name: getattr(dut, name).value.to_unsigned(),
-                                         advance, {n: len(getattr(dut, n)) for n in _COUNTER_PORTS
-                                                   if hasattr(dut, n)})
+        def put(name, value):
+            getattr(dut, name).value = value
+
+        return await counters_from_ports(
+            lambda name: getattr(dut, name).value.to_unsigned(), put, advance,
+            {n: len(getattr(dut, n)) for n in _COUNTER_PORTS if hasattr(dut, n)}, self._crcs)

@@ -296,7 +296,7 @@ async def engine_steps_match_golden(dut):
     engine = Engine(config, dsp=spec["dsp"])
     start_clock(dut)
     await reset(dut)
-    host = EngineHost(engine, CocotbTransport(dut))
+    host = EngineHost(engine, CocotbTransport(dut, crcs=len(engine.geometry.crc_tensors)))
     trainer = RtlTrainer(host, config)
     await trainer.load()
     rng = np.random.default_rng(spec.get("seed", 0))

@@ -368,8 +368,9 @@ class VerilatedTransport:
     :class:`intrain.sim.engine_host.CocotbTransport` (one slice per clock, reads pipelined, a
     run free until ``done``). Its coroutines never wait: run them on any event loop."""
 
-    def __init__(self, model: VerilatedModel, reset_cycles: int = 4):
+    def __init__(self, model: VerilatedModel, reset_cycles: int = 4, crcs: int = 0):
         self.model = model
+        self._crcs = crcs   # the engine's CRC count (its geometry's crc_tensors)
         for name, (_, port) in model.ports.items():
             if port.direction == "input":
                 model.set(name, 0)
@@ -404,6 +405,6 @@ class VerilatedTransport:
         async def advance(n, settle):
             m.tick(n)
 
-        return await counters_from_ports(m.get, advance, {
+        return await counters_from_ports(m.get, m.set, advance, {
             name: port.width for name, (_, port) in m.ports.items()
-            if name in ("steps", "crcs", "phase_cycles", "phase_mac_cycles")})
+            if name in ("steps", "phase_cycles", "phase_mac_cycles")}, self._crcs)

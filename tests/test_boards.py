@@ -135,6 +135,9 @@ def test_memory_banks_match_the_engines_memories():
 @pytest.mark.parametrize("family, depth, width, blocks", [
     ("ice40", 512, 8, 1), ("ice40", 256, 16, 1), ("ice40", 512, 19, 3), ("ice40", 96, 19, 2),
     ("ice40", 4, 4, 0),
+    # The tensor CRCs' memory: a 1-layer engine's 4 x 32 bits in flip-flops, a 2-layer's 6 x 32
+    # in two 256 x 16 blocks (iCE40 builds of 64-10 and 1x8x8,2C3,10).
+    ("ice40", 4, 32, 0), ("ice40", 6, 32, 2),
     ("ecp5", 1408, 8, 1), ("ecp5", 1408, 21, 3), ("ecp5", 1536, 12, 2), ("ecp5", 60, 32, 1),
     ("ecp5", 60, 8, 0), ("gowin", 128, 8, 0), ("gowin", 128, 19, 1),
     ("ecp5", 256, 21, 1), ("gowin", 2048, 9, 1), ("gowin", 4096, 9, 2),

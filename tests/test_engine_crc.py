@@ -79,8 +79,8 @@ def test_crc_words_pad_masked_lanes_with_zeros():
 
 def _run_unit(lanes, bits, n, writes, register_ports=True, shapes=None):
     """Run ``writes`` (``(tensor, values, mask)``, a list of them for writes in the same cycle,
-    or None for an idle cycle; ``"clear"``) through a :class:`TensorCrc`; its ``crcs`` at the
-    end."""
+    or None for an idle cycle; ``"clear"``) through a :class:`TensorCrc`; the CRC of every
+    tensor at the end, read through its read port."""
     dut = TensorCrc(lanes, bits, n, register_ports=register_ports, shapes=shapes)
     out = {}
 
@@ -103,8 +103,13 @@ def _run_unit(lanes, bits, n, writes, register_ports=True, shapes=None):
             await ctx.tick()
         for t in range(n):
             ctx.set(dut.port(t).valid, 0)
-        await ctx.tick().repeat(TensorCrc.LATENCY)
-        out["crcs"] = [ctx.get(dut.crcs[t]) for t in range(n)]
+        # The CRCs asked for TensorCrc.LATENCY cycles after the last write, one per cycle.
+        await ctx.tick().repeat(TensorCrc.LATENCY - 1)
+        out["crcs"] = []
+        for t in range(n):
+            ctx.set(dut.read_addr, t)
+            await ctx.tick()
+            out["crcs"].append(ctx.get(dut.read_data))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)

@@ -7,6 +7,7 @@ from functools import cache
 
 from amaranth import Cat, Const, Module, Mux, Shape, Signal, Value, signed
 from amaranth.lib import crc, data, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .._util import check_int, first
@@ -60,15 +61,15 @@ class TensorCrc(wiring.Component):
     another (one CRC register serves them all, one tensor after the other); in a cycle with
     writes to several tensors only the lowest-numbered one counts.
 
-    :attr:`LATENCY`: a write is reflected in ``crcs`` that many cycles later (the input
-    registers, the word register, each lane's share of the step, their XOR, the CRC register,
-    the result register). Each tensor's write port is registered as it comes, with no logic
-    before it, and the choice among them follows the registers: the placer can put each port's
-    register beside its memory's write logic, and the long routes into the XOR network start
-    from registers (on ECP5 the path from the engine's write ports through that choice was the
-    critical path). With ``register_ports=False`` the choice comes first and one register takes
-    the chosen write, the same latency for ``n_tensors`` times fewer registers (a one-lane
-    engine on a small part, where every logic cell counts and this path is short).
+    :attr:`LATENCY`: a write is reflected in the CRC that a read asks for that many cycles later
+    (the input registers, the word register, each lane's share of the step, their XOR, the CRC
+    register, the result memory's write). Each tensor's write port is registered as it comes,
+    with no logic before it, and the choice among them follows the registers: the placer can put
+    each port's register beside its memory's write logic, and the long routes into the XOR
+    network start from registers (on ECP5 the path from the engine's write ports through that
+    choice was the critical path). With ``register_ports=False`` the choice comes first and one
+    register takes the chosen write, the same latency for ``n_tensors`` times fewer registers (a
+    one-lane engine on a small part, where every logic cell counts and this path is short).
 
     The step is :func:`crc32_taps`' matrices, each output bit one balanced XOR reduction
     (``amaranth.lib.crc.Processor`` writes each as a chain of two-input XORs, which took Yosys'
@@ -87,8 +88,11 @@ class TensorCrc(wiring.Component):
         Each tensor's write (:meth:`port`): ``valid``, ``mask`` (``lanes`` bits) and ``values``
         (``lanes`` of the tensor's element shape, ``shapes[t]``: default
         ``signed(element_bits)``; registered at that width, then extended).
-    crcs : ``Out(data.ArrayLayout(32, n_tensors))``
-        The CRC of each tensor (``zlib.crc32`` of its words' bytes).
+    read_addr : ``In(range(n_tensors))``
+        The tensor whose CRC ``read_data`` gives in the next cycle.
+    read_data : ``Out(32)``
+        The CRC (``zlib.crc32`` of its words' bytes) of tensor ``read_addr`` of the cycle
+        before; 0 for a tensor not written since the design was loaded.
     """
 
     LATENCY = 6
@@ -111,7 +115,8 @@ class TensorCrc(wiring.Component):
             "writes": In(data.StructLayout({
                 f"t{t}": self.write_layout(lanes, shape) for t, shape in enumerate(self._shapes)
             })),
-            "crcs": Out(data.ArrayLayout(32, n_tensors)),
+            "read_addr": In(range(n_tensors)),
+            "read_data": Out(32),
         })
 
     @staticmethod
@@ -164,10 +169,18 @@ class TensorCrc(wiring.Component):
         valid3 = Signal(name="crc_valid_3")
         tensor3 = Signal(range(self._n), name="crc_tensor_3")
         m.d.sync += [valid3.eq(valid2), tensor3.eq(tensor2)]
-        for t in range(self._n):
-            with m.If(valid3 & (tensor3 == t)):
-                m.d.sync += self.crcs[t].eq(register ^ 0xFFFFFFFF)
+        self._results(m, valid3, tensor3, register ^ 0xFFFFFFFF)
         return m
+
+    def _results(self, m, valid, tensor, value) -> None:
+        """Each tensor's CRC, ``value`` after its latest write, in a memory of ``n_tensors``
+        words (its write port takes ``value`` with ``valid``) read through ``read_addr``: the
+        host asks for one CRC at a time, so one read port serves it, where a register per tensor
+        and a choice among them took about 50 logic cells per tensor on the iCE40."""
+        mem = m.submodules.results = Memory(shape=32, depth=self._n, init=[])
+        wr, rd = mem.write_port(), mem.read_port(transparent_for=())
+        m.d.comb += [wr.addr.eq(tensor), wr.data.eq(value), wr.en.eq(valid),
+                     rd.addr.eq(self.read_addr), self.read_data.eq(rd.data)]
 
     def _input_register(self, m) -> dict:
         """The inputs, registered as they come (``clear`` with them, so that a write in the

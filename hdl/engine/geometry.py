@@ -97,6 +97,8 @@ def bank_blocks(family: str, depth: int, width: int) -> int:
     if depth * width <= FF_BITS[family]:
         return 0
     blocks = min(_blocks_in_mode(family, depth, width, d, w) for d, w in BRAM_MODES[family])
+    if family == "ice40" and depth * width <= BLOCK_COST[family] * blocks:
+        return 0    # flip-flops cost no more than the blocks (Yosys: 4 x 32 bits in FFs)
     if family != "ice40":
         units = -(-depth // 16)   # 16 x 4 distributed RAMs
         lutram = units * width if family == "gowin" else units * -(-width // 4) * 4
@@ -484,9 +486,12 @@ class EngineGeometry:
     # -- resources ---------------------------------------------------------------------------------
     def memory_blocks(self, family: str) -> dict[str, int]:
         """Block RAMs of every memory on an FPGA ``family`` (``"ice40"``, ``"ecp5"``,
-        ``"gowin"``): its banks times :func:`bank_blocks`."""
-        return {name: banks * bank_blocks(family, depth, width)
-                for name, (banks, depth, width) in self.memory_banks().items()}
+        ``"gowin"``): its banks times :func:`bank_blocks`; and ``CRC``, the tensor CRCs'
+        memory of :class:`~.crc.TensorCrc` (one 32-bit word per tensor)."""
+        blocks = {name: banks * bank_blocks(family, depth, width)
+                  for name, (banks, depth, width) in self.memory_banks().items()}
+        blocks["CRC"] = bank_blocks(family, len(self.crc_tensors), 32)
+        return blocks
 
     def estimate_luts(self, family: str) -> int:
         """LUT sites (LUT4s and carry cells) of the engine with its host link on ``family``:

@@ -196,12 +196,14 @@ class Engine(wiring.Component):
         ``cycles`` and ``mac_cycles`` of the last run split by :class:`Phase` (indexed by its
         value): every busy cycle counts in the phase of the job being issued (the array may still
         finish the previous job's last tiles meanwhile).
-    crcs : ``Out(data.ArrayLayout(32, 2 * L + 2))``
-        The CRC-32 of every tensor the last run wrote, in the order of
+    crc_addr : ``In(range(2 * L + 2))``, crc_data : ``Out(32)``
+        The CRC-32 of every tensor the last run wrote, numbered in the order of
         :attr:`EngineGeometry.crc_tensors` (``W1 .. WL``, ``E1 .. EL``, ``OUT``, ``P``): the
         words its memories' write ports took, as :meth:`EngineGeometry.crc_layout` lists them
-        (:class:`TensorCrc`); a tensor the run did not write keeps its CRC. Final
-        :attr:`TensorCrc.LATENCY` cycles after the last write, four cycles after ``done``.
+        (:class:`TensorCrc`); a tensor the run did not write keeps its CRC. ``crc_data`` is the
+        CRC of the tensor ``crc_addr`` named in the cycle before; final for an address given
+        :attr:`TensorCrc.LATENCY` cycles after the last write (four cycles after ``done``) or
+        later.
     host_write : ``In(stream.Signature(host_write_layout))``
         Fields ``target``, ``layer``, ``mode``, ``row``, ``col``, ``data`` (``lanes`` values)
         and ``mask`` (lane ``k`` is written if bit ``k`` is set).
@@ -250,7 +252,8 @@ class Engine(wiring.Component):
             "steps": Out(self.COUNTER_BITS),
             "phase_cycles": Out(data.ArrayLayout(cycle_bits, len(Phase))),
             "phase_mac_cycles": Out(data.ArrayLayout(mac_bits, len(Phase))),
-            "crcs": Out(data.ArrayLayout(32, len(geo.crc_tensors))),
+            "crc_addr": In(range(len(geo.crc_tensors))),
+            "crc_data": Out(32),
             "host_write": In(stream.Signature(self._host_write_layout)),
             "host_read": In(stream.Signature(self._host_read_layout)),
             "host_read_data": Out(stream.Signature(self._host_data_layout)),
@@ -1531,7 +1534,8 @@ class Engine(wiring.Component):
         m.d.comb += [
             crc_unit.clear.eq(run_start),
             crc_unit.restart.eq(s.fault_first),
-            self.crcs.eq(crc_unit.crcs),
+            crc_unit.read_addr.eq(self.crc_addr),
+            self.crc_data.eq(crc_unit.read_data),
         ]
         for t, name in enumerate(geo.crc_tensors):
             port, w = crc_unit.port(t), mem[name].write
