@@ -246,8 +246,11 @@ class HostLink(wiring.Component):
         # A RUN's answer leaves the UART a word at a time, long after the CRCs settle
         # (TensorCrc.LATENCY cycles after the last write).
         counters = [eng.cycles, eng.mac_cycles, eng.steps]
-        counters += [eng.phase_cycles[k] for k in range(4)]
-        counters += [eng.phase_mac_cycles[k] for k in range(4)]
+        if eng.config.phase_counters:
+            counters += [eng.phase_cycles[k] for k in range(4)]
+            counters += [eng.phase_mac_cycles[k] for k in range(4)]
+        else:   # the protocol's counter words stay, as zeros
+            counters += [Const(0, 32)] * 8
         s.n_counters = n_counters = len(counters) + len(eng.geometry.crc_tensors)
         info = [Const(w, 32) for w in self._info.words()]
         s.word = Signal(n_counters + len(info), name="word")  # one-hot: the word FETCH loads next

@@ -254,6 +254,10 @@ class Config:
         ``G_l`` is not stored but computed twice, first for its maximum only, then straight into
         the update (:meth:`draws_per_update` gives the order of their draws); empty (the
         default): every ``G_l`` is stored. Needs ``rng_lanes >= array_cols``.
+    phase_counters : bool
+        The engine counts its cycles and MAC-cycles per phase (forward, backward, gradient,
+        update) besides the totals (the default). Off, a run reports the totals only: eight
+        counters fewer, about 320 logic cells of a 2-layer engine on the iCE40UP5K.
     """
 
     layers: tuple[int, ...] = DEFAULT_LAYERS
@@ -277,6 +281,7 @@ class Config:
     bit_error_rate: float = 0.0
     fault_seed: int | None = None
     recompute_gradients: tuple[int, ...] = ()
+    phase_counters: bool = True
 
     def __post_init__(self):
         s = object.__setattr__
@@ -392,6 +397,9 @@ class Config:
         object.__setattr__(self, "recompute_gradients", tuple(sorted(layers)))
 
     def _check_apt(self):
+        if not isinstance(self.phase_counters, bool):
+            raise ConfigError(f"phase_counters must be true or false, not "
+                              f"{self.phase_counters!r}")
         if not isinstance(self.apt, bool):
             raise ConfigError(f"apt must be true or false, not {self.apt!r}")
         t = self.apt_threshold
@@ -565,6 +573,8 @@ class Config:
             d.update(bit_error_rate=self.bit_error_rate, fault_seed=self.fault_seed)
         if self.recompute_gradients:
             d["recompute_gradients"] = list(self.recompute_gradients)
+        if not self.phase_counters:
+            d["phase_counters"] = False
         return d
 
     @classmethod

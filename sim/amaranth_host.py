@@ -86,7 +86,7 @@ class AmaranthTransport:
                                "cycles")
         counters = {"cycles": ctx.get(dut.cycles), "mac_cycles": ctx.get(dut.mac_cycles),
                     "steps": ctx.get(dut.steps)}
-        for ph in Phase:
+        for ph in Phase if dut.config.phase_counters else ():
             name = ph.name.lower()
             counters[f"{name}_cycles"] = ctx.get(dut.phase_cycles[ph.value])
             counters[f"{name}_mac_cycles"] = ctx.get(dut.phase_mac_cycles[ph.value])

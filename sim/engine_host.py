@@ -26,6 +26,8 @@ async def counters_from_ports(get, put, advance, ports, n_crcs) -> dict:
     if "steps" in ports:
         counters["steps"] = get("steps")
         for port, suffix in (("phase_cycles", "cycles"), ("phase_mac_cycles", "mac_cycles")):
+            if port not in ports:   # an engine without phase counters
+                continue
             bits, width = get(port), ports[port] // len(Phase)
             for ph in Phase:
                 counters[f"{ph.name.lower()}_{suffix}"] = \

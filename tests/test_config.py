@@ -68,6 +68,7 @@ def test_accumulator_widths_grow_with_fan_in_and_batch():
     (dict(seed=-1), "seed must be an integer from 0"),
     (dict(recompute_gradients=(3,)), r"recompute_gradients\[0\] must be an integer from 1 to 2"),
     (dict(recompute_gradients=(1, 1)), "names a layer twice"),
+    (dict(phase_counters="no"), "phase_counters must be true or false"),
     (dict(recompute_gradients="1"), "must be a list of layer numbers"),
     (dict(recompute_gradients=(1,), rng_lanes=4), "needs rng_lanes >= array_cols"),
     (dict(layers="1x8x8,4C3,10", recompute_gradients=(1,)), "layer 1 is a convolution"),
@@ -223,3 +224,12 @@ def test_hardware_refuses_a_pool_wider_than_the_array_in_one_sentence():
                                           "array of at least 2 rows or columns"):
         Config(layers="1x8x8,4C3,MP2,10", array_rows=1,
                array_cols=1).require_engine_layers("the engine")
+
+
+def test_phase_counters_are_a_hardware_field_written_only_when_off():
+    from intrain.link_spec import config_hash
+
+    off = Config(phase_counters=False)
+    assert "phase_counters" not in Config().to_dict()
+    assert Config.from_dict(off.to_dict()) == off and off.to_dict()["phase_counters"] is False
+    assert config_hash(off) != config_hash(Config())

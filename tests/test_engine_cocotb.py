@@ -138,6 +138,24 @@ def test_conv_training_steps_are_bit_exact_on_verilator(name, tmp_path):
     assert r["checks"]["readback_tensors"] == steps * (2 * len(config.plan) + 2)
 
 
+@pytest.mark.parametrize("harness", ["direct", "cocotb"])
+def test_engine_without_phase_counters_is_bit_exact_and_counts_totals(harness, tmp_path):
+    """``phase_counters = false`` (the iCEBreaker's conv build): no per-phase ports, every step
+    still checked, the total counters still the cycle model's, and no phases reported."""
+    from intrain.hdl.engine import EngineGeometry
+
+    config = Config(layers="1x4x4,2C3,3", array_rows=1, array_cols=1, batch_size=1,
+                    rng_lanes=1, acc_bits=21, lr_schedule=((0, -2),), epochs=1,
+                    phase_counters=False)
+    data = _data(tmp_path, config.n_inputs, config.layers[-1])
+    r = run_engine(config, data=data, steps=3, float_baseline=False, progress=False,
+                   check_every=1, harness=harness)
+    assert r["bit_exact"] and r["rtl_steps"] == 3
+    assert r["checks"]["readback_tensors"] == 3 * (2 * len(config.plan) + 2)
+    assert r["cycles"] == 3 * EngineGeometry(config).train_cycles(1)
+    assert r["phases"] == {}
+
+
 @pytest.mark.skipif(not HAVE_ICARUS, reason=NO_ICARUS)
 def test_conv_training_steps_are_bit_exact_on_icarus(tmp_path):
     config, _ = _conv_config("2x4_k3_pool_fc")

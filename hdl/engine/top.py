@@ -195,7 +195,7 @@ class Engine(wiring.Component):
     phase_cycles, phase_mac_cycles : ``Out(data.ArrayLayout(cycle_bits, 4))``, ``mac_bits``
         ``cycles`` and ``mac_cycles`` of the last run split by :class:`Phase` (indexed by its
         value): every busy cycle counts in the phase of the job being issued (the array may still
-        finish the previous job's last tiles meanwhile).
+        finish the previous job's last tiles meanwhile). Only with ``config.phase_counters``.
     crc_addr : ``In(range(2 * L + 2))``, crc_data : ``Out(32)``
         The CRC-32 of every tensor the last run wrote, numbered in the order of
         :attr:`EngineGeometry.crc_tensors` (``W1 .. WL``, ``E1 .. EL``, ``OUT``, ``P``): the
@@ -240,6 +240,9 @@ class Engine(wiring.Component):
         self._host_data_layout = geo.host_data_layout
         self._host_write_layout = geo.host_write_layout
         cycle_bits, mac_bits = geo.counter_bits
+        phases = {"phase_cycles": Out(data.ArrayLayout(cycle_bits, len(Phase))),
+                  "phase_mac_cycles": Out(data.ArrayLayout(mac_bits, len(Phase)))} \
+            if config.phase_counters else {}
         super().__init__({
             "start": In(1),
             "batch": In(range(config.batch_size + 1)),
@@ -250,8 +253,7 @@ class Engine(wiring.Component):
             "cycles": Out(cycle_bits),
             "mac_cycles": Out(mac_bits),
             "steps": Out(self.COUNTER_BITS),
-            "phase_cycles": Out(data.ArrayLayout(cycle_bits, len(Phase))),
-            "phase_mac_cycles": Out(data.ArrayLayout(mac_bits, len(Phase))),
+            **phases,
             "crc_addr": In(range(len(geo.crc_tensors))),
             "crc_data": Out(32),
             "host_write": In(stream.Signature(self._host_write_layout)),
@@ -1546,26 +1548,36 @@ class Engine(wiring.Component):
             ]
 
     def _build_counters(self, s):
-        """The cycle and MAC-cycle counters of a run, in all and per :class:`Phase`."""
-        m, array, busy, job = s.m, s.array, s.busy, s.job
-        phase = Signal(Phase, name="phase")
-        m.d.comb += Value.cast(phase).eq(select(job, [(kind, ph.value)
-                                                       for kind, ph in _PHASE_OF_JOB.items()]))
+        """The cycle and MAC-cycle counters of a run, in all and (``config.phase_counters``) per
+        :class:`Phase`."""
+        m, array, busy = s.m, s.array, s.busy
         # The array's ``mac_count`` (late in the cycle: it depends on the array's stall logic)
-        # is registered with its phase and added one cycle later; 0 outside a run.
+        # is registered and added one cycle later; 0 outside a run.
         macs = Signal.like(array.mac_count, name="mac_count_reg")
-        macs_phase = Signal(Phase, name="mac_count_phase")
-        m.d.sync += [macs.eq(Mux(busy, array.mac_count, 0)), macs_phase.eq(phase)]
-        m.d.sync += self.mac_cycles.eq(self.mac_cycles + macs)
+        m.d.sync += [macs.eq(Mux(busy, array.mac_count, 0)),
+                     self.mac_cycles.eq(self.mac_cycles + macs)]
+        with m.If(busy):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+        if not self._config.phase_counters:
+            return
+        phase = Signal(Phase, name="phase")
+        m.d.comb += Value.cast(phase).eq(select(s.job, [(kind, ph.value)
+                                                         for kind, ph in _PHASE_OF_JOB.items()]))
+        macs_phase = Signal(Phase, name="mac_count_phase")   # the phase of ``macs``
+        m.d.sync += macs_phase.eq(phase)
         for ph in Phase:
             with m.If(macs_phase == ph):
                 m.d.sync += self.phase_mac_cycles[ph.value].eq(
                     self.phase_mac_cycles[ph.value] + macs)
-        with m.If(busy):
-            m.d.sync += self.cycles.eq(self.cycles + 1)
-            for ph in Phase:
-                with m.If(phase == ph):
-                    m.d.sync += self.phase_cycles[ph.value].eq(self.phase_cycles[ph.value] + 1)
+            with m.If(busy & (phase == ph)):
+                m.d.sync += self.phase_cycles[ph.value].eq(self.phase_cycles[ph.value] + 1)
+
+    def _phase_counters_reset(self) -> list:
+        """Statements that clear the per-phase counters (none without them)."""
+        if not self._config.phase_counters:
+            return []
+        return [counter[ph.value].eq(0) for counter in (self.phase_cycles, self.phase_mac_cycles)
+                for ph in Phase]
 
     def _build_run(self, s):
         """The run: start, jobs, done; counters."""
@@ -1644,8 +1656,7 @@ class Engine(wiring.Component):
                         *s.loop_resets, *s.wr_resets,
                         self.cycles.eq(0),
                         self.mac_cycles.eq(0),
-                        *[self.phase_cycles[ph.value].eq(0) for ph in Phase],
-                        *[self.phase_mac_cycles[ph.value].eq(0) for ph in Phase],
+                        *self._phase_counters_reset(),
                     ]
                     with m.If(self.batch == 0):
                         m.d.sync += n_batch.eq(1)
