@@ -438,7 +438,7 @@ def _run_train(args) -> int:
     if not args.quiet:
         print(f"intrain: {data.name}: {data.n_train} train / {data.n_test} test samples, "
               f"network {'-'.join(map(str, config.layers))}, "
-              f"W-A-G-E {','.join(sorted(set(map(str, config.bits))))}, "
+              f"W-A-G-E {config.bits_text}, "
               f"{config.epochs} epochs, batch {config.batch_size}", file=sys.stderr)
     if args.backend == "rtl":
         from intrain.sim.engine_run import run_engine
@@ -485,7 +485,7 @@ def _finite(value):
 
 
 def _print_summary(report) -> None:
-    rows = [("", "integer " + "-".join(sorted(set(map(str, report.config.bits)))), "float32")]
+    rows = [("", "integer " + report.config.bits_text, "float32")]
     f = report.float_test_accuracy is not None
 
     def pct(v):

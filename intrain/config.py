@@ -468,6 +468,13 @@ class Config:
         return self.plan[0].in_shape or None
 
     @property
+    def bits_text(self) -> str:
+        """The W-A-G-E widths for reports: one (``2-8-8-8``) when every layer has it, else each
+        layer's from the first, comma-separated (``8-8-8-8,2-8-8-8``)."""
+        names = [str(b) for b in self.bits]
+        return names[0] if len(set(names)) == 1 else ",".join(names)
+
+    @property
     def n_inputs(self) -> int:
         """Values per input sample."""
         return math.prod(self.input_shape) if self.has_conv else self.layers[0]

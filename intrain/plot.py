@@ -35,7 +35,7 @@ def plot_history(report, path) -> Path:
         ax2.set_yscale("log")
     ax.set_title("training loss")
     ax = axes[1]
-    bits = "-".join(sorted({str(b) for b in report.config.bits}))
+    bits = report.config.bits_text
     ax.plot(epochs, [100 * s.test_accuracy for s in h], color="C0", label=f"integer {bits} test")
     ax.plot(epochs, [100 * s.train_accuracy for s in h], color="C0", ls="--",
             label=f"integer {bits} train")

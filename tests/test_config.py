@@ -233,3 +233,9 @@ def test_phase_counters_are_a_hardware_field_written_only_when_off():
     assert "phase_counters" not in Config().to_dict()
     assert Config.from_dict(off.to_dict()) == off and off.to_dict()["phase_counters"] is False
     assert config_hash(off) != config_hash(Config())
+
+
+def test_bits_text_gives_every_layer_in_order_unless_they_agree():
+    assert Config().bits_text == "2-8-8-8"
+    mixed = Config(layers="1x8x8,1C3,10", bits=("8-8-8-8", "2-8-8-8"))
+    assert mixed.bits_text == "8-8-8-8,2-8-8-8"
