@@ -35,9 +35,10 @@ __all__ = ["ConvDims", "EngineGeometry", "HostTarget", "MemorySpec", "Phase", "R
 #: the slice rotation); engines of more than one lane register every bank's address after its
 #: arithmetic too (:attr:`EngineGeometry.read_latency`, one more).
 READ_LATENCY = 3
-#: Cycles of the pool pass past its reads and their read latency: a register for the windows'
-#: maxima and QA's two stages (the unpool pass writes as its slices arrive: 0).
-POOL_LATENCY = 3
+#: Cycles of the pool pass past its reads and their read latency: a register for the lanes'
+#: maxima over the window's rows, one for the windows' maxima and QA's two stages (the unpool
+#: pass writes as its slices arrive: 0).
+POOL_LATENCY = 4
 UNPOOL_LATENCY = 0
 #: Cycles from the ``last`` element of a tensor to ``RL2(max |x|)`` of up to 4 lanes (the lanes'
 #: :class:`MaxAbs`, one register, :class:`Log2Round`, the result register).

@@ -133,9 +133,10 @@ def build_pool_passes(s, pool_job, unpool_job):
 
 
 def _window_max(m, s, pc, f2, max_pool):
-    """Per window of the slice: the running maxima of its lanes over the window's rows, then
-    the greatest column; returns ``(value, choice)`` per pooled lane (combinational, valid with
-    ``f2.last_dy``)."""
+    """Per window of the slice: the running maxima of its lanes over the window's rows
+    (registered: the rows' and the columns' compares in one cycle were the critical path of
+    the ECP5 conv build), then the greatest column; returns ``(value, choice)`` per pooled lane
+    (combinational, valid the cycle after ``f2.last_dy``)."""
     lanes, layer = s.lanes, s.layer
     width = max(s.geo.plan[j].acc_bits_forward for j in s.geo.pooled)
     z = [select(layer, [(j, s.z_mems[j].read_data.payload[k]) for j in s.geo.pooled])
@@ -150,8 +151,8 @@ def _window_max(m, s, pc, f2, max_pool):
         m.d.comb += [v.eq(Mux(take, z[k], best[k])), vd.eq(Mux(take, f2.dy, best_dy[k]))]
         with m.If(f2.valid & ~f2.unpool):
             m.d.sync += [best[k].eq(v), best_dy[k].eq(vd)]
-        cur.append(v)
-        cur_dy.append(vd)
+        cur.append(best[k])     # after the window's last row: its lane's maximum
+        cur_dy.append(best_dy[k])
     out = []
     for q in range(lanes // min(d.pool for d in pc.dims if d)):
         options = []
@@ -186,6 +187,7 @@ def _pool_data(s, pc, f2, max_pool):
     on = f2.valid & ~f2.unpool & f2.last_dy
     f3 = Signal.like(f2, name="pl_3")
     m.d.sync += [f3.eq(f2), f3.valid.eq(on)]
+    f3 = delay(m, f3, 1, "pl_win")   # with the windows' maxima (w3, c3)
     f5 = delay(m, f3, 2, "pl_qa")   # with QA's results
     c5 = delay(m, c3, 2, "pl_choice")
     relu5 = delay(m, Cat(*[w3[q] > 0 for q in range(n_win)]), 2, "pl_relu")
