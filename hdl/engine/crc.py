@@ -176,7 +176,7 @@ class TensorCrc(wiring.Component):
         """Each tensor's CRC, ``value`` after its latest write, in a memory of ``n_tensors``
         words (its write port takes ``value`` with ``valid``) read through ``read_addr``: the
         host asks for one CRC at a time, so one read port serves it, where a register per tensor
-        and a choice among them took about 50 logic cells per tensor on the iCE40."""
+        and a choice among them took about 40 logic cells per tensor on the iCE40."""
         mem = m.submodules.results = Memory(shape=32, depth=self._n, init=[])
         wr, rd = mem.write_port(), mem.read_port(transparent_for=())
         m.d.comb += [wr.addr.eq(tensor), wr.data.eq(value), wr.en.eq(valid),
