@@ -415,3 +415,21 @@ def test_boards_table_names_the_largest_conv_network_whose_memories_fit():
         trial = cfg.replace(layers=_conv_spec(channels, True), acc_bits=32, bits="2-8-8-8")
         assert (plan_recompute(trial, "ecp5", board.resources.bram_blocks) is not None) == fits
     assert "largest convolutional network" in list_boards_text()
+
+
+@pytest.mark.parametrize("family, mhz", [("ecp5", 25.0), ("ice40", 12.0), ("gowin", 27.0)])
+def test_the_released_reset_goes_on_a_global_buffer_on_ecp5_only(family, mhz):
+    """ECP5: the synchronized reset drives the ``sync`` reset through a DCCA (a global network;
+    through the fabric it was the ULX3S default's critical path); the others drive it
+    directly."""
+    from amaranth import ClockDomain, Module, Signal
+    from amaranth.back import rtlil
+
+    from intrain.boards.pll import Pll, pll_settings
+
+    m = Module()
+    m.domains.sync = ClockDomain()
+    m.submodules.pll = Pll(pll_settings(family, mhz, 24.0 if family == "ice40" else 50.0),
+                           pad=Signal() if family == "ice40" else None)
+    text = rtlil.convert(m, ports=[])
+    assert ("cell \\DCCA" in text) == (family == "ecp5")
