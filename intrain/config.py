@@ -365,6 +365,9 @@ class Config:
         s(self, "bit_error_rate", float(rate))
         s(self, "fault_seed", self.seed ^ 1 if self.fault_seed is None else self.fault_seed)
         _check_int("fault_seed", self.fault_seed, 0, 2**63 - 1)
+        if not isinstance(self.phase_counters, bool):
+            raise ConfigError(f"phase_counters must be true or false, not "
+                              f"{self.phase_counters!r}")
         self._check_apt()
         self._check_recompute(n_weight_layers, geometry)
         wide = self.error_plan([self.apt_max] * n_weight_layers) if self.apt else ()
@@ -397,9 +400,6 @@ class Config:
         object.__setattr__(self, "recompute_gradients", tuple(sorted(layers)))
 
     def _check_apt(self):
-        if not isinstance(self.phase_counters, bool):
-            raise ConfigError(f"phase_counters must be true or false, not "
-                              f"{self.phase_counters!r}")
         if not isinstance(self.apt, bool):
             raise ConfigError(f"apt must be true or false, not {self.apt!r}")
         t = self.apt_threshold
