@@ -8,9 +8,10 @@ from intrain.hdl.engine import Phase
 from intrain.hdl.engine.crc import TensorCrc
 from intrain.host.driver import EngineHost, RunCounters
 
-__all__ = ["EngineHost", "CocotbTransport", "RunCounters", "counters_from_ports"]
+__all__ = ["COUNTER_PORTS", "EngineHost", "CocotbTransport", "RunCounters", "counters_from_ports"]
 
-_COUNTER_PORTS = ("steps", "phase_cycles", "phase_mac_cycles")
+#: The engine's optional counter ports, whose widths :func:`counters_from_ports` takes.
+COUNTER_PORTS = ("steps", "phase_cycles", "phase_mac_cycles")
 
 
 async def counters_from_ports(get, put, advance, ports, n_crcs) -> dict:
@@ -34,8 +35,8 @@ async def counters_from_ports(get, put, advance, ports, n_crcs) -> dict:
                     bits >> (width * ph.value) & ((1 << width) - 1)
     if n_crcs:
         # The CRC of the last write can be asked for TensorCrc.LATENCY cycles after it (one or
-        # more after ``done``), each a cycle before its answer.
-        # (An edge before each address: a settled simulator takes no input until the next.)
+        # more after ``done``), each a cycle before its answer; an edge before each address (a
+        # settled simulator takes no input until the next).
         await advance(TensorCrc.LATENCY - 2, False)
         counters["crcs"] = []
         for t in range(n_crcs):
@@ -164,4 +165,4 @@ class CocotbTransport:
 
         return await counters_from_ports(
             lambda name: getattr(dut, name).value.to_unsigned(), put, advance,
-            {n: len(getattr(dut, n)) for n in _COUNTER_PORTS if hasattr(dut, n)}, self._crcs)
+            {n: len(getattr(dut, n)) for n in COUNTER_PORTS if hasattr(dut, n)}, self._crcs)

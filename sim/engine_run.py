@@ -174,8 +174,8 @@ def _run_direct(make_engine, config: Config, params: dict, build_dir):
     model = VerilatedModel(library, verilog_ports(verilog.read_text(), "engine"))
     loop = asyncio.new_event_loop()
     try:
-        host = EngineHost(EngineGeometry(config), VerilatedTransport(
-            model, crcs=len(EngineGeometry(config).crc_tensors)))
+        geo = EngineGeometry(config)
+        host = EngineHost(geo, VerilatedTransport(model, crcs=len(geo.crc_tensors)))
         trainer = LoopTrainer(host, config, loop, progress=params["progress"],
                               corrupt=params["corrupt"], check_every=params["check_every"])
         loop.run_until_complete(trainer.load())

@@ -67,8 +67,8 @@ def _train(trainer: RtlTrainer, config: Config, params: dict) -> dict:
 
 
 def _trainer(dut, config: Config, params: dict, **kwargs) -> RtlTrainer:
-    host = EngineHost(EngineGeometry(config), CocotbTransport(
-        dut, crcs=len(EngineGeometry(config).crc_tensors)))
+    geo = EngineGeometry(config)
+    host = EngineHost(geo, CocotbTransport(dut, crcs=len(geo.crc_tensors)))
     return RtlTrainer(host, config, check_every=params.get("check_every", 0), **kwargs)
 
 

@@ -389,7 +389,7 @@ class VerilatedTransport:
                                4 * len(words) + 32)
 
     async def run(self, batch: int, train: bool, lam: int, limit: int | None = None) -> dict:
-        from intrain.sim.engine_host import counters_from_ports
+        from intrain.sim.engine_host import COUNTER_PORTS, counters_from_ports
 
         m = self.model
         m.set("batch", batch)
@@ -406,5 +406,5 @@ class VerilatedTransport:
             m.tick(n)
 
         return await counters_from_ports(m.get, m.set, advance, {
-            name: port.width for name, (_, port) in m.ports.items()
-            if name in ("steps", "phase_cycles", "phase_mac_cycles")}, self._crcs)
+            name: port.width for name, (_, port) in m.ports.items() if name in COUNTER_PORTS},
+            self._crcs)
