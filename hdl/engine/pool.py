@@ -180,34 +180,35 @@ def _pool_data(s, pc, f2, max_pool):
     windows = _window_max(m, s, pc, f2, max_pool)
     n_win = len(windows)
     width = len(windows[0][0])
-    w3 = Signal(data.ArrayLayout(signed(width), n_win), name="pl_win_3")
-    c3 = Signal(data.ArrayLayout(windows[0][1].shape(), n_win), name="pl_choice_3")
-    m.d.sync += [*[w3[q].eq(v) for q, (v, _) in enumerate(windows)],
-                 *[c3[q].eq(i) for q, (_, i) in enumerate(windows)]]
+    # Stage 3: the lanes' row maxima (registered in _window_max); 4: the windows' maxima.
+    w4 = Signal(data.ArrayLayout(signed(width), n_win), name="pl_win_4")
+    c4 = Signal(data.ArrayLayout(windows[0][1].shape(), n_win), name="pl_choice_4")
+    m.d.sync += [*[w4[q].eq(v) for q, (v, _) in enumerate(windows)],
+                 *[c4[q].eq(i) for q, (_, i) in enumerate(windows)]]
     on = f2.valid & ~f2.unpool & f2.last_dy
     f3 = Signal.like(f2, name="pl_3")
     m.d.sync += [f3.eq(f2), f3.valid.eq(on)]
-    f3 = delay(m, f3, 1, "pl_win")   # with the windows' maxima (w3, c3)
-    f5 = delay(m, f3, 2, "pl_qa")   # with QA's results
-    c5 = delay(m, c3, 2, "pl_choice")
-    relu5 = delay(m, Cat(*[w3[q] > 0 for q in range(n_win)]), 2, "pl_relu")
+    f4 = delay(m, f3, 1, "pl_win")   # with the windows' maxima (w4, c4)
+    f6 = delay(m, f4, 2, "pl_qa")   # with QA's results
+    c6 = delay(m, c4, 2, "pl_choice")
+    relu6 = delay(m, Cat(*[w4[q] > 0 for q in range(n_win)]), 2, "pl_relu")
     for j in s.geo.pooled:
         p = s.geo.plan[j]
         qs = []
         for q in range(n_win):
             qa = m.submodules[f"pl_qa_{j}_{q}"] = ShiftQuantizer.for_qa(p, width)
-            m.d.comb += [qa.i.valid.eq(f3.valid), qa.i.payload.eq(w3[q]), qa.o.ready.eq(1)]
+            m.d.comb += [qa.i.valid.eq(f4.valid), qa.i.payload.eq(w4[q]), qa.o.ready.eq(1)]
             qs.append(qa)
-        cond = f5.valid & (layer == j)
-        mode, row, col = _pooled_write(s, j, f5)
-        mask = f5.pok[:n_win]
+        cond = f6.valid & (layer == j)
+        mode, row, col = _pooled_write(s, j, f6)
+        mask = f6.pok[:n_win]
         s.writes[id(s.a_mems[j + 1])].append((cond, mode, row, col, mask,
                                               [qa.o.payload.value for qa in qs]))
         s.writes[id(s.mask_mems[j])].append((cond, mode, row, col, mask, [
-            Cat(relu5[q], qs[q].o.payload.mask) for q in range(n_win)]))
-        s.writes[id(s.ch_mems[j])].append((cond, SliceMode.COLUMN, f5.prow, f5.o, mask,
-                                           [c5[q] for q in range(n_win)]))
-    return f5.valid & f5.final
+            Cat(relu6[q], qs[q].o.payload.mask) for q in range(n_win)]))
+        s.writes[id(s.ch_mems[j])].append((cond, SliceMode.COLUMN, f6.prow, f6.o, mask,
+                                           [c6[q] for q in range(n_win)]))
+    return f6.valid & f6.final
 
 
 def _pooled_write(s, j, f):
