@@ -134,7 +134,9 @@ def check_fit(board: Board, config: Config, *, luts: bool = True) -> dict:
         problems.append(
             f"the engine needs about {n_luts:,} LUTs (an estimate from builds), {board.title} "
             f"has {res.luts:,}: use a smaller array (most of the logic is per lane, "
-            f"max(array_rows, array_cols) = {max(rows, cols)})")
+            f"max(array_rows, array_cols) = {max(rows, cols)}) or fewer weight layers "
+            f"({len(config.plan)}; every layer and convolution adds memories of a bank a "
+            f"lane)")
     if problems:
         raise BoardError(f"the configuration does not fit the {board.title}: "
                          + "; ".join(problems))

@@ -379,6 +379,62 @@ def test_resource_estimate_of_the_engine_comes_from_its_geometry():
         > EngineGeometry(cfg).estimate_luts("ecp5")
 
 
+#: Packed builds of the board tops (iCE40 logic cells, ECP5 TRELLIS_COMB, Gowin LUT4 + ALU) on
+#: one tree, with their per-phase counters unless the config says otherwise.
+_1X1 = dict(array_rows=1, array_cols=1)
+MEASURED_LUTS = [
+    ("ice40", dict(layers=(64, 8, 10), batch_size=16, acc_bits=20, rng_lanes=1, **_1X1), 5201),
+    ("ice40", dict(layers=(64, 8, 8, 10), batch_size=16, acc_bits=20, rng_lanes=1, **_1X1),
+     5602),
+    ("ice40", dict(layers=(64, 10), batch_size=16, array_rows=2, array_cols=2, acc_bits=20,
+                   rng_lanes=2), 6950),
+    ("ice40", dict(layers=(64, 8, 10), batch_size=16, array_rows=2, array_cols=2, acc_bits=20,
+                   rng_lanes=2), 8381),
+    ("ice40", dict(layers="1x8x8,2C3,4C3,10", batch_size=1, acc_bits=21, rng_lanes=1, **_1X1),
+     6680),
+    ("ice40", dict(layers="1x8x8,1C3,10", batch_size=1, acc_bits=21, rng_lanes=1, **_1X1,
+                   bits=("8-8-8-8", "2-8-8-8"), phase_counters=False), 5197),
+    ("ecp5", dict(layers=(64, 10), batch_size=16, array_rows=2, array_cols=2, rng_lanes=2), 6671),
+    ("ecp5", dict(layers=(64, 32, 32, 10), batch_size=16, array_rows=2, array_cols=2,
+                  rng_lanes=2), 10363),
+    ("ecp5", dict(layers="1x8x8,16C3,MP2,32C3,MP2,10", batch_size=16, array_rows=8,
+                  array_cols=8), 56723),
+    ("gowin", dict(layers=(64, 10), batch_size=12, array_rows=2, array_cols=2, acc_bits=20,
+                   rng_lanes=2), 7376),
+]
+
+
+@pytest.mark.parametrize("family, fields, built", MEASURED_LUTS)
+def test_lut_estimate_is_within_ten_percent_of_builds(family, fields, built):
+    from intrain.hdl.engine import EngineGeometry
+
+    est = EngineGeometry(Config(**fields)).estimate_luts(family)
+    assert abs(est - built) <= 0.1 * built
+
+
+def test_lut_estimate_counts_layers_convolutions_and_phase_counters():
+    from intrain.hdl.engine import EngineGeometry
+
+    def luts(family="ice40", **fields):
+        base = dict(layers=(64, 10), batch_size=16, acc_bits=20, rng_lanes=1, **_1X1)
+        return EngineGeometry(Config(**{**base, **fields})).estimate_luts(family)
+
+    for family in ("ice40", "ecp5", "gowin"):
+        one, two = luts(family), luts(family, layers=(64, 8, 10))
+        assert one < two < luts(family, layers=(64, 8, 8, 10))
+        # per lane: the same layer costs more on a wider array
+        wide = dict(array_rows=2, array_cols=2, rng_lanes=2)
+        assert luts(family, layers=(64, 8, 10), **wide) - luts(family, **wide) > two - one
+        assert luts(family, layers="1x8x8,2C3,10", acc_bits=25) > luts(family, layers=(64, 8, 10))
+        assert luts(family, phase_counters=False) < one
+    # The fit check refuses what the estimate puts over the part: 64-8-8-10 on the iCE40's
+    # 1x1 engine packed into 5,602 of its 5,280 logic cells.
+    board = get_board("icebreaker")
+    deep = board.default_config.replace(layers=(64, 8, 8, 10))
+    with pytest.raises(BoardError, match="fewer weight layers"):
+        check_fit(board, deep)
+
+
 def test_memories_that_do_not_fit_get_a_recompute_plan_that_does():
     """784-256-10 at batch 16 on an 8x8 array: G1 alone needs 280 of the ECP5-85F's 208 block
     RAMs; recomputing it fits, and the check says so with the cycles it costs."""

@@ -69,17 +69,28 @@ WRITE_BYTE = {"ice40": 1, "ecp5": 9, "gowin": 9}
 FF_BITS = {"ice40": 64, "ecp5": 64, "gowin": 64}
 #: Block RAMs of the host link besides the engine's memories: its frame buffer.
 LINK_BLOCKS = 1
-#: ``(a, b, c)`` of :meth:`EngineGeometry.estimate_luts` per family, fitted to builds of the
-#: board tops with generic arithmetic (iCE40 logic cells, ECP5 TRELLIS_COMB, Gowin LUT4 + ALU):
-#: iCE40 1x1 (4,890 LCs) and 4x4 (about 11,900 LUT4 + carry); ECP5 4x4 (18,636) and 12x12
-#: (65,327 TRELLIS_COMB); Gowin 1x1 (5,098 LUT4 + ALU, 64-10) and 2x2 (9,106 with the per-lane
-#: CRC shares; only these two lane counts are measured on Gowin), ``a`` lowered by the 1x1's
-#: 760 fewer once the counters were narrowed and the CRCs went to a memory (4,338).
+#: The LUT model of :meth:`EngineGeometry.estimate_luts` per family, ``(a, b, c, d, e,
+#: shape)``: ``a`` fixed, ``b`` per lane unit (``shape`` ``"linear"``: a unit a lane; ``"log"``:
+#: ``lanes * ceil(log2(lanes))`` units, the slice rotators' muxes), ``c`` per MAC, ``d`` per lane
+#: and weight layer past the first (its memories' banks and address arithmetic, its QE), ``e``
+#: per lane and convolution (the conv control, the pool unit, the Z, CH, D and RC memories).
+#: Fitted to packed builds of the board tops of one tree (iCE40 logic cells, ECP5 TRELLIS_COMB,
+#: Gowin LUT4 + ALU), every one with its per-phase counters:
+#: iCE40 1x1 64-10 4,614, 64-8-10 5,201, 64-8-8-10 5,602, 2x2 64-10 6,950, 64-8-10 8,381,
+#: 1x1 1x8x8,1C3,10 5,378 and 1x8x8,2C3,4C3,10 6,680 (the 4x4, about 11,900, grows as linearly);
+#: ECP5 2x2 64-10 6,671 and 64-32-32-10 10,363, 8x8 64-256-10 34,822, 8x8
+#: 1x8x8,16C3,MP2,32C3,MP2,10 56,723 (12x12 64-256-10: 62,629 on an older tree, 1.7 % above);
+#: Gowin 1x1 64-10 4,338 and 2x2 7,376 (no multi-layer or conv build: ``d`` and ``e`` are the
+#: iCE40's, the two being 4-input-LUT parts).
 LUT_MODEL = {
-    "ice40": (3917, 948, 25),
-    "ecp5": (9540, 1087, 25),
-    "gowin": (382, 3931, 25),
+    "ice40": (2328, 2261, 25, 603, 177, "linear"),
+    "ecp5": (4819, 876, 25, 923, 907, "log"),
+    "gowin": (1350, 2963, 25, 603, 177, "linear"),
 }
+#: LUT sites per bit of the per-phase counters (``Config.phase_counters``: four phases, a cycle
+#: and a MAC counter each), which every fitted build had: iCE40 1x1 1x8x8,1C3,10 5,378 -> 5,197
+#: without them (104 bits).
+PHASE_LUTS_PER_BIT = 2
 #: LUT sites of the fault pass per bit lane: a 32-bit LFSR's leap network and a comparator.
 FAULT_LUTS_PER_BIT = 64
 
@@ -103,7 +114,10 @@ def bank_blocks(family: str, depth: int, width: int) -> int:
         return 0    # flip-flops cost no more than the blocks (Yosys: 4 x 32 bits in FFs)
     if family != "ice40":
         units = -(-depth // 16)   # 16 x 4 distributed RAMs
-        lutram = units * width if family == "gowin" else units * -(-width // 4) * 4
+        # Gowin: plus two per bit of the read data's register, which the asynchronous LUT RAM
+        # takes in fabric (2x2 builds: 2 banks of 60 x 20 bits in LUT RAM, of 80 x 20 in blocks)
+        lutram = units * width + 2 * width if family == "gowin" \
+            else units * -(-width // 4) * 4
         if lutram < BLOCK_COST[family] * blocks:
             return 0
     return blocks
@@ -497,13 +511,19 @@ class EngineGeometry:
 
     def estimate_luts(self, family: str) -> int:
         """LUT sites (LUT4s and carry cells) of the engine with its host link on ``family``:
-        ``a + b * lanes * ceil(log2(lanes)) + c * MACs`` (:data:`LUT_MODEL`, fitted to builds;
-        most of the logic is per lane: each memory's slice rotators and address arithmetic, the
-        rounders and updaters), plus the fault pass's comparators when it has one."""
-        a, b, c = LUT_MODEL[_family(family)]
+        ``a + b * units + c * MACs + (d * (layers - 1) + e * convolutions) * lanes``
+        (:data:`LUT_MODEL`, fitted to builds; most of the logic is per lane: each memory's banks
+        with their slice rotators and address arithmetic, the rounders and updaters), less the
+        per-phase counters when the config has none, plus the fault pass's comparators when it
+        has one."""
+        a, b, c, d, e, shape = LUT_MODEL[_family(family)]
         cfg, lanes = self.config, self.lanes
-        luts = a + b * lanes * max(1, (lanes - 1).bit_length()) \
-            + c * cfg.array_rows * cfg.array_cols
+        units = lanes * max(1, (lanes - 1).bit_length()) if shape == "log" else lanes
+        n_conv = sum(dims is not None for dims in self.conv_dims)
+        luts = a + b * units + c * cfg.array_rows * cfg.array_cols \
+            + (d * (len(self.plan) - 1) + e * n_conv) * lanes
+        if not cfg.phase_counters:
+            luts -= PHASE_LUTS_PER_BIT * 4 * sum(self.counter_bits)
         if self.fault_plan is not None:   # a 32-bit LFSR and comparator per bit
             luts += FAULT_LUTS_PER_BIT * self.fault_plan.lanes
         return luts
