@@ -545,7 +545,10 @@ class Config:
     # ----------------------------------------------------------------------------------------
     def replace(self, **changes) -> Config:
         """A copy with some fields changed (derived seeds are derived again if ``seed`` or
-        ``rng_lanes`` changes and ``rng_seeds`` is not given)."""
+        ``rng_lanes`` changes and ``rng_seeds`` is not given; with new ``layers`` and no
+        ``bits``, widths that are the same for every layer stay so for the new layers)."""
+        if "layers" in changes and "bits" not in changes and len(set(self.bits)) == 1:
+            changes["bits"] = self.bits[:1]
         if ("seed" in changes or "rng_lanes" in changes) and "rng_seeds" not in changes:
             changes["rng_seeds"] = None
         if "seed" in changes and "fault_seed" not in changes:

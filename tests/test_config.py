@@ -239,3 +239,13 @@ def test_bits_text_gives_every_layer_in_order_unless_they_agree():
     assert Config().bits_text == "2-8-8-8"
     mixed = Config(layers="1x8x8,1C3,10", bits=("8-8-8-8", "2-8-8-8"))
     assert mixed.bits_text == "8-8-8-8,2-8-8-8"
+
+
+def test_replacing_the_layers_keeps_one_width_for_all_layers():
+    cfg = Config(layers=(64, 24, 10), bits="2-8-8-8")
+    assert cfg.replace(layers=(64, 10)).bits == (Bits.parse("2-8-8-8"),)
+    assert cfg.replace(layers=(64, 8, 8, 10)).bits == (Bits.parse("2-8-8-8"),) * 3
+    mixed = Config(layers=(64, 24, 10), bits=("8-8-8-8", "2-8-8-8"))
+    with pytest.raises(ConfigError, match="one W-A-G-E per weight layer"):
+        mixed.replace(layers=(64, 10))
+    assert mixed.replace(layers=(64, 10), bits="2-8-8-8").bits == (Bits.parse("2-8-8-8"),)
