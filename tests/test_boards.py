@@ -401,6 +401,11 @@ MEASURED_LUTS = [
                   array_cols=8), 56723),
     ("gowin", dict(layers=(64, 10), batch_size=12, array_rows=2, array_cols=2, acc_bits=20,
                    rng_lanes=2), 7376),
+    ("gowin", dict(layers=(64, 10), batch_size=16, array_rows=2, array_cols=2, acc_bits=20,
+                   rng_lanes=2), 7025),
+    ("gowin", dict(layers=(64, 32, 10), batch_size=16, acc_bits=20, rng_lanes=1, **_1X1), 5660),
+    ("ice40", dict(layers=(64, 24, 10), batch_size=16, acc_bits=20, rng_lanes=1, **_1X1,
+                   phase_counters=False), 5078),
 ]
 
 
@@ -430,7 +435,7 @@ def test_lut_estimate_counts_layers_convolutions_and_phase_counters():
     # The fit check refuses what the estimate puts over the part: 64-8-8-10 on the iCE40's
     # 1x1 engine packed into 5,602 of its 5,280 logic cells.
     board = get_board("icebreaker")
-    deep = board.default_config.replace(layers=(64, 8, 8, 10))
+    deep = Config(layers=(64, 8, 8, 10), batch_size=16, acc_bits=20, rng_lanes=1, **_1X1)
     with pytest.raises(BoardError, match="fewer weight layers"):
         check_fit(board, deep)
 

@@ -50,10 +50,10 @@ def test_spec_file_expands_to_the_product_of_its_axes(tmp_path):
 
 
 def test_a_point_without_config_starts_from_the_boards_default():
-    (p,) = expand({"board": "tang-nano-9k", "layers": "64,32,10"})
+    (p,) = expand({"board": "tang-nano-9k", "layers": "64,24,10"})
     assert p.jobs == ("build",)
-    assert p.config.layers == (64, 32, 10) and p.config.batch_size == 12
     default = BOARDS["tang-nano-9k"].default_config
+    assert p.config.layers == (64, 24, 10) and p.config.batch_size == default.batch_size
     assert (p.config.array_rows, p.config.array_cols) == (default.array_rows, default.array_cols)
     assert p.target_mhz() == 54.0
     (t,) = expand({"train": {"backend": "rtl", "sim": "icarus"}})
