@@ -63,13 +63,15 @@ class TensorCrc(wiring.Component):
 
     :attr:`LATENCY`: a write is reflected in the CRC that a read asks for that many cycles later
     (the input registers, the word register, each lane's share of the step, their XOR, the CRC
-    register, the result memory's write). Each tensor's write port is registered as it comes,
-    with no logic before it, and the choice among them follows the registers: the placer can put
-    each port's register beside its memory's write logic, and the long routes into the XOR
-    network start from registers (on ECP5 the path from the engine's write ports through that
-    choice was the critical path). With ``register_ports=False`` the choice comes first and one
-    register takes the chosen write, the same latency for ``n_tensors`` times fewer registers (a
-    one-lane engine on a small part, where every logic cell counts and this path is short).
+    register, the result memory's write). Each tensor's write port is registered twice as it
+    comes, with no logic before it, and the choice among them follows the registers: the placer
+    can put each port's first register beside its memory's write logic and the second beside the
+    choice, so that neither the route from the engine nor the long routes into the XOR network
+    carry logic (on ECP5 the engine's write ports, through one register, were the critical path:
+    the ``layer`` register's write enables 10.4 ns of route from the CRC's registers). With
+    ``register_ports=False`` the choice comes first and one register takes the chosen write, one
+    cycle less than :attr:`LATENCY` for ``n_tensors`` times fewer registers (a one-lane engine on
+    a small part, where every logic cell counts and this path is short).
 
     The step is :func:`crc32_taps`' matrices, each output bit one balanced XOR reduction
     (``amaranth.lib.crc.Processor`` writes each as a chain of two-input XORs, which took Yosys'
@@ -95,7 +97,7 @@ class TensorCrc(wiring.Component):
         before; 0 for a tensor not written since the design was loaded.
     """
 
-    LATENCY = 6
+    LATENCY = 7
 
     def __init__(self, lanes: int, element_bits: int, n_tensors: int, *, shapes=None,
                  register_ports: bool = True):
@@ -183,15 +185,20 @@ class TensorCrc(wiring.Component):
                      rd.addr.eq(self.read_addr), self.read_data.eq(rd.data)]
 
     def _input_register(self, m) -> dict:
-        """The inputs, registered as they come (``clear`` with them, so that a write in the
-        cycle of ``clear`` still counts after it), and the first valid write among them: chosen
-        after each port's register, or (``register_ports=False``) before one register for the
-        chosen write. Every register takes the reset: Yosys' ECP5 flow (0.69) mapped this unit's
-        registers without a reset into a multiply driven net or failed an assertion in ABC9."""
-        regs = {name: Signal(name=f"crc_in_{name}") for name in ("clear", "restart")}
-        m.d.sync += [regs[name].eq(getattr(self, name)) for name in regs]
+        """The inputs, registered as they come (twice with ``register_ports``; ``clear`` with
+        them, so that a write in the cycle of ``clear`` still counts after it), and the first
+        valid write among them: chosen after each port's registers, or
+        (``register_ports=False``) before one register for the chosen write. Every register
+        takes the reset: Yosys' ECP5 flow (0.69) mapped this unit's registers without a reset
+        into a multiply driven net or failed an assertion in ABC9."""
+        regs = {name: getattr(self, name) for name in ("clear", "restart")}
+        for stage in range(2 if self._register_ports else 1):
+            for name, value in regs.items():
+                regs[name] = Signal(name=f"crc_in_{name}{'_early' if stage == 0 else ''}")
+                m.d.sync += regs[name].eq(value)
         ports = [(p.valid, p.mask, p.values) for p in map(self.port, range(self._n))]
         if self._register_ports:
+            ports = [self._register(m, *port, f"_early_{t}") for t, port in enumerate(ports)]
             ports = [self._register(m, *port, f"_{t}") for t, port in enumerate(ports)]
         valid = Cat(*[v for v, _, _ in ports]).any()
         tensor = first([(v, t) for t, (v, _, _) in enumerate(ports)])

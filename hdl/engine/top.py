@@ -202,7 +202,7 @@ class Engine(wiring.Component):
         words its memories' write ports took, as :meth:`EngineGeometry.crc_layout` lists them
         (:class:`TensorCrc`); a tensor the run did not write keeps its CRC. ``crc_data`` is the
         CRC of the tensor ``crc_addr`` named in the cycle before; final for an address given
-        :attr:`TensorCrc.LATENCY` cycles after the last write (four cycles after ``done``) or
+        :attr:`TensorCrc.LATENCY` cycles after the last write (five cycles after ``done``) or
         later.
     host_write : ``In(stream.Signature(host_write_layout))``
         Fields ``target``, ``layer``, ``mode``, ``row``, ``col``, ``data`` (``lanes`` values)
