@@ -1121,7 +1121,13 @@ class Engine(wiring.Component):
                 if len({id(r) for r in s.r_mem_of.values()}) > 1 \
                 else s.r_mem_of[1].read_data.payload[k] if n_layers > 1 else None
             m.d.comb += x[k].eq(Mux(on_out, err[k], r_k) if n_layers > 1 else err[k])
-        k_run = Mux(on_out, s.err_max.rl2, s.r_max.rl2) if n_layers > 1 else s.err_max.rl2
+        # RL2(max |x|) of the pass, registered: it is final when the pass's first read is
+        # issued (the pass waits for its max finder) and its first data arrive ``rl`` cycles
+        # later; the quantizers' shift then starts from a flip-flop (on the iCE40 the job
+        # register's choice of the maximum, the shift and the rounding sum were one path).
+        rl2 = Mux(on_out, s.err_max.rl2, s.r_max.rl2) if n_layers > 1 else s.err_max.rl2
+        k_run = Signal.like(rl2, name="qe_rl2")
+        m.d.sync += k_run.eq(rl2)
         relu_in = Signal(lanes, name="qe_relu")   # the ReLU mask of E_{l-1}, with R
         if n_layers > 1:
             m.d.comb += [relu_in[k].eq(select(layer, [
