@@ -430,7 +430,7 @@ def largest_conv(board: Board, config: Config | None = None) -> str:
     """The largest convolutional network of the digits (1x8x8) of :data:`CONV_CHANNELS` whose
     memories fit the block RAMs with the board's default array and batch, recomputing the
     classifier's gradient where that makes it fit, and accumulators as wide as the network
-    needs; ``""`` if none fits."""
+    needs, and whose estimated LUTs fit; ``""`` if none fits."""
     from intrain.hdl.engine.geometry import plan_recompute
 
     cfg = config or board.default_config
@@ -444,7 +444,7 @@ def largest_conv(board: Board, config: Config | None = None) -> str:
             fits = plan_recompute(trial, board.family, board.resources.bram_blocks)
         except ConfigError:
             break
-        if fits is None:
+        if fits is None or estimate_luts(trial, board.family) > board.resources.luts:
             break
         note = f" (recomputing G{','.join(map(str, fits))})" if fits else ""
         best = f"{spec} batch {cfg.batch_size}{note}"

@@ -478,6 +478,17 @@ def test_boards_table_names_the_largest_conv_network_whose_memories_fit():
     assert "largest convolutional network" in list_boards_text()
 
 
+def test_largest_conv_network_needs_its_logic_to_fit_too():
+    from dataclasses import replace
+
+    from intrain.boards.registry import largest_conv
+
+    board = get_board("tang-nano-9k")
+    assert largest_conv(board)
+    half = replace(board, resources=replace(board.resources, luts=board.resources.luts // 2))
+    assert largest_conv(half) == ""
+
+
 @pytest.mark.parametrize("family, mhz", [("ecp5", 25.0), ("ice40", 12.0), ("gowin", 27.0)])
 def test_the_released_reset_goes_on_a_global_buffer_on_ecp5_only(family, mhz):
     """ECP5: the synchronized reset drives the ``sync`` reset through a DCCA (a global network;
