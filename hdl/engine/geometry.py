@@ -80,9 +80,9 @@ LINK_BLOCKS = 1
 #: 1x1 1x8x8,1C3,10 5,378 and 1x8x8,2C3,4C3,10 6,680 (the 4x4, about 11,900, grows as linearly);
 #: ECP5 2x2 64-10 6,671 and 64-32-32-10 10,363, 8x8 64-256-10 34,822, 8x8
 #: 1x8x8,16C3,MP2,32C3,MP2,10 56,723 (12x12 64-256-10: 62,629 on an older tree, 1.7 % above);
-#: Gowin 1x1 64-10 4,338 and 64-32-10 5,660, 2x2 64-10 7,376 (its 64-32-10 packed into 8,414:
-#: on Gowin a layer's cost hardly grows with the lanes, which the model overestimates; no conv
-#: build: ``e`` is the iCE40's times Gowin's layer cost over the iCE40's).
+#: Gowin 1x1 64-10 4,338 and 64-32-10 5,660, 2x2 64-10 7,376 (its 64-32-10, 8,414 LUT4 and
+#: 2,478 ALU after packing, did not place: about 10,000 sites, as estimated; no conv build:
+#: ``e`` is the iCE40's times Gowin's layer cost over the iCE40's).
 LUT_MODEL = {
     "ice40": (2328, 2261, 25, 603, 177, "linear"),
     "ecp5": (4819, 876, 25, 923, 907, "log"),
