@@ -75,7 +75,8 @@ LINK_BLOCKS = 1
 #: and weight layer past the first (its memories' banks and address arithmetic, its QE), ``e``
 #: per lane and convolution (the conv control, the pool unit, the Z, CH, D and RC memories).
 #: Fitted to packed builds of the board tops of one tree (iCE40 logic cells, ECP5 TRELLIS_COMB,
-#: Gowin LUT4 + ALU), every one with its per-phase counters:
+#: Gowin LUT4 + ALU; bench/luts.py packs the iCE40 and ECP5 ones, bench/fpga.py builds the
+#: rest), every one with its per-phase counters:
 #: iCE40 1x1 64-10 4,614, 64-8-10 5,201, 64-8-8-10 5,602, 2x2 64-10 6,950, 64-8-10 8,381,
 #: 1x1 1x8x8,1C3,10 5,378 and 1x8x8,2C3,4C3,10 6,680 (the 4x4, about 11,900, grows as linearly);
 #: ECP5 2x2 64-10 6,671 and 64-32-32-10 10,363, 8x8 64-256-10 34,822, 8x8
