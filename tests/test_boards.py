@@ -149,6 +149,9 @@ def test_memory_banks_match_the_engines_memories():
     ("ice40", 640, 19, 4), ("ice40", 4000, 33, 33), ("ecp5", 3000, 21, 5),
     ("ecp5", 4000, 38, 10), ("ecp5", 512, 2, 1), ("ecp5", 64, 20, 0), ("gowin", 512, 2, 0),
     ("gowin", 160, 3, 0), ("gowin", 640, 19, 2),
+    # Gowin builds: 2x2 batch 16, OUT's 80 x 20 banks in blocks; 1x1 64-48-10, M1's 768 x 2 in
+    # a block (64-32-10's 512 x 2 in LUT RAM).
+    ("gowin", 80, 20, 1), ("gowin", 768, 2, 1),
 ])
 def test_bank_blocks(family, depth, width, blocks):
     assert bank_blocks(family, depth, width) == blocks

@@ -65,6 +65,9 @@ BRAM_MODES = {
 #: Gowin 2x2, OUT's 60 x 20 banks in shadow RAM; iCE40 1x1, G1's 640 x 19 in 4 blocks.
 BLOCK_COST = {"ice40": 64, "ecp5": 128, "gowin": 128}
 WRITE_BYTE = {"ice40": 1, "ecp5": 9, "gowin": 9}
+#: What a Gowin bank costs in LUT RAM beyond its bits a 16 words, as Yosys weighs it against a
+#: block (see :func:`bank_blocks`).
+GOWIN_LUTRAM_EXTRA = 40
 #: Banks of at most this many bits go to flip-flops (iCE40 has no LUT RAM).
 FF_BITS = {"ice40": 64, "ecp5": 64, "gowin": 64}
 #: Block RAMs of the host link besides the engine's memories: its frame buffer.
@@ -116,9 +119,10 @@ def bank_blocks(family: str, depth: int, width: int) -> int:
         return 0    # flip-flops cost no more than the blocks (Yosys: 4 x 32 bits in FFs)
     if family != "ice40":
         units = -(-depth // 16)   # 16 x 4 distributed RAMs
-        # Gowin: plus two per bit of the read data's register, which the asynchronous LUT RAM
-        # takes in fabric (2x2 builds: 2 banks of 60 x 20 bits in LUT RAM, of 80 x 20 in blocks)
-        lutram = units * width + 2 * width if family == "gowin" \
+        # Gowin: Yosys costs LUT RAM by the bits used (``widthscale``), and with what the read
+        # port adds a bank goes to LUT RAM up to 80 of them a 16 words and to a block from 96
+        # (builds: 60 x 20 and 512 x 2 bits in LUT RAM, 80 x 20 and 768 x 2 in blocks): 40 more.
+        lutram = units * width + GOWIN_LUTRAM_EXTRA if family == "gowin" \
             else units * -(-width // 4) * 4
         if lutram < BLOCK_COST[family] * blocks:
             return 0
