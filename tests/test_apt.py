@@ -6,6 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from bench_helpers import load_bench
 from test_golden_model import _ReferenceTrainer, _rl2
 
 from intrain.cli import main
@@ -200,15 +201,10 @@ def test_apt_mistakes_end_in_one_error_line(args, message, capsys, tmp_path, mon
 
 
 def test_bench_costs_come_from_the_engine_geometry_with_wide_operands():
-    import importlib.util
-    from pathlib import Path
 
     from intrain.hdl.engine import EngineGeometry
 
-    path = Path(__file__).parents[1] / "bench" / "apt.py"
-    spec = importlib.util.spec_from_file_location("bench_apt", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench("apt")
     config = Config(bits="2-8-8-4", apt=True)
     step, mean, base = bench._step_costs(config, n_train=100, steps=4)
     assert step == base == EngineGeometry(Config()).train_cycles(64)

