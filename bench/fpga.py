@@ -93,6 +93,7 @@ def _row(report: dict) -> dict:
         "ff": used("ff"), "ff_available": avail("ff"),
         "dsp": used("dsp"), "dsp_available": avail("dsp"),
         "bram": used("bram"), "bram_available": avail("bram"),
+        "spram": used("spram"), "spram_available": avail("spram"),
         "fmax_mhz": fmax,
         "clock_mhz": report.get("clock_mhz"),
         "timing_met": report.get("timing_met"),
@@ -132,11 +133,13 @@ def _print(rows):
                   f"{r.get('effective_gops', 0):15.3f}")
         print("\nresource model (EngineGeometry.resources) against the builds")
         print(f"{'board':15} {'LUT est.':>9} {'LUT':>7} {'error':>7} {'DSP est.':>9} {'DSP':>5} "
-              f"{'BRAM est.':>10} {'BRAM':>5}")
+              f"{'BRAM est.':>10} {'BRAM':>5} {'SPRAM est.':>11} {'SPRAM':>6}")
         for r in built:
             p = r["predicted"]
+            spram = f"{p.get('spram', 0):11} {r.get('spram') or 0:6}" \
+                if r.get("spram_available") else f"{'-':>11} {'-':>6}"
             print(f"{r['board']:15} {p['luts']:9,} {r['lut']:7,} {p['luts'] / r['lut'] - 1:+7.1%} "
-                  f"{p['dsps']:9} {r['dsp']:5} {p['bram']:10} {r['bram']:5}")
+                  f"{p['dsps']:9} {r['dsp']:5} {p['bram']:10} {r['bram']:5} {spram}")
 
 
 def _build(boards, root: Path, args) -> list[dict]:

@@ -65,7 +65,7 @@ TOOLS = {
 #: nextpnr's names for the resources in its ``--report`` utilization, per family.
 _CELLS = {
     "ice40": {"lut": "ICESTORM_LC", "ff": None, "dsp": "ICESTORM_DSP", "bram": "ICESTORM_RAM",
-              "pll": "ICESTORM_PLL"},
+              "pll": "ICESTORM_PLL", "spram": "ICESTORM_SPRAM"},
     "ecp5": {"lut": "TRELLIS_COMB", "ff": "TRELLIS_FF", "dsp": "MULT18X18D", "bram": "DP16KD",
              "pll": "EHXPLLL", "lutram": "TRELLIS_RAMW"},
     # Gowin: carry cells (ALU) take LUT sites besides the LUT4s; RAM16SDP4 is shadow RAM.
@@ -137,6 +137,14 @@ def check_fit(board: Board, config: Config, *, luts: bool = True) -> dict:
             f"(largest: {', '.join(f'{k} {v}' for k, v in biggest)}): "
             + _recompute_hint(board, config) + "shrink " + ", ".join(shrink[:-1]) + " or "
             + shrink[-1])
+    from intrain.hdl.engine import EngineGeometry
+    sprams = EngineGeometry(config).spram_blocks(board.family)
+    n_sprams = sum(sprams.values())
+    if n_sprams > res.spram_blocks:
+        problems.append(
+            f"the memories in single-port RAM ({', '.join(f'{k} {v}' for k, v in sprams.items())})"
+            f" need {n_sprams} SPRAM blocks of 256 Kbit, {board.title} has {res.spram_blocks}: "
+            f"keep fewer of them there (spram) or shrink the input or the batch")
     n_luts = estimate_luts(config, board.family)
     if luts and n_luts > res.luts:
         problems.append(
@@ -154,28 +162,74 @@ def check_fit(board: Board, config: Config, *, luts: bool = True) -> dict:
                      f"{board.title}'s {res.luts:,}, about the estimate's error: placement may "
                      f"fail (the build says so)")
     return {"macs": macs, "dsp_blocks": -(-macs // per_dsp), "bram_blocks": n_blocks,
-            "bram_blocks_by_memory": blocks, "luts": n_luts,
+            "bram_blocks_by_memory": blocks, "spram_blocks": n_sprams,
+            "spram_blocks_by_memory": sprams, "luts": n_luts,
             "memory_plan": memory_plan(config), "notes": notes}
 
 
 def memory_plan(config: Config) -> dict:
-    """How the engine keeps each gradient: ``{"G1": "stored" | "recomputed", ...}`` and the
-    cycles a training step spends on the recomputed ones (``recompute_cycles``)."""
+    """How the engine keeps each gradient: ``{"G1": "stored" | "recomputed", ...}``, the
+    cycles a training step spends on the recomputed ones (``recompute_cycles``) and the
+    memories in single-port RAM (``single_port``, :attr:`Config.spram`)."""
     from intrain.hdl.engine.geometry import recompute_cost
 
     plan = {f"G{p.index}": "recomputed" if p.index in config.recompute_gradients else "stored"
             for p in config.plan}
-    return {"gradients": plan, "recompute_cycles": recompute_cost(config)}
+    return {"gradients": plan, "recompute_cycles": recompute_cost(config),
+            "single_port": list(config.spram)}
+
+
+def _spram_plan(board: Board, config: Config) -> Config | None:
+    """A configuration that fits the board's block RAM and SPRAM by putting the input (and, on
+    a 1x1 engine, the largest weights, their gradients recomputed) in SPRAM, or None."""
+    from intrain.hdl.engine import EngineGeometry
+    from intrain.hdl.engine.geometry import plan_recompute
+
+    res = board.resources
+    if not res.spram_blocks:
+        return None
+    bits = EngineGeometry(config).memory_bits()
+    weights = []
+    if max(config.array_rows, config.array_cols) == 1 and config.batch_size >= 2 \
+            and not config.bit_error_rate:
+        weights = sorted((p.index for p in config.plan if not p.conv),
+                         key=lambda n: -bits[f"W{n}"])
+    for k in range(len(weights) + 1):
+        layers = sorted(set(config.recompute_gradients) | set(weights[:k]))
+        try:
+            trial = config.replace(recompute_gradients=tuple(layers),
+                                   spram=("A0", *(f"W{n}" for n in weights[:k])))
+        except ConfigError:
+            return None
+        geo = EngineGeometry(trial)
+        if sum(geo.spram_blocks(board.family).values()) > res.spram_blocks:
+            return None
+        fits = plan_recompute(trial, board.family, res.bram_blocks)
+        if fits is not None:
+            return trial.replace(recompute_gradients=fits)
+    return None
 
 
 def _recompute_hint(board: Board, config: Config) -> str:
     """A memory plan that makes the memories fit, as advice (empty if there is none)."""
+    from intrain.hdl.engine import EngineGeometry
     from intrain.hdl.engine.geometry import plan_recompute
 
     layers = plan_recompute(config, board.family, board.resources.bram_blocks)
     if not layers:
-        return ""
-    fitted = config.replace(recompute_gradients=layers)
+        spram = _spram_plan(board, config)
+        if spram is None:
+            return ""
+        n = sum(memory_blocks(spram, board.family).values()) + 1
+        cost = memory_plan(spram)["recompute_cycles"]
+        redo = list(spram.recompute_gradients)
+        return (f"spram = {list(spram.spram)}"
+                + (f" and recompute_gradients = {redo}" if redo else "")
+                + f" in the config make them fit ({n} blocks and "
+                f"{sum(EngineGeometry(spram).spram_blocks(board.family).values())} SPRAM"
+                + (f"; +{cost:,} cycles per step of {config.batch_size}" if redo else "")
+                + "), or ")
+    fitted = config.with_recompute(layers)
     n = sum(memory_blocks(fitted, board.family).values()) + 1
     cost = memory_plan(fitted)["recompute_cycles"]
     return (f"recompute_gradients = {list(layers)} in the config makes them fit ({n} blocks; "
@@ -467,7 +521,7 @@ def build_board(board_name, config=None, *, out_dir, clock_mhz=None, progress=Tr
         "config_full": config.to_dict(),
         "dsp_mode": top.dsp,
         "macs": macs,
-        "fit_estimate": {k: v for k, v in fit.items() if k != "bram_blocks_by_memory"},
+        "fit_estimate": {k: v for k, v in fit.items() if not k.endswith("_by_memory")},
         "utilization": _utilization(report, board.family, res, cells),
         # The same figures under the names `intrain build` prints.
         "resources": {},
@@ -499,7 +553,8 @@ def build_board(board_name, config=None, *, out_dir, clock_mhz=None, progress=Tr
         "build_seconds": round(time.monotonic() - t0, 1),
     }
     result["resources"] = {name: result["utilization"][key] for name, key in
-                           (("luts", "lut"), ("ffs", "ff"), ("dsps", "dsp"), ("bram", "bram"))
+                           (("luts", "lut"), ("ffs", "ff"), ("dsps", "dsp"), ("bram", "bram"),
+                            ("spram", "spram"))
                            if key in result["utilization"]}
     (out / "report.json").rename(out / "nextpnr_report.json")
     (out / "report.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -508,8 +563,10 @@ def build_board(board_name, config=None, *, out_dir, clock_mhz=None, progress=Tr
 
         def cell(key):
             return f"{u[key]['used']}/{u[key]['available']}" if key in u else "-"
+        spram = f", SPRAM {cell('spram')}" if u.get("spram", {}).get("used") else ""
         print(f"{board.title}: LUT {cell('lut')}, FF {cell('ff')}, DSP {cell('dsp')}, "
-              f"BRAM {cell('bram')}; Fmax {result['fmax_mhz']} MHz for a {clock:.2f} MHz clock: "
+              f"BRAM {cell('bram')}{spram}; Fmax {result['fmax_mhz']} MHz for a {clock:.2f} MHz "
+              f"clock: "
               f"{'PASS' if result['timing_met'] else 'FAIL'}; bitstream {bit_path}",
               file=sys.stderr, flush=True)
     return result

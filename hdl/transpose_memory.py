@@ -9,6 +9,8 @@ is only a different address sequence, never a copy.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth import Const, Module, Mux, Shape, Signal, unsigned
 from amaranth.hdl import Value
 from amaranth.lib import data, enum, stream, wiring
@@ -16,6 +18,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ._util import check_int as _check_int
+from .single_port import SINGLE_PORT_KINDS, SinglePortBank
 
 __all__ = ["SliceMode", "TransposeMemory", "divmod_const", "mul_const"]
 
@@ -190,6 +193,16 @@ class TransposeMemory(wiring.Component):
     meets a plain route in one cycle and its arithmetic in the other. Reads and writes both take
     the extra edge (read latency 4), so the read-after-write rules above hold unchanged.
 
+    Single-port banks (``single_port="generic"`` or ``"ice40"``): every bank is a
+    :class:`~.single_port.SinglePortBank` (on the iCE40, SPRAM primitives): one access a
+    cycle, a write that meets a read held for the next free cycle (``hold_writes``; without it,
+    for a memory never written while it is read, such a write is lost). The rules above hold for
+    a user that never reads an address with a write still held, leaves a free cycle after each
+    write that met a read, and keeps ``read_data`` always ready (a bank's word is valid only in
+    the cycle after its read), as the engine does for the memories it puts there;
+    :attr:`collided` also records a write lost, a read of a held address and a read slice kept
+    waiting.
+
     Host access: row slices are enough to load or dump a matrix; :meth:`slice_starts` lists the
     first elements of the slices that cover it.
 
@@ -212,6 +225,11 @@ class TransposeMemory(wiring.Component):
         ``row * ceil(cols / lanes) + col // lanes``, so every bank takes the same address and
         no slice is rotated (no barrel rotators, no per-bank address adders). A column slice or
         an unaligned row slice reads and writes other elements than it names.
+    single_port : str or None
+        ``None``: dual-port banks (a read and a write every cycle); ``"generic"`` or
+        ``"ice40"``: single-port banks of that kind (see above).
+    hold_writes : bool
+        Single-port banks hold a write that meets a read (the default; see above).
     src_loc_at : int
         Stack frames to skip when recording where the component was created.
 
@@ -229,7 +247,7 @@ class TransposeMemory(wiring.Component):
     """
 
     def __init__(self, shape, rows, cols, lanes, *, registered=False, address_stage=False,
-                 aligned_rows=False, src_loc_at=0):
+                 aligned_rows=False, single_port=None, hold_writes=True, src_loc_at=0):
         if not isinstance(registered, bool):
             raise TypeError(f"registered must be a bool, not {registered!r}")
         if not isinstance(address_stage, bool):
@@ -238,6 +256,11 @@ class TransposeMemory(wiring.Component):
             raise ValueError("address_stage needs registered requests (registered=True)")
         if not isinstance(aligned_rows, bool):
             raise TypeError(f"aligned_rows must be a bool, not {aligned_rows!r}")
+        if single_port is not None and single_port not in SINGLE_PORT_KINDS:
+            raise ValueError(f"single_port must be None or one of "
+                             f"{', '.join(map(repr, SINGLE_PORT_KINDS))}, not {single_port!r}")
+        self._single_port = single_port
+        self._hold_writes = bool(hold_writes)
         self._address_stage = address_stage
         #: Set for good (in simulation) once a word inside the matrix is read and written on the
         #: same clock edge; nothing reads it, so synthesis drops it.
@@ -315,6 +338,11 @@ class TransposeMemory(wiring.Component):
         bank read, then the rotation into the output register), 3 with ``registered`` (the
         request register first), 4 with ``address_stage`` as well."""
         return 2 + self._registered + self._address_stage
+
+    @property
+    def single_port(self) -> str | None:
+        """The kind of single-port banks (``None``: dual-port banks)."""
+        return self._single_port
 
     @property
     def address_stage(self) -> bool:
@@ -420,8 +448,14 @@ class TransposeMemory(wiring.Component):
 
         banks = []
         for b in range(lanes):
-            bank = Memory(shape=self._shape, depth=self.bank_depth, init=[])
-            m.submodules[f"bank_{b}"] = bank
+            if self._single_port:
+                bank = _SinglePortPorts(SinglePortBank(self._shape, self.bank_depth,
+                                                       kind=self._single_port,
+                                                       hold=self._hold_writes))
+                m.submodules[f"bank_{b}"] = bank.bank
+            else:
+                bank = m.submodules[f"bank_{b}"] = Memory(shape=self._shape,
+                                                          depth=self.bank_depth, init=[])
             banks.append(bank)
 
         # -- write: rotate lane k into bank (s + k) % lanes, in the accepting cycle (or the
@@ -499,11 +533,18 @@ class TransposeMemory(wiring.Component):
         bank_words = []
         for b, bank in enumerate(banks):
             port = bank.read_port()
+            # A single-port bank is only read for a word inside the matrix (the others are
+            # masked to 0 anyway), which leaves its port to the writes.
+            inside = r_bank_inside[b] if self._single_port else 1
             m.d.comb += [
                 port.addr.eq(r_addrs[b]),
-                port.en.eq(rd_valid & advance1),
+                port.en.eq(rd_valid & advance1 & inside),
             ]
             bank_words.append(port.data)
+            if self._single_port:   # the bank checks its own port; its word lasts a cycle
+                with m.If(bank.bank.collided | (s1_valid & ~advance2)):
+                    m.d.sync += self.collided.eq(1)
+                continue
             w_port = w_ports[b]
             with m.If(port.en & r_bank_inside[b] & w_port.en.any()
                       & (port.addr == w_port.addr)):
@@ -522,3 +563,19 @@ class TransposeMemory(wiring.Component):
                 m.d.sync += [self.read_data.payload[k].eq(Mux(s1_inside[k], lane_words[k], 0))
                              for k in range(lanes)]
         return m
+
+
+class _SinglePortPorts:
+    """A :class:`SinglePortBank` seen through the ``read_port()`` and ``write_port()`` of a
+    :class:`~amaranth.lib.memory.Memory` (``addr``, ``data``, ``en``)."""
+
+    def __init__(self, bank: SinglePortBank):
+        self.bank = bank
+
+    def read_port(self):
+        b = self.bank
+        return SimpleNamespace(addr=b.r_addr, data=b.r_data, en=b.r_en)
+
+    def write_port(self):
+        b = self.bank
+        return SimpleNamespace(addr=b.w_addr, data=b.w_data, en=b.w_en)

@@ -271,9 +271,9 @@ def _run_board_check(args) -> int:
 def _build_summary(r: dict) -> str:
     rows = [("board", f"{r['board']} ({r['device']})")]
     for key, label in (("luts", "LUTs"), ("ffs", "flip-flops"), ("dsps", "multipliers"),
-                       ("bram", "block RAM")):
+                       ("bram", "block RAM"), ("spram", "SPRAM")):
         u = r.get("resources", {}).get(key)
-        if u:
+        if u and (key != "spram" or u["used"]):
             rows.append((label, f"{u['used']:,} / {u['available']:,}"))
     rows.append(("MACs", f"{r['macs']}"))
     fmax = "unknown" if r.get("fmax_mhz") is None else f"{r['fmax_mhz']:.2f} MHz"

@@ -254,6 +254,13 @@ class Config:
         ``G_l`` is not stored but computed twice, first for its maximum only, then straight into
         the update (:meth:`draws_per_update` gives the order of their draws); empty (the
         default): every ``G_l`` is stored. Needs ``rng_lanes >= array_cols``.
+    spram : tuple of str
+        The memories the hardware engine keeps in single-port RAM, the iCE40UP5K's SPRAM
+        (four of 256 kbit beside its 120 kbit of block RAM; on other families single-port block
+        RAM): ``"A0"`` (the input batch; the engine only reads it) and the weights ``"W{l}"``
+        of a layer whose gradient is recomputed, on an engine of one MAC (1x1) with a batch of
+        at least 2 and no memory faults (its update writes a row while the port is free).
+        Empty (the default): every memory is dual-port block RAM.
     phase_counters : bool
         The engine counts its cycles and MAC-cycles per phase (forward, backward, gradient,
         update) besides the totals (the default). Off, a run reports the totals only: eight
@@ -281,6 +288,7 @@ class Config:
     bit_error_rate: float = 0.0
     fault_seed: int | None = None
     recompute_gradients: tuple[int, ...] = ()
+    spram: tuple[str, ...] = ()
     phase_counters: bool = True
 
     def __post_init__(self):
@@ -370,6 +378,7 @@ class Config:
                               f"{self.phase_counters!r}")
         self._check_apt()
         self._check_recompute(n_weight_layers, geometry)
+        self._check_spram(n_weight_layers)
         wide = self.error_plan([self.apt_max] * n_weight_layers) if self.apt else ()
         for p in self.plan + wide:
             need = max(p.acc_bits_forward, p.acc_bits_backward, p.acc_bits_gradient)
@@ -398,6 +407,37 @@ class Config:
                 f"recompute_gradients needs rng_lanes >= array_cols (one draw per column of "
                 f"the array's rows), not {self.rng_lanes} < {self.array_cols}")
         object.__setattr__(self, "recompute_gradients", tuple(sorted(layers)))
+
+    def _check_spram(self, n_weight_layers):
+        names = self.spram
+        if isinstance(names, str):
+            names = (names,)
+        if not isinstance(names, (tuple, list)) or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f"spram must be a list of memory names such as [\"W1\", \"A0\"], "
+                              f"not {names!r}")
+        allowed = ["A0", *(f"W{n}" for n in range(1, n_weight_layers + 1))]
+        for name in names:
+            if name not in allowed:
+                raise ConfigError(f"spram: {name!r} is not a memory that single-port RAM can "
+                                  f"hold; choose from {', '.join(allowed)}")
+            if name == "A0":
+                continue
+            layer = int(name[1:])
+            if layer not in self.recompute_gradients:
+                raise ConfigError(f"spram: {name} needs its layer's gradient recomputed "
+                                  f"(recompute_gradients = [{layer}]): a stored gradient's "
+                                  f"update reads and writes the weights every cycle")
+            if max(self.array_rows, self.array_cols) > 1 or self.batch_size < 2:
+                raise ConfigError(f"spram: {name} needs a 1x1 array and a batch of at least 2 "
+                                  f"(the update writes a weight while the port is free), not "
+                                  f"{self.array_rows}x{self.array_cols} and batch "
+                                  f"{self.batch_size}")
+            if self.bit_error_rate:
+                raise ConfigError(f"spram: {name} cannot take memory faults (bit_error_rate): "
+                                  f"their pass reads and writes every cycle")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"spram names a memory twice: {list(names)}")
+        object.__setattr__(self, "spram", tuple(names))
 
     def _check_apt(self):
         if not isinstance(self.apt, bool):
@@ -555,6 +595,13 @@ class Config:
             changes["fault_seed"] = None
         return replace(self, **changes)
 
+    def with_recompute(self, layers) -> Config:
+        """A copy with ``recompute_gradients = layers`` that keeps in :attr:`spram` only the
+        input and the weights of layers still recomputed."""
+        layers = tuple(layers)
+        keep = tuple(n for n in self.spram if n == "A0" or int(n[1:]) in layers)
+        return self.replace(recompute_gradients=layers, spram=keep)
+
     def to_dict(self) -> dict:
         """Plain data (ints, strings, lists) that :meth:`from_dict` turns back into this config
         (the fault fields only where they differ from their defaults)."""
@@ -583,6 +630,8 @@ class Config:
             d.update(bit_error_rate=self.bit_error_rate, fault_seed=self.fault_seed)
         if self.recompute_gradients:
             d["recompute_gradients"] = list(self.recompute_gradients)
+        if self.spram:
+            d["spram"] = list(self.spram)
         if not self.phase_counters:
             d["phase_counters"] = False
         return d
@@ -593,7 +642,7 @@ class Config:
             raise ConfigError("this is a training report (--report), not a configuration; its "
                               "'config' holds the run's settings (--save-config writes them)")
         data = _table("configuration", data, {f.name for f in fields(cls)})
-        for key in ("layers", "rng_seeds", "recompute_gradients"):
+        for key in ("layers", "rng_seeds", "recompute_gradients", "spram"):
             if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
         if isinstance(data.get("bits"), list):

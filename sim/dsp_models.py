@@ -27,8 +27,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-__all__ = ["ModelNotFound", "yosys_share", "model_text", "write_models", "blackbox_interface",
-           "MODEL_FAMILIES"]
+__all__ = ["ModelNotFound", "yosys_share", "model_text", "model_sources", "spram_model_text",
+           "write_models", "blackbox_interface", "MODEL_FAMILIES"]
 
 MODEL_FAMILIES = ("ice40", "ecp5", "gowin")
 
@@ -289,13 +289,32 @@ def model_text(dsp: str) -> str:
     raise ValueError(f"no DSP model for {dsp!r}; models exist for {', '.join(MODEL_FAMILIES)}")
 
 
+def spram_model_text() -> str:
+    """The Verilog model of the iCE40UP5K's ``SB_SPRAM256KA`` (yosys' own, like ``SB_MAC16``),
+    which an engine built for the iCE40 instantiates for its memories in single-port RAM."""
+    cells = yosys_share() / "ice40" / "cells_sim.v"
+    if not cells.is_file():
+        raise ModelNotFound(f"yosys' iCE40 cell library {cells} is missing")
+    return "// SB_SPRAM256KA from " + cells.name + " of yosys' iCE40 cell library\n" \
+        + _module(cells.read_text(), "SB_SPRAM256KA")
+
+
+def model_sources(dsp: str) -> dict[str, str]:
+    """The models a design built for ``dsp`` needs, by file name: its DSP primitive and, for
+    ``"ice40"``, the SPRAM (nothing for ``"generic"``)."""
+    if dsp == "generic":
+        return {}
+    files = {f"{dsp}_dsp_model.v": model_text(dsp)}
+    if dsp == "ice40":
+        files["ice40_spram_model.v"] = spram_model_text()
+    return files
+
+
 def write_models(dsp: str, folder) -> list[Path]:
-    """Write the model of ``dsp``'s primitive into ``folder`` (nothing for ``"generic"``);
+    """Write the models of ``dsp``'s primitives (:func:`model_sources`) into ``folder``;
     returns the files, to add to a simulation's sources. A file that already holds the text is
     left as it is (so a cached build is re-used)."""
-    if dsp == "generic":
-        return []
     from intrain.sim.runner import _write_if_changed
 
-    path = Path(folder) / f"{dsp}_dsp_model.v"
-    return [_write_if_changed(path, model_text(dsp))]
+    return [_write_if_changed(Path(folder) / name, text)
+            for name, text in model_sources(dsp).items()]

@@ -19,7 +19,12 @@ import pytest
 
 from intrain.config import Config
 from intrain.hdl.engine import Engine
-from intrain.sim.dsp_models import ModelNotFound, blackbox_interface, model_text
+from intrain.sim.dsp_models import (
+    ModelNotFound,
+    blackbox_interface,
+    model_sources,
+    model_text,
+)
 from intrain.sim.runner import (
     CocotbTestFailure,
     _cache_root,
@@ -47,13 +52,13 @@ pytestmark = pytest.mark.skipif(NO_MODELS is not None, reason=NO_MODELS or "")
 
 
 def _sources(dsp, name, text):
-    """Write the design ``text`` and the model of ``dsp``'s primitive into a folder named by
+    """Write the design ``text`` and the models of ``dsp``'s primitives into a folder named by
     their content (so an unchanged design re-uses its build); returns the paths."""
-    model = model_text(dsp)
-    key = hashlib.sha256((text + "\0" + model).encode()).hexdigest()[:16]
+    models = model_sources(dsp)
+    key = hashlib.sha256("\0".join([text, *models.values()]).encode()).hexdigest()[:16]
     folder = _cache_root() / "dsp-sources" / f"{name}-{key}"
     return [_write_if_changed(folder / f"{name}.v", text),
-            _write_if_changed(folder / f"{dsp}_dsp_model.v", model)]
+            *(_write_if_changed(folder / file, model) for file, model in models.items())]
 
 
 def _pair_text(params):
@@ -145,11 +150,33 @@ def _engine_config():
                   lr_schedule=((0, 2),), epochs=1, seed=3)
 
 
-@pytest.mark.parametrize("dsp", FAMILIES)
-def test_engine_trains_bit_exact_with_predicted_cycles(dsp):
-    config = _engine_config()
+def _spram_config():
+    """A 1x1 engine with its input and first weights in single-port RAM (on the iCE40 the
+    ``SB_SPRAM256KA`` model), a batch of 4: every weight written back meets a read."""
+    return Config(layers=(9, 5, 3), bits="2-8-8-8", array_rows=1, array_cols=1, rng_lanes=1,
+                  batch_size=4, recompute_gradients=(1,), spram=("W1", "A0"),
+                  lr_schedule=((0, 2),), epochs=1, seed=3)
+
+
+def _run_engine(dsp, config, mutate=None):
     engine = Engine(config, dsp=dsp)
     text = export_verilog(engine, "engine")
+    if mutate is not None:
+        old, new = mutate
+        assert old in text, f"{old!r} is not in the exported Verilog"
+        text = text.replace(old, new)
     params = {"engine": {"config": config.to_dict(), "dsp": dsp, "steps": 3, "seed": 1}}
     run_cocotb(_sources(dsp, "engine", text), toplevel="engine", test_module=TB,
                sim=SIM, testcase="engine_steps_match_golden", parameters=params, seed=1)
+
+
+@pytest.mark.parametrize(("dsp", "config"), [
+    *((dsp, _engine_config) for dsp in FAMILIES), ("ice40", _spram_config)])
+def test_engine_trains_bit_exact_with_predicted_cycles(dsp, config):
+    _run_engine(dsp, config())
+
+
+def test_an_engine_whose_spram_takes_no_writes_fails():
+    """(The packing into SPRAM words: tests/test_single_port_vendor.py.)"""
+    with pytest.raises(CocotbTestFailure):   # (it reads the RAM's undefined words)
+        _run_engine("ice40", _spram_config(), mutate=(".WREN(port_write)", ".WREN(1'h0)"))

@@ -26,6 +26,7 @@ from intrain.config import Config
 from intrain.fault_spec import FaultPlan
 
 from ..multiplier import dsp_family, product_cycles
+from ..single_port import spram_blocks
 from ..transpose_memory import SliceMode
 
 __all__ = ["ConvDims", "EngineGeometry", "HostTarget", "MemorySpec", "Phase", "READ_LATENCY",
@@ -509,11 +510,31 @@ class EngineGeometry:
     def memory_blocks(self, family: str) -> dict[str, int]:
         """Block RAMs of every memory on an FPGA ``family`` (``"ice40"``, ``"ecp5"``,
         ``"gowin"``): its banks times :func:`bank_blocks`; and ``CRC``, the tensor CRCs'
-        memory of :class:`~.crc.TensorCrc` (one 32-bit word per tensor)."""
-        blocks = {name: banks * bank_blocks(family, depth, width)
+        memory of :class:`~.crc.TensorCrc` (one 32-bit word per tensor). The memories of
+        :attr:`Config.spram` take none on the iCE40 (:meth:`spram_blocks`)."""
+        spram = self.spram_blocks(family)
+        blocks = {name: 0 if name in spram else banks * bank_blocks(family, depth, width)
                   for name, (banks, depth, width) in self.memory_banks().items()}
         blocks["CRC"] = bank_blocks(family, len(self.crc_tensors), 32)
         return blocks
+
+    def single_port(self, name: str, dsp: str = "generic") -> str | None:
+        """The kind of single-port banks memory ``name`` is built from for an engine of DSP
+        mapping ``dsp`` (:class:`~intrain.hdl.single_port.SinglePortBank`): ``"ice40"`` (SPRAM)
+        for a memory of :attr:`Config.spram` on the iCE40, ``"generic"`` for one elsewhere,
+        ``None`` for a dual-port memory."""
+        if name not in self.config.spram:
+            return None
+        return "ice40" if dsp == "ice40" else "generic"
+
+    def spram_blocks(self, family: str) -> dict[str, int]:
+        """``SB_SPRAM256KA`` primitives of every memory of :attr:`Config.spram` on ``family``
+        (none but on the iCE40, where they hold those memories instead of block RAM)."""
+        if _family(family) != "ice40":
+            return {}
+        banks = self.memory_banks()
+        return {name: banks[name][0] * spram_blocks(*banks[name][1:])
+                for name in self.config.spram}
 
     def estimate_luts(self, family: str) -> int:
         """LUT sites (LUT4s and carry cells) of the engine with its host link on ``family``:
@@ -537,12 +558,13 @@ class EngineGeometry:
     def resources(self, family: str) -> dict[str, int]:
         """The estimate of an engine with its host link on ``family``: ``luts``
         (:meth:`estimate_luts`), ``dsps`` (the family's DSP primitives for the array's products,
-        :meth:`DspFamily.primitives`) and ``bram`` (:meth:`memory_blocks` plus
-        :data:`LINK_BLOCKS`)."""
+        :meth:`DspFamily.primitives`), ``bram`` (:meth:`memory_blocks` plus
+        :data:`LINK_BLOCKS`) and ``spram`` (:meth:`spram_blocks`)."""
         macs = self.config.array_rows * self.config.array_cols
         return {"luts": self.estimate_luts(family),
                 "dsps": dsp_family(_family(family)).primitives(macs),
-                "bram": sum(self.memory_blocks(family).values()) + LINK_BLOCKS}
+                "bram": sum(self.memory_blocks(family).values()) + LINK_BLOCKS,
+                "spram": sum(self.spram_blocks(family).values())}
 
     # -- the array's jobs -------------------------------------------------------------------------
     def check_batch(self, batch) -> int:
@@ -551,6 +573,13 @@ class EngineGeometry:
             raise ValueError(
                 f"Batch must be an integer from 1 to {self.config.batch_size}, not {batch!r}")
         return batch
+
+    @property
+    def min_train_batch(self) -> int:
+        """The fewest samples of a training step: 2 with weights in single-port RAM
+        (:attr:`Config.spram`; their recomputed gradient reads a row every ``batch`` cycles and
+        writes one back in a cycle between), else 1."""
+        return 2 if any(name.startswith("W") for name in self.config.spram) else 1
 
     def tiles(self, batch) -> list[int]:
         """Forward tiles of every layer: ``ceil(n_out / R) * ceil(batch / C)``; a convolution's
@@ -887,7 +916,7 @@ def recompute_cost(config: Config) -> int:
         return 0
     batch = config.batch_size
     return EngineGeometry(config).train_cycles(batch) - EngineGeometry(
-        config.replace(recompute_gradients=())).train_cycles(batch)
+        config.with_recompute(())).train_cycles(batch)
 
 
 def plan_recompute(config: Config, family: str, blocks: int) -> tuple[int, ...] | None:
@@ -897,7 +926,7 @@ def plan_recompute(config: Config, family: str, blocks: int) -> tuple[int, ...] 
     ``()`` if everything fits as it is; None if recomputing every gradient does not make it fit,
     or the configuration cannot recompute (``rng_lanes < array_cols``)."""
     def need(layers):
-        geo = EngineGeometry(config.replace(recompute_gradients=layers))
+        geo = EngineGeometry(config.with_recompute(layers))
         return sum(geo.memory_blocks(family).values()) + LINK_BLOCKS
 
     chosen = tuple(config.recompute_gradients)
@@ -905,7 +934,7 @@ def plan_recompute(config: Config, family: str, blocks: int) -> tuple[int, ...] 
         return chosen
     if config.rng_lanes < config.array_cols:
         return None
-    g_blocks = EngineGeometry(config.replace(recompute_gradients=())).memory_blocks(family)
+    g_blocks = EngineGeometry(config.with_recompute(())).memory_blocks(family)
     for n in sorted((p.index for p in config.plan if p.index not in chosen and not p.conv),
                     key=lambda n: -g_blocks[f"G{n}"]):
         chosen = tuple(sorted(chosen + (n,)))

@@ -376,7 +376,9 @@ class Engine(wiring.Component):
             mem[name] = m.submodules[f"mem_{name.lower()}"] = TransposeMemory(
                 spec.shape, spec.rows, spec.cols, lanes, registered=self.REGISTERED_MEMORIES,
                 address_stage=self._geo.address_stage,
-                aligned_rows=spec.aligned_rows)
+                aligned_rows=spec.aligned_rows,
+                single_port=self._geo.single_port(name, self._dsp),
+                hold_writes=name != "A0")   # only the host writes the input, never in a run
         self._memories = mem
         w_mems = [mem[f"W{j + 1}"] for j in range(n_layers)]
         a_mems = [mem[f"A{j}"] for j in range(n_layers)] + [mem["OUT"]]

@@ -266,6 +266,15 @@ def run_checked_training(trainer: CheckedTrainer, config: Config, params: dict) 
     from intrain.train import train
 
     data = load_dataset(params.get("data", "digits"))
+    used = data.n_train if not params.get("steps") \
+        else min(data.n_train, params["steps"] * config.batch_size)
+    last = used % config.batch_size
+    if 0 < last < trainer.geometry.min_train_batch:
+        from intrain.errors import ConfigError
+        raise ConfigError(f"the {used:,} training samples leave a last batch of {last} "
+                          f"and this engine's steps need {trainer.geometry.min_train_batch} or "
+                          f"more (weights in single-port RAM, spram = {list(config.spram)}): "
+                          f"choose another batch_size")
     t0 = time.perf_counter()
     on_engine = params.get("evaluate_on_rtl", True)
     if not on_engine:

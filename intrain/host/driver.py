@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from intrain.errors import ConfigError
 from intrain.hdl.engine.geometry import EngineGeometry, HostTarget
 from intrain.hdl.transpose_memory import SliceMode
 
@@ -168,5 +169,9 @@ class EngineHost:
         """Run a training step (``train``) or an inference pass of ``batch`` samples; fails if
         the engine takes more than twice the cycles it should."""
         g = self.geometry
+        if train and batch < g.min_train_batch:
+            raise ConfigError(f"a training step of {batch} sample on this engine: its weights in "
+                              f"single-port RAM (spram = {list(g.config.spram)}) need "
+                              f"{g.min_train_batch} or more")
         limit = 2 * (g.train_cycles(batch) if train else g.forward_cycles(batch)) + 100
         return RunCounters(await self.transport.run(batch, bool(train), int(lam), limit))
