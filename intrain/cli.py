@@ -43,8 +43,8 @@ def _add_train(sub):
                     "built-in 8x8 digits, network 64-256-10, W-A-G-E 2-8-8-8.",
         formatter_class=_HelpFormatter)
     p.add_argument("--data", default="digits", metavar="SPEC",
-                   help="'digits' (built in), a directory of MNIST IDX files, or a .npz file "
-                        "with arrays x and y")
+                   help="'digits' (built in, 8x8), 'digits28' (the same at MNIST's 28x28), a "
+                        "directory of MNIST IDX files, or a .npz file with arrays x and y")
     p.add_argument("--config", type=Path, metavar="FILE",
                    help="start from a saved configuration (.toml or .json); options given here "
                         "override it")

@@ -363,6 +363,20 @@ def load_digits(test_fraction=_DEFAULT_TEST_FRACTION) -> Dataset:
                   0.0, 16.0, test_fraction, (1, 8, 8))
 
 
+def load_digits28(test_fraction=_DEFAULT_TEST_FRACTION) -> Dataset:
+    """The built-in digits (:func:`load_digits`) at MNIST's size: every pixel a 3 x 3 block and
+    a border of 2 zero pixels, 1x28x28 (784 features), the same samples, split and classes.
+    A stand-in for MNIST-size networks when MNIST itself is not at hand."""
+    digits = load_digits(test_fraction)
+
+    def scale(x):
+        images = x.reshape(-1, 8, 8).repeat(3, axis=1).repeat(3, axis=2)
+        return np.pad(images, ((0, 0), (2, 2), (2, 2))).reshape(len(x), 784)
+
+    return Dataset("digits28", scale(digits.x_train), digits.y_train, scale(digits.x_test),
+                   digits.y_test, digits.lo, digits.hi, (1, 28, 28))
+
+
 # ------------------------------------------------------------------------------------------------
 _IDX_DTYPES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "short (16-bit)",
                0x0C: "int (32-bit)", 0x0D: "float (32-bit)", 0x0E: "double (64-bit)"}
@@ -641,9 +655,9 @@ def load_dataset(spec: str = "digits", test_fraction=_DEFAULT_TEST_FRACTION) -> 
     Parameters
     ----------
     spec : str
-        ``"digits"`` (scikit-learn's bundled 8x8 digits, the default), a directory of
-        MNIST-format IDX files (see :func:`load_idx_dir`), or a path ending in ``.npz``
-        (see :func:`load_npz`).
+        ``"digits"`` (scikit-learn's bundled 8x8 digits, the default), ``"digits28"`` (the
+        same scaled to 28x28, :func:`load_digits28`), a directory of MNIST-format IDX files
+        (see :func:`load_idx_dir`), or a path ending in ``.npz`` (see :func:`load_npz`).
     test_fraction : float
         Share of each class kept for testing where the source has no test set of its own.
 
@@ -654,6 +668,8 @@ def load_dataset(spec: str = "digits", test_fraction=_DEFAULT_TEST_FRACTION) -> 
     spec = str(spec)
     if spec == "digits":
         return load_digits(test_fraction)
+    if spec == "digits28":
+        return load_digits28(test_fraction)
     path = Path(spec).expanduser()
     if path.suffix.lower() == ".npz":
         return load_npz(path, test_fraction)
@@ -661,5 +677,6 @@ def load_dataset(spec: str = "digits", test_fraction=_DEFAULT_TEST_FRACTION) -> 
         return load_idx_dir(path)
     what = "no such file or directory" if not path.exists() else "not a directory or .npz file"
     raise DataError(
-        f"{spec}: {what}; a data set is 'digits', a directory of MNIST-format IDX files "
+        f"{spec}: {what}; a data set is 'digits', 'digits28', a directory of MNIST-format IDX "
+        "files "
         "(train-images-idx3-ubyte, ...) or a .npz file with arrays x and y")

@@ -152,6 +152,9 @@ def test_memory_banks_match_the_engines_memories():
     # Gowin builds: 2x2 batch 16, OUT's 80 x 20 banks in blocks; 1x1 64-48-10, M1's 768 x 2 in
     # a block (64-32-10's 512 x 2 in LUT RAM).
     ("gowin", 80, 20, 1), ("gowin", 768, 2, 1),
+    # Gowin 1x1 784-32-10 at batch 8: OUT's 80 x 18 in LUT RAM; Yosys alone on single banks.
+    ("gowin", 80, 18, 0), ("gowin", 256, 5, 0), ("gowin", 128, 9, 0), ("gowin", 512, 3, 1),
+    ("gowin", 128, 12, 1), ("gowin", 240, 7, 1),
 ])
 def test_bank_blocks(family, depth, width, blocks):
     assert bank_blocks(family, depth, width) == blocks
@@ -409,6 +412,12 @@ MEASURED_LUTS = [
     ("gowin", dict(layers=(64, 32, 10), batch_size=16, acc_bits=20, rng_lanes=1, **_1X1), 5660),
     ("ice40", dict(layers=(64, 24, 10), batch_size=16, acc_bits=20, rng_lanes=1, **_1X1,
                    phase_counters=False), 5078),
+    # MNIST-size inputs, the first gradient recomputed (bench/configs/*-784-32-10.toml): the
+    # estimate counts neither the wider counters nor the recomputed gradient's path.
+    ("ice40", dict(layers=(784, 32, 10), batch_size=8, acc_bits=18, rng_lanes=1, **_1X1,
+                   recompute_gradients=(1,), spram=("W1", "A0"), phase_counters=False), 5176),
+    ("gowin", dict(layers=(784, 32, 10), batch_size=8, acc_bits=18, rng_lanes=1, **_1X1,
+                   recompute_gradients=(1,)), 6258),
 ]
 
 

@@ -504,3 +504,17 @@ def test_flat_data_fold_into_the_networks_shape_and_mismatches_are_named(tmp_pat
     with pytest.raises(DataError, match="image shape"):
         Dataset("t", np.ones((2, 6)), np.arange(2), np.ones((1, 6)), np.arange(1), 0.0, 1.0,
                 (1, 2, 2))
+
+
+def test_digits28_is_the_digits_at_mnist_size():
+    small, big = load_dataset("digits"), load_dataset("digits28")
+    assert big.shape == (1, 28, 28) and big.n_features == 784 and big.name == "digits28"
+    assert np.array_equal(big.y_train, small.y_train) and np.array_equal(big.y_test, small.y_test)
+    assert (big.lo, big.hi) == (small.lo, small.hi)
+    images = big.x_test.reshape(-1, 28, 28)
+    assert not images[:, :2].any() and not images[:, -2:].any()
+    assert not images[:, :, :2].any() and not images[:, :, -2:].any()
+    # Every 3 x 3 block of the 24 x 24 inside is one pixel of the 8 x 8 image.
+    blocks = images[:, 2:26, 2:26].reshape(-1, 8, 3, 8, 3)
+    assert np.array_equal(blocks, np.broadcast_to(
+        small.x_test.reshape(-1, 8, 1, 8, 1), blocks.shape))

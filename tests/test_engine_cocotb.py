@@ -44,14 +44,18 @@ SWEEP = {
     "8x8_20-17-10_ternary": ((20, 17, 10), "2-8-8-8", 8, 8, 12, ((0, 0),), 3),
     # The first and last layers' gradients recomputed, not stored (recompute_gradients).
     "4x3_11-9-4-3_recompute": ((11, 9, 4, 3), "8-8-8-8", 4, 3, 6, ((0, 1),), 4, (1, 3)),
+    # The input and the first layer's weights in single-port RAM (spram), batch 4: every
+    # weight written back meets a read.
+    "1x1_9-5-3_spram": ((9, 5, 3), "2-8-8-8", 1, 1, 4, ((0, 2),), 4, (1,), ("W1", "A0")),
 }
 
 
 def _sweep_config(name):
-    layers, bits, rows, cols, batch, lr, steps, *recompute = SWEEP[name]
+    layers, bits, rows, cols, batch, lr, steps, *memory = SWEEP[name]
+    recompute, spram = (list(memory) + [(), ()])[:2]
     return Config(layers=layers, bits=bits, array_rows=rows, array_cols=cols, batch_size=batch,
-                  lr_schedule=lr, epochs=1, seed=len(name),
-                  recompute_gradients=recompute[0] if recompute else ()), steps
+                  lr_schedule=lr, epochs=1, seed=len(name), recompute_gradients=recompute,
+                  spram=spram), steps
 
 
 @pytest.mark.parametrize("name", sorted(SWEEP))
@@ -188,6 +192,27 @@ def test_default_network_trains_20_steps_bit_exact_on_the_digits():
     assert r["bit_exact"] and r["rtl_steps"] == 20 and r["samples_trained"] == 20 * 64
     # The engine's own counters: a training step of the default network keeps the array busy.
     assert r["mac_utilization"] >= 0.80
+
+
+def test_single_port_weights_refuse_a_last_batch_of_one(tmp_path):
+    config, _ = _sweep_config("1x1_9-5-3_spram")
+    data = _data(tmp_path, config.layers[0], config.layers[-1], n=121)
+    with pytest.raises(ConfigError, match="last batch of 1 .* need 2 or more"):
+        run_engine(config, data=data, steps=40, float_baseline=False, progress=False)
+
+
+def test_mnist_size_network_in_spram_trains_bit_exact(tmp_path):
+    """The iCEBreaker's 784-32-10 build (bench/configs/ice40-784-32-10.toml): its input and
+    first weights in single-port RAM, its first gradient recomputed; two steps of random
+    784-feature inputs checked against the golden model."""
+    from pathlib import Path
+
+    config = Config.load(Path(__file__).parents[1] / "bench" / "configs" /
+                         "ice40-784-32-10.toml").replace(epochs=1)
+    data = _data(tmp_path, 784, 10, n=32, seed=1)
+    r = run_engine(config, data=data, steps=2, float_baseline=False, progress=False,
+                   check_every=1)
+    assert r["bit_exact"] and r["rtl_steps"] == 2
 
 
 @pytest.mark.slow

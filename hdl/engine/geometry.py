@@ -68,7 +68,7 @@ BLOCK_COST = {"ice40": 64, "ecp5": 128, "gowin": 128}
 WRITE_BYTE = {"ice40": 1, "ecp5": 9, "gowin": 9}
 #: What a Gowin bank costs in LUT RAM beyond its bits a 16 words, as Yosys weighs it against a
 #: block (see :func:`bank_blocks`).
-GOWIN_LUTRAM_EXTRA = 40
+GOWIN_LUTRAM_EXTRA = 35
 #: Banks of at most this many bits go to flip-flops (iCE40 has no LUT RAM).
 FF_BITS = {"ice40": 64, "ecp5": 64, "gowin": 64}
 #: Block RAMs of the host link besides the engine's memories: its frame buffer.
@@ -121,8 +121,9 @@ def bank_blocks(family: str, depth: int, width: int) -> int:
     if family != "ice40":
         units = -(-depth // 16)   # 16 x 4 distributed RAMs
         # Gowin: Yosys costs LUT RAM by the bits used (``widthscale``), and with what the read
-        # port adds a bank goes to LUT RAM up to 80 of them a 16 words and to a block from 96
-        # (builds: 60 x 20 and 512 x 2 bits in LUT RAM, 80 x 20 and 768 x 2 in blocks): 40 more.
+        # port adds a bank goes to LUT RAM up to 90 of them a 16 words and to a block from 96
+        # (builds: 60 x 20, 80 x 18 and 512 x 2 bits in LUT RAM, 80 x 20 and 768 x 2 in blocks;
+        # Yosys alone: 256 x 5, 128 x 9 in LUT RAM, 512 x 3, 128 x 12, 240 x 7 in blocks).
         lutram = units * width + GOWIN_LUTRAM_EXTRA if family == "gowin" \
             else units * -(-width // 4) * 4
         if lutram < BLOCK_COST[family] * blocks:
