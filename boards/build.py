@@ -210,18 +210,6 @@ def _spram_plan(board: Board, config: Config) -> Config | None:
     return None
 
 
-def suggested_memory_plan(board: Board, config: Config) -> Config | None:
-    """``config`` with the memory plan that makes its memories fit the board's block RAM: the
-    fewest gradients recomputed (:func:`plan_recompute`) or, where that is not enough and the
-    board has SPRAM, memories there too; None if no plan fits."""
-    from intrain.hdl.engine.geometry import plan_recompute
-
-    layers = plan_recompute(config, board.family, board.resources.bram_blocks)
-    if layers is not None:
-        return config.replace(recompute_gradients=layers)
-    return _spram_plan(board, config)
-
-
 def _recompute_hint(board: Board, config: Config) -> str:
     """A memory plan that makes the memories fit, as advice (empty if there is none)."""
     from intrain.hdl.engine import EngineGeometry

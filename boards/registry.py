@@ -451,48 +451,6 @@ def largest_conv(board: Board, config: Config | None = None) -> str:
     return best
 
 
-#: The hidden widths ``intrain boards`` tries for an MNIST-size network (784-H-10).
-MNIST_HIDDEN = (16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
-
-
-def _accumulators_for(config: Config) -> Config:
-    """``config`` with accumulators as wide as its layers need (at least its own)."""
-    wide = config.replace(acc_bits=64)
-    need = max(max(p.acc_bits_forward, p.acc_bits_backward, p.acc_bits_gradient)
-               for p in wide.plan)
-    return config.replace(acc_bits=max(need, config.acc_bits))
-
-
-def largest_mnist(board: Board, config: Config | None = None) -> tuple[str, Config | None]:
-    """The widest MNIST-size network ``784-H-10`` (:data:`MNIST_HIDDEN`) with the board's
-    default array and batch whose memories fit, by the fit check's memory plan (gradients
-    recomputed, and on the iCE40 the input and recomputed weights in SPRAM, where that makes
-    them fit), and whose estimated LUTs fit: its description and configuration, or ``("",
-    None)``."""
-    from .build import BoardError, check_fit, suggested_memory_plan
-
-    cfg = config or board.default_config
-    best = ("", None)
-    for hidden in MNIST_HIDDEN:
-        try:
-            trial = _accumulators_for(cfg.replace(layers=(784, hidden, 10),
-                                                  recompute_gradients=(), spram=()))
-            planned = suggested_memory_plan(board, trial)
-            if planned is None:
-                break
-            check_fit(board, planned)
-        except (ConfigError, BoardError):
-            break
-        notes = []
-        if planned.recompute_gradients:
-            notes.append(f"recomputing G{','.join(map(str, planned.recompute_gradients))}")
-        if planned.spram:
-            notes.append(f"{' and '.join(planned.spram)} in SPRAM")
-        best = (f"784-{hidden}-10 batch {cfg.batch_size}"
-                + (f" ({'; '.join(notes)})" if notes else ""), planned)
-    return best
-
-
 def _summary(config: Config) -> str:
     return (f"{'-'.join(map(str, config.layers))} batch {config.batch_size}, "
             f"{config.array_rows}x{config.array_cols} array")
@@ -534,7 +492,6 @@ def boards_table() -> list[dict]:
                                 f"(no hidden layer)"),
             "largest_hidden_recomputing_g": hidden_recomputed,
             "largest_conv_network": largest_conv(board),
-            "largest_mnist_network": largest_mnist(board)[0],
         })
     return rows
 
@@ -543,37 +500,29 @@ def list_boards_text() -> str:
     """The table ``intrain boards`` prints."""
     rows = boards_table()
     head = (f"{'board':15} {'device':20} {'LUT4':>6} {'FF':>6} {'DSP':>8} {'MACs':>5} "
-            f"{'BRAM':>15} {'link':>5} {'default config (est. LUTs)':38} {'largest array':>13}  "
+            f"{'BRAM':>11} {'link':>5} {'default config (est. LUTs)':38} {'largest array':>13}  "
             f"largest network")
     lines = [head]
     for r in rows:
         dsp = f"{r['dsp_blocks']}x{r['macs_per_dsp']}"
         bram = f"{r['bram_blocks']}x{r['bram_kbit'] // r['bram_blocks']}K"
-        if r["spram_kbit"]:
-            bram += f"+{r['spram_kbit'] // 1024}M"
         default = f"{r['default_config']} ({r['default_luts_estimate']})"
         lines.append(
             f"{r['board']:15} {r['device']:20} {r['luts']:6} {r['ffs']:6} {dsp:>8} "
-            f"{r['max_macs']:5} {bram:>15} {r['link_baud'] / 1e6:4g}M {default:38} "
+            f"{r['max_macs']:5} {bram:>11} {r['link_baud'] / 1e6:4g}M {default:38} "
             f"{r['largest_array']:>13}  "
             f"{r['largest_network']}{_recomputed_note(r)}")
     lines.append("")
     for r in rows:
         lines.append(f"{r['board']:15} largest convolutional network: "
                      f"{r['largest_conv_network'] or 'none'}")
-    for r in rows:
-        lines.append(f"{r['board']:15} largest MNIST-size network: "
-                     f"{r['largest_mnist_network'] or 'none'}")
     lines.append("")
-    lines.append("DSP: blocks x multipliers per block; BRAM: blocks x Kbit (+ Mbit of SPRAM); "
-                 "link: the serial "
+    lines.append("DSP: blocks x multipliers per block; BRAM: blocks x Kbit; link: the serial "
                  "link's default baud rate. LUT figures are estimates from real builds; `intrain "
                  "build` reports the exact ones. Largest network: the widest hidden layer whose "
                  "memories fit with every gradient stored, and (in parentheses) recomputing the "
                  "gradients that do not fit (recompute_gradients). Largest convolutional "
-                 "network: the digits CNN's shape with the most channels whose memories fit. "
-                 "Largest MNIST-size network: the widest 784-H-10 whose memories fit by the fit "
-                 "check's memory plan (recomputed gradients, SPRAM) and whose logic fits.")
+                 "network: the digits CNN's shape with the most channels whose memories fit.")
     return "\n".join(lines)
 
 

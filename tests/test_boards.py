@@ -501,31 +501,6 @@ def test_largest_conv_network_needs_its_logic_to_fit_too():
     assert largest_conv(half) == ""
 
 
-def test_largest_mnist_network_fits_with_its_memory_plan_and_the_next_width_does_not():
-    from dataclasses import replace
-
-    from intrain.boards.build import check_fit, suggested_memory_plan
-    from intrain.boards.registry import MNIST_HIDDEN, largest_mnist
-
-    ice = get_board("icebreaker")
-    text, config = largest_mnist(ice)
-    assert text.startswith(f"784-{config.layers[1]}-10 ") and "SPRAM" in text
-    assert "W1" in config.spram and 1 in config.recompute_gradients
-    check_fit(ice, config)   # raises if it does not fit
-    wider = config.replace(layers=(784, MNIST_HIDDEN[MNIST_HIDDEN.index(config.layers[1]) + 1],
-                                   10), recompute_gradients=(), spram=())
-    plan = suggested_memory_plan(ice, wider)
-    if plan is not None:
-        with pytest.raises(BoardError):
-            check_fit(ice, plan)
-    # Without SPRAM the iCE40 holds no MNIST-size network; the Tang Nano 9K needs none.
-    bare = replace(ice, resources=replace(ice.resources, spram_blocks=0))
-    assert largest_mnist(bare) == ("", None)
-    text, config = largest_mnist(get_board("tang-nano-9k"))
-    assert text and not config.spram
-    assert "largest MNIST-size network" in list_boards_text()
-
-
 @pytest.mark.parametrize("family, mhz", [("ecp5", 25.0), ("ice40", 12.0), ("gowin", 27.0)])
 def test_the_released_reset_goes_on_a_global_buffer_on_ecp5_only(family, mhz):
     """ECP5: the synchronized reset drives the ``sync`` reset through a DCCA (a global network;
