@@ -33,7 +33,8 @@ DEFAULT_JSON = Path(__file__).parent / "results" / "luts.json"
 _1X1 = dict(array_rows=1, array_cols=1, rng_lanes=1)
 _2X2 = dict(array_rows=2, array_cols=2, rng_lanes=2)
 
-#: ``(board, config fields)``: one to three weight layers, one and two lanes, convolutions.
+#: ``(board, config fields)``: one to three weight layers, one and two lanes, convolutions,
+#: deeper banks.
 POINTS = [
     ("icebreaker", dict(layers=(64, 10), batch_size=16, acc_bits=20, **_1X1)),
     ("icebreaker", dict(layers=(64, 8, 10), batch_size=16, acc_bits=20, **_1X1)),
@@ -42,6 +43,15 @@ POINTS = [
     ("icebreaker", dict(layers=(64, 8, 10), batch_size=16, acc_bits=20, **_2X2)),
     ("icebreaker", dict(layers="1x8x8,1C3,10", batch_size=1, acc_bits=21, **_1X1)),
     ("icebreaker", dict(layers="1x8x8,2C3,4C3,10", batch_size=1, acc_bits=21, **_1X1)),
+    # Deeper banks: batch 8, wider inputs, MNIST-size ones with W1 and A0 in SPRAM.
+    ("icebreaker", dict(layers=(64, 24, 10), batch_size=8, acc_bits=20, phase_counters=False,
+                        **_1X1)),
+    ("icebreaker", dict(layers=(256, 32, 10), batch_size=8, acc_bits=18, phase_counters=False,
+                        recompute_gradients=(1,), **_1X1)),
+    ("icebreaker", dict(layers=(784, 32, 10), batch_size=8, acc_bits=18, phase_counters=False,
+                        recompute_gradients=(1,), spram=("W1", "A0"), **_1X1)),
+    ("icebreaker", dict(layers=(784, 96, 10), batch_size=16, acc_bits=20, phase_counters=False,
+                        recompute_gradients=(1,), spram=("W1", "A0"), **_1X1)),
     ("ulx3s-85f", dict(layers=(64, 10), batch_size=16, **_2X2)),
     ("ulx3s-85f", dict(layers=(64, 32, 32, 10), batch_size=16, **_2X2)),
 ]

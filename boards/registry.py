@@ -500,16 +500,18 @@ def list_boards_text() -> str:
     """The table ``intrain boards`` prints."""
     rows = boards_table()
     head = (f"{'board':15} {'device':20} {'LUT4':>6} {'FF':>6} {'DSP':>8} {'MACs':>5} "
-            f"{'BRAM':>11} {'link':>5} {'default config (est. LUTs)':38} {'largest array':>13}  "
+            f"{'BRAM':>15} {'link':>5} {'default config (est. LUTs)':38} {'largest array':>13}  "
             f"largest network")
     lines = [head]
     for r in rows:
         dsp = f"{r['dsp_blocks']}x{r['macs_per_dsp']}"
         bram = f"{r['bram_blocks']}x{r['bram_kbit'] // r['bram_blocks']}K"
+        if r["spram_kbit"]:
+            bram += f"+{r['spram_kbit'] // 1024}M"
         default = f"{r['default_config']} ({r['default_luts_estimate']})"
         lines.append(
             f"{r['board']:15} {r['device']:20} {r['luts']:6} {r['ffs']:6} {dsp:>8} "
-            f"{r['max_macs']:5} {bram:>11} {r['link_baud'] / 1e6:4g}M {default:38} "
+            f"{r['max_macs']:5} {bram:>15} {r['link_baud'] / 1e6:4g}M {default:38} "
             f"{r['largest_array']:>13}  "
             f"{r['largest_network']}{_recomputed_note(r)}")
     lines.append("")
@@ -517,7 +519,8 @@ def list_boards_text() -> str:
         lines.append(f"{r['board']:15} largest convolutional network: "
                      f"{r['largest_conv_network'] or 'none'}")
     lines.append("")
-    lines.append("DSP: blocks x multipliers per block; BRAM: blocks x Kbit; link: the serial "
+    lines.append("DSP: blocks x multipliers per block; BRAM: blocks x Kbit (+ Mbit of SPRAM); "
+                 "link: the serial "
                  "link's default baud rate. LUT figures are estimates from real builds; `intrain "
                  "build` reports the exact ones. Largest network: the widest hidden layer whose "
                  "memories fit with every gradient stored, and (in parentheses) recomputing the "

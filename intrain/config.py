@@ -421,6 +421,10 @@ class Config:
                 raise ConfigError(f"spram: {name!r} is not a memory that single-port RAM can "
                                   f"hold; choose from {', '.join(allowed)}")
             if name == "A0":
+                if "kernel" in self._geometry[0]:
+                    raise ConfigError("spram: A0 of a convolution is read past the image in its "
+                                      "guard rows of zeros, which single-port RAM does not "
+                                      "start with; keep it in block RAM")
                 continue
             layer = int(name[1:])
             if layer not in self.recompute_gradients:

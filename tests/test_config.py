@@ -72,6 +72,17 @@ def test_accumulator_widths_grow_with_fan_in_and_batch():
     (dict(recompute_gradients="1"), "must be a list of layer numbers"),
     (dict(recompute_gradients=(1,), rng_lanes=4), "needs rng_lanes >= array_cols"),
     (dict(layers="1x8x8,4C3,10", recompute_gradients=(1,)), "layer 1 is a convolution"),
+    (dict(spram="W1,A0"), "spram: 'W1,A0' is not a memory"),
+    (dict(spram=("G1",)), "choose from A0, W1, W2"),
+    (dict(spram=("W1",)), r"needs its layer's gradient recomputed \(recompute_gradients"),
+    (dict(spram=("W1",), recompute_gradients=(1,)), "needs a 1x1 array and a batch of at least"),
+    (dict(spram=("W1",), recompute_gradients=(1,), array_rows=1, array_cols=1, batch_size=1),
+     "needs a 1x1 array and a batch of at least 2"),
+    (dict(spram=("W1",), recompute_gradients=(1,), array_rows=1, array_cols=1,
+          bit_error_rate=1e-6), "cannot take memory faults"),
+    (dict(spram=("A0", "A0")), "names a memory twice"),
+    (dict(spram=(1,)), "spram must be a list of memory names"),
+    (dict(layers="1x8x8,4C3,10", spram=("A0",)), "A0 of a convolution"),
 ])
 def test_invalid_values_name_the_field_and_the_range(kwargs, match):
     with pytest.raises(ConfigError, match=match):
@@ -143,6 +154,17 @@ def test_recomputed_layers_draw_once_per_row_of_an_array_tile():
     again = Config.from_dict(c.to_dict())
     assert again == c and again.to_dict()["recompute_gradients"] == [1, 2]
     assert "recompute_gradients" not in Config().to_dict()
+
+
+def test_spram_round_trips_and_follows_the_recomputed_layers():
+    c = Config(layers=(10, 5, 3), array_rows=1, array_cols=1, batch_size=4,
+               recompute_gradients=[1], spram=["W1", "A0"])
+    assert c.spram == ("W1", "A0")
+    assert Config.from_dict(c.to_dict()) == c and c.to_dict()["spram"] == ["W1", "A0"]
+    assert "spram" not in Config().to_dict()
+    # Storing the gradient again takes its weights out of single-port RAM, not the input.
+    assert c.with_recompute(()).spram == ("A0",)
+    assert c.with_recompute((1, 2)).spram == ("W1", "A0")
 
 
 # ------------------------------------------------------------------------------------------------

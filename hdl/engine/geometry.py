@@ -15,6 +15,7 @@ Latencies are declared once, as constants here, and the hardware takes its delay
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -74,10 +75,12 @@ FF_BITS = {"ice40": 64, "ecp5": 64, "gowin": 64}
 #: Block RAMs of the host link besides the engine's memories: its frame buffer.
 LINK_BLOCKS = 1
 #: The LUT model of :meth:`EngineGeometry.estimate_luts` per family, ``(a, b, c, d, e,
-#: shape)``: ``a`` fixed, ``b`` per lane unit (``shape`` ``"linear"``: a unit a lane; ``"log"``:
-#: ``lanes * ceil(log2(lanes))`` units, the slice rotators' muxes), ``c`` per MAC, ``d`` per lane
-#: and weight layer past the first (its memories' banks and address arithmetic, its QE), ``e``
-#: per lane and convolution (the conv control, the pool unit, the Z, CH, D and RC memories).
+#: shape, f)``: ``a`` fixed, ``b`` per lane unit (``shape`` ``"linear"``: a unit a lane;
+#: ``"log"``: ``lanes * ceil(log2(lanes))`` units, the slice rotators' muxes), ``c`` per MAC,
+#: ``d`` per lane and weight layer past the first (its memories' banks and address arithmetic,
+#: its QE), ``e`` per lane and convolution (the conv control, the pool unit, the Z, CH, D and RC
+#: memories), ``f`` per doubling of the deepest bank past 1,024 words (wider addresses, counters
+#: and tile loops, more blocks behind a read mux; MNIST-size inputs).
 #: Fitted to packed builds of the board tops of one tree (iCE40 logic cells, ECP5 TRELLIS_COMB,
 #: Gowin LUT4 + ALU; bench/luts.py packs the iCE40 and ECP5 ones, bench/fpga.py builds the
 #: rest), every one with its per-phase counters:
@@ -87,11 +90,16 @@ LINK_BLOCKS = 1
 #: 1x8x8,16C3,MP2,32C3,MP2,10 56,723 (12x12 64-256-10: 62,629 on an older tree, 1.7 % above);
 #: Gowin 1x1 64-10 4,338 and 64-32-10 5,660, 2x2 64-10 7,376 (its 64-32-10, 8,414 LUT4 and
 #: 2,478 ALU after packing, did not place: about 10,000 sites, as estimated; no conv build:
-#: ``e`` is the iCE40's times Gowin's layer cost over the iCE40's).
+#: ``e`` is the iCE40's times Gowin's layer cost over the iCE40's). ``f`` (with ``a`` again)
+#: from the iCE40 1x1 builds without per-phase counters 64-24-10 at batch 8 and 16, 256-32-10
+#: at batch 8, 784-32-10 at batch 8 and 16, 784-64-10 at batch 8, 784-96-10 at batch 16
+#: (4,825 to 5,822; the estimate without ``f`` fell 17 % short of the last), and the Gowin
+#: builds with 784-32-10 at batch 8 (6,258); on ECP5 not fitted (0: its 784-256-10 build is
+#: within 4 %).
 LUT_MODEL = {
-    "ice40": (2328, 2261, 25, 603, 177, "linear"),
-    "ecp5": (4819, 876, 25, 923, 907, "log"),
-    "gowin": (1350, 2963, 25, 1322, 388, "linear"),
+    "ice40": (2380, 2261, 25, 603, 177, "linear", 90),
+    "ecp5": (4819, 876, 25, 923, 907, "log", 0),
+    "gowin": (1212, 2963, 25, 1322, 388, "linear", 156),
 }
 #: LUT sites per bit of the per-phase counters (``Config.phase_counters``: four phases, a cycle
 #: and a MAC counter each), which every fitted build had: iCE40 1x1 1x8x8,1C3,10 5,378 -> 5,197
@@ -539,17 +547,20 @@ class EngineGeometry:
 
     def estimate_luts(self, family: str) -> int:
         """LUT sites (LUT4s and carry cells) of the engine with its host link on ``family``:
-        ``a + b * units + c * MACs + (d * (layers - 1) + e * convolutions) * lanes``
+        ``a + b * units + c * MACs + (d * (layers - 1) + e * convolutions) * lanes
+        + f * log2(deepest bank / 1024)``
         (:data:`LUT_MODEL`, fitted to builds; most of the logic is per lane: each memory's banks
         with their slice rotators and address arithmetic, the rounders and updaters), less the
         per-phase counters when the config has none, plus the fault pass's comparators when it
         has one."""
-        a, b, c, d, e, shape = LUT_MODEL[_family(family)]
+        a, b, c, d, e, shape, f = LUT_MODEL[_family(family)]
         cfg, lanes = self.config, self.lanes
         units = lanes * max(1, (lanes - 1).bit_length()) if shape == "log" else lanes
         n_conv = sum(dims is not None for dims in self.conv_dims)
+        deepest = max(depth for _, depth, _ in self.memory_banks().values())
         luts = a + b * units + c * cfg.array_rows * cfg.array_cols \
-            + (d * (len(self.plan) - 1) + e * n_conv) * lanes
+            + (d * (len(self.plan) - 1) + e * n_conv) * lanes \
+            + round(f * math.log2(deepest / 1024))
         if not cfg.phase_counters:
             luts -= PHASE_LUTS_PER_BIT * 4 * sum(self.counter_bits)
         if self.fault_plan is not None:   # a 32-bit LFSR and comparator per bit
