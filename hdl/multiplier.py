@@ -25,6 +25,12 @@ onto an FPGA family's DSP primitive.
     Gowin ``MULT9X9`` (GW1N/GW2A; the primitive ``synth_gowin`` infers and nextpnr-himbaechel
     places in a GW1NR-9's DSP macro) with its input registers (``AREG``, ``BREG``) and output
     register (``OUT_REG``). Product latency 2.
+``"ternary"``
+    No multiplier: the A operand is a ternary weight (``signed(2)``, -1, 0 or +1; the value -2
+    is not a weight and gives ``-b`` too) and the product ``b``, ``-b`` or 0 is a multiplexer in
+    the fabric, into one register, on any family. Product latency 1, as generic. For the
+    products with ternary weights (forward ``T . A``; backward ``E . T`` with the operands
+    swapped, which transposes the tile), in as many processing elements as the LUTs allow.
 
 Every register of a primitive is clocked by the ``sync`` domain with its clock enable driven by
 ``en`` (the array's stall signal), so a stall freezes the whole product pipeline; their resets
@@ -38,7 +44,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Cat, ClockSignal, Const, Shape, Signal
+from amaranth import Cat, ClockSignal, Const, Mux, Shape, Signal
 from amaranth.hdl import Instance
 
 __all__ = ["DSP_FAMILIES", "DspFamily", "dsp_family", "check_dsp", "product_cycles",
@@ -69,6 +75,7 @@ DSP_FAMILIES = {
     "ice40": DspFamily("ice40", "SB_MAC16", 8, 1, products_per_primitive=2),
     "ecp5": DspFamily("ecp5", "MULT18X18D", 18, 4),
     "gowin": DspFamily("gowin", "MULT9X9", 9, 2),
+    "ternary": DspFamily("ternary", None, None, 1),
 }
 """The product mappings by name."""
 
@@ -89,6 +96,10 @@ def check_dsp(dsp, a_shape, b_shape) -> str:
     """``dsp`` if its primitive multiplies operands of ``a_shape`` and ``b_shape``; otherwise
     :class:`ValueError` saying which operand is too wide."""
     family = dsp_family(dsp)
+    if family.name == "ternary" and Shape.cast(a_shape) != Shape(2, True):
+        raise ValueError(f"DSP mapping 'ternary' takes ternary weights as the A operand, "
+                         f"signed(2), not {_describe(Shape.cast(a_shape))}; use another mapping "
+                         f"for products of wider operands")
     if family.max_width is not None:
         for what, shape in (("A", Shape.cast(a_shape)), ("B", Shape.cast(b_shape))):
             if shape.width > family.max_width:
@@ -137,12 +148,13 @@ def registered_products(m, dsp, operands, en, prod_shape, names) -> list:
     a_shape = Shape.cast(operands[0][0].shape())
     b_shape = Shape.cast(operands[0][1].shape())
     check_dsp(dsp, a_shape, b_shape)
-    if family.name == "generic":
+    if family.name in ("generic", "ternary"):
         prods = []
         for (a, b), name in zip(operands, names):
             prod = Signal(prod_shape, name=name)
+            value = a * b if family.name == "generic" else Mux(a[1], -b, Mux(a[0], b, 0))
             with m.If(en):
-                m.d.sync += prod.eq(a * b)
+                m.d.sync += prod.eq(value)
             prods.append(prod)
         return prods
     build = {"ice40": _ice40, "ecp5": _ecp5, "gowin": _gowin}[family.name]

