@@ -561,3 +561,22 @@ def test_a_design_larger_than_the_part_is_named_by_what_it_needs(tmp_path):
     log.write_text(log.read_text().replace("5822/", "5002/"))
     assert _overfull_note(log, {}) == ""
     assert _overfull_note(tmp_path / "missing.log", {}) == ""
+
+
+def test_memories_that_overflow_the_ice40s_block_ram_get_an_spram_plan():
+    """784-32-10 at batch 8 on the iCEBreaker: recomputing G1 is not enough for its 30 block
+    RAMs (W1 and A0 need 62); the check names the plan with SPRAM, which then fits."""
+    board = get_board("icebreaker")
+    big = board.default_config.replace(layers=(784, 32, 10), batch_size=8, acc_bits=18)
+    with pytest.raises(BoardError, match=r"spram = \['A0', 'W1'\] and recompute_gradients = "
+                                         r"\[1\] in the config make them fit \(14 blocks and "
+                                         r"2 SPRAM; \+175,622 cycles per step of 8\)"):
+        check_fit(board, big)
+    fit = check_fit(board, big.replace(recompute_gradients=(1,), spram=("A0", "W1")))
+    assert fit["bram_blocks"] == 14 and fit["spram_blocks"] == 2
+    assert fit["memory_plan"]["single_port"] == ["A0", "W1"]
+    # More than the board's four SPRAM blocks: refused, naming them.
+    wide = big.replace(layers=(784, 512, 10), acc_bits=19, recompute_gradients=(1,),
+                       spram=("A0", "W1"))
+    with pytest.raises(BoardError, match=r"need \d+ SPRAM blocks of 256 Kbit, iCEBreaker has 4"):
+        check_fit(board, wide)
