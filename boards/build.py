@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from intrain.config import Config
+from intrain.config import SPRAM_MIN_BATCH, Config
 from intrain.errors import ConfigError, IntrainError
 
 from .pll import pll_settings
@@ -44,6 +44,7 @@ from .registry import (
     estimate_luts,
     get_board,
     memory_blocks,
+    spram_blocks,
 )
 
 __all__ = ["BuildError", "check_fit", "build_board", "tool_command", "TOOLS", "write_design"]
@@ -143,8 +144,7 @@ def check_fit(board: Board, config: Config, *, luts: bool = True) -> dict:
             f"(largest: {', '.join(f'{k} {v}' for k, v in biggest)}): "
             + _recompute_hint(board, config) + "shrink " + ", ".join(shrink[:-1]) + " or "
             + shrink[-1])
-    from intrain.hdl.engine import EngineGeometry
-    sprams = EngineGeometry(config).spram_blocks(board.family)
+    sprams = spram_blocks(config, board.family)
     n_sprams = sum(sprams.values())
     if n_sprams > res.spram_blocks:
         problems.append(
@@ -188,15 +188,14 @@ def memory_plan(config: Config) -> dict:
 def _spram_plan(board: Board, config: Config) -> Config | None:
     """A configuration that fits the board's block RAM and SPRAM by putting the input (and, on
     a 1x1 engine, the largest weights, their gradients recomputed) in SPRAM, or None."""
-    from intrain.hdl.engine import EngineGeometry
     from intrain.hdl.engine.geometry import plan_recompute
 
     res = board.resources
     if not res.spram_blocks:
         return None
-    bits = EngineGeometry(config).memory_bits()
+    bits = _memory_bits(config)
     weights = []
-    if max(config.array_rows, config.array_cols) == 1 and config.batch_size >= 2 \
+    if max(config.array_rows, config.array_cols) == 1 and config.batch_size >= SPRAM_MIN_BATCH \
             and not config.bit_error_rate:
         weights = sorted((p.index for p in config.plan if not p.conv),
                          key=lambda n: -bits[f"W{n}"])
@@ -207,8 +206,7 @@ def _spram_plan(board: Board, config: Config) -> Config | None:
                                    spram=("A0", *(f"W{n}" for n in weights[:k])))
         except ConfigError:
             return None
-        geo = EngineGeometry(trial)
-        if sum(geo.spram_blocks(board.family).values()) > res.spram_blocks:
+        if sum(spram_blocks(trial, board.family).values()) > res.spram_blocks:
             return None
         fits = plan_recompute(trial, board.family, res.bram_blocks)
         if fits is not None:
@@ -218,7 +216,6 @@ def _spram_plan(board: Board, config: Config) -> Config | None:
 
 def _recompute_hint(board: Board, config: Config) -> str:
     """A memory plan that makes the memories fit, as advice (empty if there is none)."""
-    from intrain.hdl.engine import EngineGeometry
     from intrain.hdl.engine.geometry import plan_recompute
 
     layers = plan_recompute(config, board.family, board.resources.bram_blocks)
@@ -232,7 +229,7 @@ def _recompute_hint(board: Board, config: Config) -> str:
         return (f"spram = {list(spram.spram)}"
                 + (f" and recompute_gradients = {redo}" if redo else "")
                 + f" in the config make them fit ({n} blocks and "
-                f"{sum(EngineGeometry(spram).spram_blocks(board.family).values())} SPRAM"
+                f"{sum(spram_blocks(spram, board.family).values())} SPRAM"
                 + (f"; +{cost:,} cycles per step of {config.batch_size}" if redo else "")
                 + "), or ")
     fitted = config.with_recompute(layers)

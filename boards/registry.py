@@ -28,7 +28,8 @@ from intrain.errors import ConfigError
 
 __all__ = ["Board", "BoardError", "Resources", "Programmer", "BOARDS", "get_board", "board_names",
            "check_baud",
-           "memory_banks", "bank_blocks", "memory_blocks", "bram_blocks", "estimate_luts",
+           "memory_banks", "bank_blocks", "memory_blocks", "spram_blocks", "bram_blocks",
+           "estimate_luts",
            "largest_array", "largest_hidden", "boards_table", "list_boards_text"]
 
 
@@ -351,6 +352,12 @@ def memory_blocks(config: Config, family: str) -> dict[str, int]:
     """Block RAMs of every memory of the engine on ``family``
     (:meth:`EngineGeometry.memory_blocks`)."""
     return _geometry(config).memory_blocks(family)
+
+
+def spram_blocks(config: Config, family: str) -> dict[str, int]:
+    """SPRAM blocks of every memory in single-port RAM on ``family``
+    (:meth:`EngineGeometry.spram_blocks`)."""
+    return _geometry(config).spram_blocks(family)
 
 
 def bram_blocks(config: Config, family: str) -> int:

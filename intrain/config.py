@@ -40,6 +40,10 @@ def _check_int(name, value, lo, hi):
     return value
 
 
+#: The fewest samples of a training step whose weights are in single-port RAM: the recomputed
+#: gradient reads a row every ``batch`` cycles, and its write needs a free cycle between.
+SPRAM_MIN_BATCH = 2
+
 @dataclass(frozen=True)
 class Bits:
     """Bit widths of one layer: weights (forward view), activations, gradients, errors."""
@@ -431,8 +435,9 @@ class Config:
                 raise ConfigError(f"spram: {name} needs its layer's gradient recomputed "
                                   f"(recompute_gradients = [{layer}]): a stored gradient's "
                                   f"update reads and writes the weights every cycle")
-            if max(self.array_rows, self.array_cols) > 1 or self.batch_size < 2:
-                raise ConfigError(f"spram: {name} needs a 1x1 array and a batch of at least 2 "
+            if max(self.array_rows, self.array_cols) > 1 or self.batch_size < SPRAM_MIN_BATCH:
+                raise ConfigError(f"spram: {name} needs a 1x1 array and a batch of at least "
+                                  f"{SPRAM_MIN_BATCH} "
                                   f"(the update writes a weight while the port is free), not "
                                   f"{self.array_rows}x{self.array_cols} and batch "
                                   f"{self.batch_size}")
@@ -598,6 +603,12 @@ class Config:
         if "seed" in changes and "fault_seed" not in changes:
             changes["fault_seed"] = None
         return replace(self, **changes)
+
+    @property
+    def min_train_batch(self) -> int:
+        """The fewest samples of a training step on the hardware engine:
+        :data:`SPRAM_MIN_BATCH` with weights in single-port RAM (:attr:`spram`), else 1."""
+        return SPRAM_MIN_BATCH if any(n.startswith("W") for n in self.spram) else 1
 
     def with_recompute(self, layers) -> Config:
         """A copy with ``recompute_gradients = layers`` that keeps in :attr:`spram` only the

@@ -588,10 +588,8 @@ class EngineGeometry:
 
     @property
     def min_train_batch(self) -> int:
-        """The fewest samples of a training step: 2 with weights in single-port RAM
-        (:attr:`Config.spram`; their recomputed gradient reads a row every ``batch`` cycles and
-        writes one back in a cycle between), else 1."""
-        return 2 if any(name.startswith("W") for name in self.config.spram) else 1
+        """The fewest samples of a training step (:attr:`Config.min_train_batch`)."""
+        return self.config.min_train_batch
 
     def tiles(self, batch) -> list[int]:
         """Forward tiles of every layer: ``ceil(n_out / R) * ceil(batch / C)``; a convolution's

@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from intrain.config import Config
+from intrain.errors import ConfigError
 from intrain.golden.model import GoldenModel, StepResult
 from intrain.hdl.engine.geometry import HostTarget
 
@@ -270,7 +271,6 @@ def run_checked_training(trainer: CheckedTrainer, config: Config, params: dict) 
         else min(data.n_train, params["steps"] * config.batch_size)
     last = used % config.batch_size
     if 0 < last < trainer.geometry.min_train_batch:
-        from intrain.errors import ConfigError
         raise ConfigError(f"the {used:,} training samples leave a last batch of {last} "
                           f"and this engine's steps need {trainer.geometry.min_train_batch} or "
                           f"more (weights in single-port RAM, spram = {list(config.spram)}): "
