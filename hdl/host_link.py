@@ -226,36 +226,17 @@ class HostLink(wiring.Component):
         s.hw = data.View(layout, s.in_sh[8 * (s.in_bytes - s.wb):][:layout.size])
 
     def _engine_inputs(self, m, s) -> None:
-        """The engine's side: words from the top of the input shift register; the write and read
-        requests (``s.w_valid``/``s.w_ready``, ``s.r_valid``/``s.r_ready`` on the link's side)
-        through a register where the engine's geometry asks for it
-        (:attr:`~intrain.hdl.engine.geometry.EngineGeometry.host_stage`)."""
+        """The engine's side: words from the top of the input shift register."""
         eng, top = s.eng, 8 * s.in_bytes
         run_fields = s.in_sh[top - 8 * proto.RUN_BYTES:]
         s.batch, s.lam, s.flags = run_fields[:16], run_fields[16:24], run_fields[24:32]
-        m.d.comb += [eng.batch.eq(s.batch), eng.lam.eq(s.lam), eng.train.eq(s.flags[0])]
-        s.w_valid, s.w_ready = Signal(name="w_valid"), Signal(name="w_ready")
-        s.r_valid, s.r_ready = Signal(name="r_valid"), Signal(name="r_ready")
-        pending = []
-        for port, valid, ready, n_bytes in ((eng.host_write, s.w_valid, s.w_ready, s.wb),
-                                            (eng.host_read, s.r_valid, s.r_ready, s.rb)):
-            payload = s.in_sh[top - 8 * n_bytes:][:len(port.payload.as_value())]
-            if not eng.geometry.host_stage:
-                m.d.comb += [port.valid.eq(valid), ready.eq(port.ready),
-                             port.payload.eq(payload)]
-                continue
-            # A register between the link's state machine and the engine's choice of memory
-            # ports: the request a cycle later; ready while the register is empty (from the
-            # register, not from the engine's state: the link sends a request every few cycles
-            # at most).
-            m.d.comb += ready.eq(~port.valid)
-            with m.If(ready):
-                m.d.sync += [port.valid.eq(valid), port.payload.eq(payload)]
-            with m.Elif(port.ready):
-                m.d.sync += port.valid.eq(0)
-            pending.append(port.valid)
-        # RUN starts once the engine took every request before it.
-        s.requests_pending = Cat(*pending).any() if pending else 0
+        m.d.comb += [
+            eng.host_write.payload.eq(s.in_sh[top - 8 * s.wb:][:eng.host_write_layout.size]),
+            eng.host_read.payload.eq(s.in_sh[top - 8 * s.rb:][:eng.host_read_layout.size]),
+            eng.batch.eq(s.batch),
+            eng.lam.eq(s.lam),
+            eng.train.eq(s.flags[0]),
+        ]
 
     def _answer_words(self, m, s) -> None:
         """Answer words other than READ data: the counters (0 .. 10), the engine's tensor CRCs,
@@ -446,9 +427,9 @@ class HostLink(wiring.Component):
             with m.Else():
                 m.next = "LOAD"
         with m.State("WRITE"):
-            m.d.comb += s.w_valid.eq(1)
+            m.d.comb += eng.host_write.valid.eq(1)
             m.d.sync += s.load_left.eq(s.wb)
-            with m.If(s.w_ready):
+            with m.If(eng.host_write.ready):
                 with m.If(s.ptr == s.length):
                     self._answer(m, s, Status.OK)
                 with m.Else():
@@ -456,8 +437,6 @@ class HostLink(wiring.Component):
         with m.State("START"):
             with m.If((s.batch == 0) | (s.batch > eng.config.batch_size)):
                 self._answer(m, s, Status.BAD_ARGUMENT)
-            with m.Elif(s.requests_pending):
-                pass
             with m.Else():
                 m.d.comb += eng.start.eq(1)
                 with m.If(s.flags[1]):
@@ -524,8 +503,8 @@ class HostLink(wiring.Component):
                 with m.If(s.lane == lanes - 1):
                     m.next = "ROWS_WRITE"
         with m.State("ROWS_WRITE"):
-            m.d.comb += s.w_valid.eq(1)
-            with m.If(s.w_ready):
+            m.d.comb += eng.host_write.valid.eq(1)
+            with m.If(eng.host_write.ready):
                 m.d.sync += s.lane.eq(0)
                 with m.If(s.left == 0):
                     m.d.sync += [hw.col.eq(0), hw.row.eq(hw.row + 1), s.left.eq(cols)]
@@ -586,8 +565,8 @@ class HostLink(wiring.Component):
                              s.byte_left.eq(4)]
                 m.next = "T_BYTES"
         with m.State("REQUEST"):
-            m.d.comb += s.r_valid.eq(1)
-            with m.If(s.r_ready):
+            m.d.comb += eng.host_read.valid.eq(1)
+            with m.If(eng.host_read.ready):
                 m.next = "READ_DATA"
         with m.State("READ_DATA"):
             m.d.comb += eng.host_read_data.ready.eq(1)

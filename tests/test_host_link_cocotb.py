@@ -81,9 +81,8 @@ def test_training_over_the_uart_is_bit_exact(tmp_path):
 
 def test_conv_training_over_the_uart_is_bit_exact(tmp_path):
     # The input goes as its positions x channels matrix (WRITE_ROWS of one value per row);
-    # without phase counters (the link sends their words as zeros), on one MAC, as the
-    # iCEBreaker's build (no pool: it needs two lanes; the requests straight to the engine).
-    config = Config(layers="1x4x4,2C3,3", bits="2-8-8-8", array_rows=1, array_cols=1,
+    # without phase counters (the link sends their words as zeros), as the iCEBreaker's build.
+    config = Config(layers="1x4x4,2C3,MP2,3", bits="2-8-8-8", array_rows=2, array_cols=2,
                     batch_size=3, lr_schedule=((0, -1),), epochs=1, seed=5, phase_counters=False)
     rng = np.random.default_rng(4)
     data = tmp_path / "conv.npz"

@@ -31,7 +31,6 @@ from ..single_port import spram_blocks
 from ..transpose_memory import SliceMode
 
 __all__ = ["ConvDims", "EngineGeometry", "HostTarget", "MemorySpec", "Phase", "READ_LATENCY",
-           "JOB_SWITCH_CYCLES",
            "CRC_TENSOR_KINDS", "bank_blocks", "LINK_BLOCKS", "plan_recompute", "recompute_cost"]
 
 #: Cycles from a memory read request to its data (registered requests, then the block RAM and
@@ -43,9 +42,6 @@ READ_LATENCY = 3
 #: pass writes as its slices arrive: 0).
 POOL_LATENCY = 4
 UNPOOL_LATENCY = 0
-#: Cycles from a job's last write to the next job's first (the engine registers the job's end
-#: before the job switch): one per job of a run.
-JOB_SWITCH_CYCLES = 1
 #: Cycles from the ``last`` element of a tensor to ``RL2(max |x|)`` of up to 4 lanes (the lanes'
 #: :class:`MaxAbs`, one register, :class:`Log2Round`, the result register).
 MAX_LOG2_CYCLES = 5
@@ -697,13 +693,6 @@ class EngineGeometry:
         return self.lanes > 1
 
     @property
-    def host_stage(self) -> bool:
-        """The host link registers its write and read requests before the engine (one cycle
-        more per request): engines of more than one lane, whose memory ports spread over the
-        device, away from the link."""
-        return self.lanes > 1
-
-    @property
     def result_stage(self) -> int:
         """Registers between the array's output row multiplexer and the engine's write-back: 1
         in engines of more than one lane (whose result rows fan out to every lane's
@@ -751,14 +740,14 @@ class EngineGeometry:
         """Busy cycles of a forward pass of ``batch`` samples (the ``cycles`` counter): every
         layer's stream of tiles (QA: 2 more cycles in hidden layers), then the argmax pass (one
         read per class and block of ``lanes`` samples, then the read latency)."""
-        switch, total = JOB_SWITCH_CYCLES, 0
+        total = 0
         for j, (n_tiles, p) in enumerate(zip(self.tiles(batch), self.plan)):
-            total += self.stream_cycles([p.n_in] * n_tiles) + switch
+            total += self.stream_cycles([p.n_in] * n_tiles)
             if j in self.pooled:   # the stream wrote Z with the array's rows; then the pool pass
-                total += self.pool_reads(j, batch) + self.read_latency + POOL_LATENCY + switch
+                total += self.pool_reads(j, batch) + self.read_latency + POOL_LATENCY
             elif not p.last:
                 total += 2
-        return total + _ceil(batch, self.lanes) * self.plan[-1].n_out + self.read_latency + switch
+        return total + _ceil(batch, self.lanes) * self.plan[-1].n_out + self.read_latency
 
     def train_phase_cycles(self, batch) -> dict[str, int]:
         """Busy cycles of a training step by part: ``forward`` (:meth:`forward_cycles`),
@@ -770,33 +759,28 @@ class EngineGeometry:
         memory faults, then ``faults_l`` per layer (last to first: one cycle per weight and
         :attr:`fault_latency`)."""
         cfg, lanes, rl, wait = self.config, self.lanes, self.read_latency, self.max_wait
-        # Every part below ends with one job's switch, but a switch into a job that waits for a
-        # maximum (the output error's QE pass, R's, the update of layer 1) hides in that wait.
-        switch = JOB_SWITCH_CYCLES
-        parts = {"forward": self.forward_cycles(batch) - switch,
-                 "output_error": _ceil(batch, lanes) * self.plan[-1].n_out + wait + rl + 2
-                 + switch}
+        parts = {"forward": self.forward_cycles(batch),
+                 "output_error": _ceil(batch, lanes) * self.plan[-1].n_out + wait + rl + 2}
         n_sub = _ceil(cfg.rng_lanes, lanes)
         for p, job in zip(reversed(self.plan), self.array_jobs(batch)):
             n = p.index
             if n - 1 in self.pooled:   # the error routed back to the pool's inputs
                 parts[f"unpool_{n}"] = self.pool_reads(n - 1, batch) + self.read_latency \
-                    + UNPOOL_LATENCY + switch
+                    + UNPOOL_LATENCY
             parts[f"gradient_backward_{n}"] = self.stream_cycles(
                 [k for tiles, k in job for _ in range(tiles)])
             if n > 1:
-                parts[f"error_{n}"] = rl + wait + self.error_reads(n, batch) + rl + 2 + switch
+                parts[f"error_{n}"] = rl + wait + self.error_reads(n, batch) + rl + 2
             else:
                 parts[f"error_{n}"] = wait + 1
             if n in self.recomputed:
                 parts[f"regrad_{n}"] = self.stream_cycles(
-                    [batch] * self.regrad_tiles(n)) + rl + 5 + switch
+                    [batch] * self.regrad_tiles(n)) + rl + 5
             else:
-                parts[f"update_{n}"] = p.n_out * _ceil(p.n_in, cfg.rng_lanes) * n_sub + rl + 5 \
-                    + switch
+                parts[f"update_{n}"] = p.n_out * _ceil(p.n_in, cfg.rng_lanes) * n_sub + rl + 5
         if self.fault_plan is not None:
             for p in reversed(self.plan):
-                parts[f"faults_{p.index}"] = p.n_out * p.n_in + self.fault_latency + switch
+                parts[f"faults_{p.index}"] = p.n_out * p.n_in + self.fault_latency
         return parts
 
     def pool_span(self, j: int) -> int:

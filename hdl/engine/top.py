@@ -1623,11 +1623,6 @@ class Engine(wiring.Component):
             (_Job.FAULT, s.fault_final),
         ]))
 
-        # The job's end, registered: the job switch below starts from a register, not from the
-        # write-back's compares (one cycle more per job: :data:`JOB_SWITCH_CYCLES`).
-        finished_q = Signal(name="job_finished_q")
-        m.d.sync += finished_q.eq(finished & (state == _State.DRAIN))
-
         m.d.sync += self.done.eq(0)
         self._build_counters(s)
 
@@ -1636,7 +1631,7 @@ class Engine(wiring.Component):
         clear_layer = Signal(name="clear_layer_max")
         run_start = (state == _State.IDLE) & self.start
         m.d.comb += [
-            clear_layer.eq(run_start | ((state == _State.DRAIN) & finished_q & (
+            clear_layer.eq(run_start | ((state == _State.DRAIN) & finished & (
                 (job == _Job.OUTPUT_ERROR)
                 | (((job == _Job.UPDATE) | (job == _Job.REGRAD)) & (layer != 0))))),
             g_max.clear.eq(clear_layer),
@@ -1677,7 +1672,7 @@ class Engine(wiring.Component):
                         m.d.sync += n_batch.eq(batch_size)
             with m.Case(_State.DRAIN):
                 # Every read of the job has been issued; wait for its last write.
-                with m.If(finished_q):
+                with m.If(finished):
                     with m.Switch(job):
                         with m.Case(_Job.FORWARD):
                             with m.If(layer == last_layer):
