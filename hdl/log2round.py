@@ -46,6 +46,9 @@ class Log2Round(wiring.Component):
         ``round(log2 m)``, from 0 to ``width``.
     """
 
+    #: Clock edges from accepting a value to presenting its result (the cycle model counts by it).
+    LATENCY = 2
+
     def __init__(self, width, *, src_loc_at=0):
         if not isinstance(width, int) or isinstance(width, bool):
             raise TypeError(f"Input width must be an integer, not {width!r}")
@@ -63,8 +66,8 @@ class Log2Round(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Clock edges from accepting a value to presenting its result: 2."""
-        return 2
+        """Clock edges from accepting a value to presenting its result: :attr:`LATENCY`."""
+        return self.LATENCY
 
     def elaborate(self, platform):
         m = Module()

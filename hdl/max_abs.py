@@ -38,6 +38,10 @@ class MaxAbs(wiring.Component):
         ``max |x|`` of each tensor.
     """
 
+    #: Clock edges from accepting the last element of a tensor to presenting its result (the
+    #: cycle model counts by it).
+    LATENCY = 2
+
     def __init__(self, width, *, src_loc_at=0):
         if not isinstance(width, int) or isinstance(width, bool):
             raise TypeError(f"Input width must be an integer, not {width!r}")
@@ -55,8 +59,9 @@ class MaxAbs(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Clock edges from accepting the last element of a tensor to presenting its result: 2."""
-        return 2
+        """Clock edges from accepting the last element of a tensor to presenting its result:
+        :attr:`LATENCY`."""
+        return self.LATENCY
 
     def elaborate(self, platform):
         m = Module()

@@ -117,6 +117,11 @@ class ShiftQuantizer(wiring.Component):
         The quantized element; the ``mask`` field exists only with ``clip_mask``.
     """
 
+    #: Clock edges from accepting an element to presenting its result (stage 1: ReLU, mask,
+    #: rounding constant; stage 2: shift, saturation). The engine delays its side signals and
+    #: the cycle model counts by this constant.
+    LATENCY = 2
+
     def __init__(self, in_width, out_bits, *, shift=None, min_shift=None, max_shift=None,
                  relu=False, clip_mask=False, src_loc_at=0):
         self._in_width = _check_int("Input width", in_width, 1)
@@ -192,8 +197,8 @@ class ShiftQuantizer(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Clock edges from accepting an element to presenting its result: 2."""
-        return 2
+        """Clock edges from accepting an element to presenting its result: :attr:`LATENCY`."""
+        return self.LATENCY
 
     # -- builders from the configuration -------------------------------------------------------
     @classmethod

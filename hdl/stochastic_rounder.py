@@ -58,6 +58,11 @@ class StochasticRounder(wiring.Component):
         The rounded value; ``out_width = g_width + max(0, -min_shift)`` holds every result.
     """
 
+    #: Clock edges from accepting an element to presenting its result (magnitude; shift and
+    #: compare; rounding and sign). The engine delays its side signals and the cycle model
+    #: counts by this constant.
+    LATENCY = 3
+
     def __init__(self, g_width, draw_bits, max_shift, min_shift=0, *, src_loc_at=0):
         self._g_width = _check_int("Input width", g_width, 2)
         self._draw_bits = _check_int("Draw width", draw_bits, 1)
@@ -115,8 +120,8 @@ class StochasticRounder(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Clock edges from accepting an element to presenting its result: 3."""
-        return 3
+        """Clock edges from accepting an element to presenting its result: :attr:`LATENCY`."""
+        return self.LATENCY
 
     def elaborate(self, platform):
         m = Module()

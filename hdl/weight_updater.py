@@ -51,6 +51,11 @@ class WeightUpdater(wiring.Component):
         The new stored weight and its forward view; ``t_width = t_max.bit_length() + 1``.
     """
 
+    #: Clock edges from accepting an element to presenting its result (subtraction and clip;
+    #: the forward view). The engine delays its side signals and the cycle model counts by this
+    #: constant.
+    LATENCY = 2
+
     def __init__(self, w_max, t_shift, t_max, dw_width, *, src_loc_at=0):
         self._w_max = _check_int("Weight clip w_max", w_max, 1)
         self._t_shift = _check_int("Forward-weight shift t_shift", t_shift, 0)
@@ -97,8 +102,8 @@ class WeightUpdater(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Clock edges from accepting an element to presenting its result: 2."""
-        return 2
+        """Clock edges from accepting an element to presenting its result: :attr:`LATENCY`."""
+        return self.LATENCY
 
     def elaborate(self, platform):
         m = Module()

@@ -10,6 +10,7 @@ from amaranth.sim import Simulator
 
 from intrain.hdl.engine import Engine, HostTarget, Phase
 from intrain.hdl.transpose_memory import SliceMode
+from intrain.host.checked import CheckedTrainer
 from intrain.host.driver import EngineHost
 from intrain.sim.amaranth_host import AmaranthTransport
 
@@ -98,3 +99,30 @@ async def run_engine(ctx, dut, batch, *, train, lam=0, limit=1_000_000):
     counters["phase_cycles"] = [counters[f"{n}_cycles"] for n in phases]
     counters["phase_mac_cycles"] = [counters[f"{n}_mac_cycles"] for n in phases]
     return counters
+
+
+def random_batch(config, rng, batch):
+    return random_inputs(config, rng, batch), rng.integers(0, config.layers[-1], batch)
+
+
+def train_checked(config, steps, seed=1, batches=None):
+    """``steps`` checked training steps of random batches (sizes from ``batches``) on the
+    simulated engine; returns the trainer and the counters of every step."""
+    dut = Engine(config)
+    rng = np.random.default_rng(seed)
+    batches = batches or [config.batch_size] * steps
+    out = {}
+
+    async def testbench(ctx):
+        trainer = CheckedTrainer(host(ctx, dut), config, check_every=1)
+        await trainer.load()
+        runs = []
+        for b in batches:
+            a0, labels = random_batch(config, rng, b)
+            before = dict(trainer.counters)
+            await trainer._train_step(a0, labels, lam=-2)
+            runs.append((b, {k: v - before.get(k, 0) for k, v in trainer.counters.items()}))
+        out["trainer"], out["runs"] = trainer, runs
+
+    simulate(dut, testbench)
+    return dut, out["trainer"], out["runs"]

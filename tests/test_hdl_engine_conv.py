@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from engine_helpers import host, random_inputs, simulate
+from engine_helpers import random_batch, train_checked
 
 from intrain.config import Config, LayerPlan
 from intrain.errors import ConfigError
 from intrain.golden.model import GoldenModel
-from intrain.hdl.engine import Engine, EngineGeometry
-from intrain.host.checked import CheckedTrainer
+from intrain.hdl.engine import EngineGeometry
 
 CONFIGS = {
     # kernel 3, c_in = 1, conv then FC, batch > 1, array wider than an image row
@@ -42,33 +41,6 @@ CONFIGS = {
     "k3_pool_conv_pool": Config(layers="2x4x4,3C3,MP2,4C1,MP2,3", array_rows=3, array_cols=3,
                                 batch_size=2, rng_lanes=3),
 }
-
-
-def random_batch(config, rng, batch):
-    return random_inputs(config, rng, batch), rng.integers(0, config.layers[-1], batch)
-
-
-def train_checked(config, steps, seed=1, batches=None):
-    """``steps`` checked training steps of random batches (sizes from ``batches``) on the
-    simulated engine; returns the trainer and the counters of every step."""
-    dut = Engine(config)
-    rng = np.random.default_rng(seed)
-    batches = batches or [config.batch_size] * steps
-    out = {}
-
-    async def testbench(ctx):
-        trainer = CheckedTrainer(host(ctx, dut), config, check_every=1)
-        await trainer.load()
-        runs = []
-        for b in batches:
-            a0, labels = random_batch(config, rng, b)
-            before = dict(trainer.counters)
-            await trainer._train_step(a0, labels, lam=-2)
-            runs.append((b, {k: v - before.get(k, 0) for k, v in trainer.counters.items()}))
-        out["trainer"], out["runs"] = trainer, runs
-
-    simulate(dut, testbench)
-    return dut, out["trainer"], out["runs"]
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))

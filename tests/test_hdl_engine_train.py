@@ -177,8 +177,9 @@ def test_recomputed_gradients_match_golden_in_every_element(name):
 
 SPRAM = {
     # name: (layers, bits, batch_size, spram, batches, lams). One lane: a REGRAD row is read
-    # every ``batch`` cycles and written back ``read_latency + 5`` = 8 cycles later, so with a
-    # batch of 2, 4 or 8 every write meets a read and waits in the bank's hold register.
+    # every ``batch`` cycles and written back ``read_latency + update_latency`` = 8 cycles
+    # later, so with a batch of 2, 4 or 8 every write meets a read and waits in the bank's hold
+    # register.
     "9-5-3_W1_A0_batch4": ((9, 5, 3), "2-8-8-8", 4, ("W1", "A0"), (4, 2, 3, 4), (0, 3, -2, 1)),
     "7-4-3_both_W_batch3": ((7, 4, 3), "2-8-8-8", 3, ("W1", "W2"), (3, 2, 3), (1, 0, 2)),
 }

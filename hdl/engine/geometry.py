@@ -26,9 +26,14 @@ from amaranth.lib import data, enum
 from intrain.config import Config
 from intrain.fault_spec import FaultPlan
 
+from ..log2round import Log2Round
+from ..max_abs import MaxAbs
 from ..multiplier import dsp_family, product_cycles
+from ..shift_quantizer import ShiftQuantizer
 from ..single_port import spram_blocks
+from ..stochastic_rounder import StochasticRounder
 from ..transpose_memory import SliceMode
+from ..weight_updater import WeightUpdater
 
 __all__ = ["ConvDims", "EngineGeometry", "HostTarget", "MemorySpec", "Phase", "READ_LATENCY",
            "CRC_TENSOR_KINDS", "bank_blocks", "LINK_BLOCKS", "plan_recompute", "recompute_cost"]
@@ -37,14 +42,20 @@ __all__ = ["ConvDims", "EngineGeometry", "HostTarget", "MemorySpec", "Phase", "R
 #: the slice rotation); engines of more than one lane register every bank's address after its
 #: arithmetic too (:attr:`EngineGeometry.read_latency`, one more).
 READ_LATENCY = 3
-#: Cycles of the pool pass past its reads and their read latency: a register for the lanes'
-#: maxima over the window's rows, one for the windows' maxima and QA's two stages (the unpool
-#: pass writes as its slices arrive: 0).
-POOL_LATENCY = 4
+#: Registers of the pool pass between its slices' data and QA: one for the lanes' maxima over
+#: the window's rows, one for the windows' maxima (:attr:`EngineGeometry.pool_latency` adds QA's).
+POOL_MAX_REGISTERS = 2
+#: Cycles of the unpool pass past its reads and their read latency (it writes as its slices
+#: arrive).
 UNPOOL_LATENCY = 0
-#: Cycles from the ``last`` element of a tensor to ``RL2(max |x|)`` of up to 4 lanes (the lanes'
-#: :class:`MaxAbs`, one register, :class:`Log2Round`, the result register).
-MAX_LOG2_CYCLES = 5
+
+
+def max_log2_cycles() -> int:
+    """Cycles from the ``last`` element of a tensor to ``RL2(max |x|)`` of up to 4 lanes, as the
+    passes that wait for it count them: the lanes' :class:`MaxAbs`, the register before
+    :class:`Log2Round`, :class:`Log2Round` (their declared latencies)."""
+    return MaxAbs.LATENCY + 1 + Log2Round.LATENCY
+
 
 # -- resources per FPGA family -------------------------------------------------------------------
 #: Block RAM aspect ratios (depth, data width) that Yosys maps a bank with one read port and one
@@ -683,7 +694,7 @@ class EngineGeometry:
     @property
     def max_wait(self) -> int:
         """Cycles from a tensor's last element to its ``RL2(max |x|)``."""
-        return MAX_LOG2_CYCLES + max_tree_registers(self.lanes)
+        return max_log2_cycles() + max_tree_registers(self.lanes)
 
     @property
     def address_stage(self) -> bool:
@@ -704,6 +715,31 @@ class EngineGeometry:
         """Cycles from a memory read request to its data: :data:`READ_LATENCY`, one more with
         :attr:`address_stage`."""
         return READ_LATENCY + self.address_stage
+
+    # The post-processing stages' latencies, from the blocks' declared constants: the engine
+    # delays each stage's side signals by them and the cycle model below adds them, so a
+    # retimed block changes both.
+    @property
+    def qa_latency(self) -> int:
+        """Cycles of QA on a hidden layer's result rows (:class:`ShiftQuantizer`)."""
+        return ShiftQuantizer.LATENCY
+
+    @property
+    def qe_latency(self) -> int:
+        """Cycles of QE on a pass's slices (:class:`ShiftQuantizer`)."""
+        return ShiftQuantizer.LATENCY
+
+    @property
+    def update_latency(self) -> int:
+        """Cycles from a gradient slice's data to its updated weights: QG's
+        :class:`StochasticRounder`, then the :class:`WeightUpdater`."""
+        return StochasticRounder.LATENCY + WeightUpdater.LATENCY
+
+    @property
+    def pool_latency(self) -> int:
+        """Cycles of the pool pass past its reads and their read latency:
+        :data:`POOL_MAX_REGISTERS`, then QA."""
+        return POOL_MAX_REGISTERS + self.qa_latency
 
     @property
     def fifo_depth(self) -> int:
@@ -738,15 +774,15 @@ class EngineGeometry:
 
     def forward_cycles(self, batch) -> int:
         """Busy cycles of a forward pass of ``batch`` samples (the ``cycles`` counter): every
-        layer's stream of tiles (QA: 2 more cycles in hidden layers), then the argmax pass (one
-        read per class and block of ``lanes`` samples, then the read latency)."""
+        layer's stream of tiles (:attr:`qa_latency` more in hidden layers), then the argmax pass
+        (one read per class and block of ``lanes`` samples, then the read latency)."""
         total = 0
         for j, (n_tiles, p) in enumerate(zip(self.tiles(batch), self.plan)):
             total += self.stream_cycles([p.n_in] * n_tiles)
             if j in self.pooled:   # the stream wrote Z with the array's rows; then the pool pass
-                total += self.pool_reads(j, batch) + self.read_latency + POOL_LATENCY
+                total += self.pool_reads(j, batch) + self.read_latency + self.pool_latency
             elif not p.last:
-                total += 2
+                total += self.qa_latency
         return total + _ceil(batch, self.lanes) * self.plan[-1].n_out + self.read_latency
 
     def train_phase_cycles(self, batch) -> dict[str, int]:
@@ -755,12 +791,13 @@ class EngineGeometry:
         ``gradient_backward_l`` (the gradient and backward tiles as one stream), ``error_l`` (the
         QE pass of ``R``, or for layer 1 the wait for ``RL2(max |G|)``) and ``update_l`` (for a
         layer of :attr:`recomputed`, ``regrad_l``: the second gradient job, each row of a tile
-        read-modify-written to ``W_l`` ``read_latency + 5`` cycles after it leaves the array); with
-        memory faults, then ``faults_l`` per layer (last to first: one cycle per weight and
-        :attr:`fault_latency`)."""
+        read-modify-written to ``W_l`` ``read_latency + update_latency`` cycles after it leaves
+        the array); with memory faults, then ``faults_l`` per layer (last to first: one cycle per
+        weight and :attr:`fault_latency`)."""
         cfg, lanes, rl, wait = self.config, self.lanes, self.read_latency, self.max_wait
+        qe, up = self.qe_latency, self.update_latency
         parts = {"forward": self.forward_cycles(batch),
-                 "output_error": _ceil(batch, lanes) * self.plan[-1].n_out + wait + rl + 2}
+                 "output_error": _ceil(batch, lanes) * self.plan[-1].n_out + wait + rl + qe}
         n_sub = _ceil(cfg.rng_lanes, lanes)
         for p, job in zip(reversed(self.plan), self.array_jobs(batch)):
             n = p.index
@@ -770,14 +807,14 @@ class EngineGeometry:
             parts[f"gradient_backward_{n}"] = self.stream_cycles(
                 [k for tiles, k in job for _ in range(tiles)])
             if n > 1:
-                parts[f"error_{n}"] = rl + wait + self.error_reads(n, batch) + rl + 2
+                parts[f"error_{n}"] = rl + wait + self.error_reads(n, batch) + rl + qe
             else:
                 parts[f"error_{n}"] = wait + 1
             if n in self.recomputed:
                 parts[f"regrad_{n}"] = self.stream_cycles(
-                    [batch] * self.regrad_tiles(n)) + rl + 5
+                    [batch] * self.regrad_tiles(n)) + rl + up
             else:
-                parts[f"update_{n}"] = p.n_out * _ceil(p.n_in, cfg.rng_lanes) * n_sub + rl + 5
+                parts[f"update_{n}"] = p.n_out * _ceil(p.n_in, cfg.rng_lanes) * n_sub + rl + up
         if self.fault_plan is not None:
             for p in reversed(self.plan):
                 parts[f"faults_{p.index}"] = p.n_out * p.n_in + self.fault_latency

@@ -189,9 +189,10 @@ def _pool_data(s, pc, f2, max_pool):
     f3 = Signal.like(f2, name="pl_3")
     m.d.sync += [f3.eq(f2), f3.valid.eq(on)]
     f4 = delay(m, f3, 1, "pl_win")   # with the windows' maxima (w4, c4)
-    f6 = delay(m, f4, 2, "pl_qa")   # with QA's results
-    c6 = delay(m, c4, 2, "pl_choice")
-    relu6 = delay(m, Cat(*[w4[q] > 0 for q in range(n_win)]), 2, "pl_relu")
+    qa_lat = s.geo.qa_latency
+    fq = delay(m, f4, qa_lat, "pl_qa")   # with QA's results
+    cq = delay(m, c4, qa_lat, "pl_choice")
+    relu_q = delay(m, Cat(*[w4[q] > 0 for q in range(n_win)]), qa_lat, "pl_relu")
     for j in s.geo.pooled:
         p = s.geo.plan[j]
         qs = []
@@ -199,16 +200,16 @@ def _pool_data(s, pc, f2, max_pool):
             qa = m.submodules[f"pl_qa_{j}_{q}"] = ShiftQuantizer.for_qa(p, width)
             m.d.comb += [qa.i.valid.eq(f4.valid), qa.i.payload.eq(w4[q]), qa.o.ready.eq(1)]
             qs.append(qa)
-        cond = f6.valid & (layer == j)
-        mode, row, col = _pooled_write(s, j, f6)
-        mask = f6.pok[:n_win]
+        cond = fq.valid & (layer == j)
+        mode, row, col = _pooled_write(s, j, fq)
+        mask = fq.pok[:n_win]
         s.writes[id(s.a_mems[j + 1])].append((cond, mode, row, col, mask,
                                               [qa.o.payload.value for qa in qs]))
         s.writes[id(s.mask_mems[j])].append((cond, mode, row, col, mask, [
-            Cat(relu6[q], qs[q].o.payload.mask) for q in range(n_win)]))
-        s.writes[id(s.ch_mems[j])].append((cond, SliceMode.COLUMN, f6.prow, f6.o, mask,
-                                           [c6[q] for q in range(n_win)]))
-    return f6.valid & f6.final
+            Cat(relu_q[q], qs[q].o.payload.mask) for q in range(n_win)]))
+        s.writes[id(s.ch_mems[j])].append((cond, SliceMode.COLUMN, fq.prow, fq.o, mask,
+                                           [cq[q] for q in range(n_win)]))
+    return fq.valid & fq.final
 
 
 def _pooled_write(s, j, f):

@@ -105,10 +105,11 @@ class Engine(wiring.Component):
     A layer whose gradient is recomputed has no ``G{l}``: its gradient job only tracks
     ``max |G|``, and after its backward job and QE pass a second gradient job (``REGRAD``) sends
     every row of its tiles, ``C`` weights, straight to ``C`` rounders and updaters: the row
-    reads ``W_l``'s row slice as it leaves the array and is written back ``read_latency + 5``
-    cycles later. Every row inside the matrix draws once on every lane, lane ``c`` for column
-    ``c`` (:meth:`Config.recompute_draws`). It costs a gradient job and saves the update pass
-    and the ``n_out x n_in`` accumulators.
+    reads ``W_l``'s row slice as it leaves the array and is written back ``read_latency +
+    update_latency`` cycles later (:attr:`EngineGeometry.update_latency`). Every row inside the
+    matrix draws once on every lane, lane ``c`` for column ``c``
+    (:meth:`Config.recompute_draws`). It costs a gradient job and saves the update pass and the
+    ``n_out x n_in`` accumulators.
 
     Schedule of the array. A job of the array is a sequence of tiles of ``R`` rows by ``C``
     columns; a tile takes ``K`` beats, one per cycle (reads are issued ahead of the array). All
@@ -741,7 +742,7 @@ class Engine(wiring.Component):
         m.d.sync += [valid.eq(array.o.valid), payload.eq(array.o.payload)]
         return valid, payload
 
-    def _activation_write(self, s, j, d2):
+    def _activation_write(self, s, j, dq):
         """``(mode, row, col)`` of the write of a forward result row of layer ``j`` (0-based, not
         the last) to ``A_{j+1}``: a column slice of the samples (or a convolution's positions
         when the next layer is one too, after its guard rows), or, from a convolution to a
@@ -749,10 +750,10 @@ class Engine(wiring.Component):
         dims = s.cv.dims if s.cv is not None else [None] * s.n_layers
         d, d_next = dims[j], dims[j + 1]
         if d_next is not None:
-            return SliceMode.COLUMN, d2.c + d_next.guard, d2.r
+            return SliceMode.COLUMN, dq.c + d_next.guard, dq.r
         if d is not None:
-            return SliceMode.ROW, d2.cmaj, mul_const(d2.r, d.hw) + d2.cmin
-        return SliceMode.COLUMN, d2.c, d2.r
+            return SliceMode.ROW, dq.cmaj, mul_const(dq.r, d.hw) + dq.cmin
+        return SliceMode.COLUMN, dq.c, dq.r
 
     def _result_tiles(self, s, lim, out_valid, out, ev, on_end):
         """The tile of each result row: ``ev``'s row, columns and flags; returns the registers
@@ -843,11 +844,13 @@ class Engine(wiring.Component):
         else:
             wr_r, wr_c = self._conv_result_tiles(s, limits(wr_kind, "wr"), out_valid, out, ev,
                                                  on_end)
-        d1, d2 = Signal(row_event, name="wr_d1"), Signal(row_event, name="wr_d2")
-        m.d.sync += [d1.eq(ev), d2.eq(d1)]
+        d1 = Signal(row_event, name="wr_d1")
+        m.d.sync += d1.eq(ev)
+        qa_lat = geo.qa_latency
+        dq = delay(m, d1, qa_lat - 1, "wr_dq")   # with QA's results
         relu = Signal(cols, name="relu")
         m.d.comb += [relu[c].eq(out.values[c] > 0) for c in range(cols)]
-        relu2 = delay(m, relu, 2, "relu")
+        relu_q = delay(m, relu, qa_lat, "relu")
 
         # Forward: QA, one set of ``cols`` quantizers per distinct QA of the hidden layers.
         groups = {}
@@ -873,13 +876,14 @@ class Engine(wiring.Component):
                     fwd & ev.valid & (ev.kind == _Job.FORWARD), SliceMode.COLUMN, ev.c, ev.r,
                     ev.mask, [out.values[c] for c in range(cols)]))
             else:
-                cond = fwd & d2.valid & (d2.kind == _Job.FORWARD)
+                cond = fwd & dq.valid & (dq.kind == _Job.FORWARD)
                 qs = quantized[j]
-                at = self._activation_write(s, j, d2)
+                at = self._activation_write(s, j, dq)
                 writes[id(a_mems[j + 1])].append((
-                    cond, *at, d2.mask, [q.o.payload.value for q in qs]))
+                    cond, *at, dq.mask, [q.o.payload.value for q in qs]))
                 writes[id(mask_mems[j])].append((
-                    cond, *at, d2.mask, [Cat(relu2[c], qs[c].o.payload.mask) for c in range(cols)]))
+                    cond, *at, dq.mask, [Cat(relu_q[c], qs[c].o.payload.mask)
+                                         for c in range(cols)]))
 
         # The array's row, one cycle later (with ``d1``): the maxima of G and R start from
         # registers, away from the row's address arithmetic.
@@ -903,7 +907,8 @@ class Engine(wiring.Component):
 
         # Backward: R times the clip mask of the layer below, read while the row waits ``rl``
         # cycles (``dm`` is the row's event then).
-        dm = delay(m, d2, rl - 2, "wr_d")
+        # (from ``dq`` while QA is no longer than the read: the registers are shared)
+        dm = delay(m, dq, rl - qa_lat, "wr_d") if qa_lat <= rl else delay(m, d1, rl - 1, "wr_d")
         r_max = None   # no R with one layer
         if n_layers > 1:
             r_max = m.submodules.r_max = GlobalMaxLog2(geo.r_width, lanes)
@@ -931,7 +936,7 @@ class Engine(wiring.Component):
                     dm.valid & is_r & (layer == j), SliceMode.ROW, dm.r, dm.c, dm.mask, masked))
 
         s.__dict__.update(
-            d1=d1, d2=d2, dm=dm, err_max=err_max, ev=ev, g_max=g_max, is_g1=is_g1, out1=out1,
+            d1=d1, dq=dq, dm=dm, err_max=err_max, ev=ev, g_max=g_max, is_g1=is_g1, out1=out1,
             r_max=r_max, wr_c=wr_c, wr_kind=wr_kind, wr_r=wr_r,
         )
 
@@ -975,11 +980,12 @@ class Engine(wiring.Component):
             ps.valid.eq(ps_issue & (on_out | (job == _Job.ERROR))),
         ]
         ps2 = delay(m, ps, rl, "ps")   # with the data read
-        ps4 = delay(m, ps2, 2, "ps")
+        qe_lat = geo.qe_latency
+        psq = delay(m, ps2, qe_lat, "ps")   # with QE's results
         lane_ok2 = Signal(lanes, name="ps_lane_ok2")
         m.d.comb += [lane_ok2[k].eq(Mux(on_out, ps2.row + k < n_batch, ps2.col + k < n_inner))
                      for k in range(lanes)]
-        lane_ok4 = delay(m, lane_ok2, 2, "ps_lane_ok")
+        lane_okq = delay(m, lane_ok2, qe_lat, "ps_lane_ok")
 
         # The output error ``OUT - label * onehot``; its max |err| during the argmax pass.
         label = plan[-1].label
@@ -1001,8 +1007,8 @@ class Engine(wiring.Component):
         s.__dict__.update(lane_ok2=lane_ok2, ps2=ps2)
         self._build_argmax(s)
 
-        self._build_qe(s, err, on_out, ps4, lane_ok4)
-        ps_finished = Mux(job == _Job.ARGMAX, ps2.final, ps4.final)
+        self._build_qe(s, err, on_out, psq, lane_okq)
+        ps_finished = Mux(job == _Job.ARGMAX, ps2.final, psq.final)
 
         s.__dict__.update(
             ps_finished=ps_finished,
@@ -1099,18 +1105,18 @@ class Engine(wiring.Component):
                      ps.final.eq(ps.valid & inner_end & mid_end & outer_end)]
         return ps, n_inner
 
-    def _error_write(self, s, j, ps4):
+    def _error_write(self, s, j, psq):
         """``(mode, row, col)`` of the QE pass's write of ``E_j`` (``j`` from 1, below layer
-        ``j + 1``) from the slice flags ``ps4``."""
+        ``j + 1``) from the slice flags ``psq``."""
         dims = s.cv.dims if s.cv is not None else [None] * s.n_layers
         guard = s.geo.memories[f"E{j}"].row_offset
         if dims[j] is not None:
-            return SliceMode.ROW, ps4.row + guard, ps4.col
+            return SliceMode.ROW, psq.row + guard, psq.col
         if dims[j - 1] is not None:
-            return SliceMode.COLUMN, ps4.pbase + ps4.col + guard, ps4.mid
-        return SliceMode.ROW, ps4.row, ps4.col
+            return SliceMode.COLUMN, psq.pbase + psq.col + guard, psq.mid
+        return SliceMode.ROW, psq.row, psq.col
 
-    def _build_qe(self, s, err, on_out, ps4, lane_ok4):
+    def _build_qe(self, s, err, on_out, psq, lane_okq):
         """QE of the output error (OUTPUT_ERROR) and of ``R`` (ERROR): a run-time-shift quantizer
         per lane and error width. In APT mode, one per width a layer can reach, chosen by the
         layer's width in force (:class:`ErrorWidths`, which also measures every pass)."""
@@ -1135,7 +1141,7 @@ class Engine(wiring.Component):
             m.d.comb += [relu_in[k].eq(select(layer, [
                 (j, s.mask_mems[j - 1].read_data.payload[k][0]) for j in range(1, n_layers)]))
                 for k in range(lanes)]
-        relu4 = delay(m, relu_in, 2, "qe_relu")
+        relu_q = delay(m, relu_in, geo.qe_latency, "qe_relu")
         widths = sorted({w for p in plan for w in geo.apt_widths(p.index)})
         outs = {}
         for w in widths:
@@ -1154,23 +1160,23 @@ class Engine(wiring.Component):
             apt, width = self._build_apt(s, x, relu_in, k_run, on_out)
             chosen = [select(width, [(w, outs[w][k]) for w in widths]) for k in range(lanes)]
             outs = {w: chosen for w in widths}
-            qe4 = ps4.valid & (ps4.kind != _Job.ARGMAX)
-            is_out4 = ps4.kind == _Job.OUTPUT_ERROR
+            qe_q = psq.valid & (psq.kind != _Job.ARGMAX)
+            is_out_q = psq.kind == _Job.OUTPUT_ERROR
             m.d.comb += [
-                apt.e_valid.eq(qe4),
-                *[apt.e[k].eq(Mux(is_out4 | relu4[k], chosen[k], 0)) for k in range(lanes)],
-                apt.e_mask.eq(lane_ok4),
-                apt.end.eq(qe4 & ps4.final),
-                apt.layer.eq(Mux(is_out4, n_layers - 1, layer - 1)),
+                apt.e_valid.eq(qe_q),
+                *[apt.e[k].eq(Mux(is_out_q | relu_q[k], chosen[k], 0)) for k in range(lanes)],
+                apt.e_mask.eq(lane_okq),
+                apt.end.eq(qe_q & psq.final),
+                apt.layer.eq(Mux(is_out_q, n_layers - 1, layer - 1)),
             ]
         s.writes[id(s.e_mems[-1])].append((
-            ps4.valid & (ps4.kind == _Job.OUTPUT_ERROR), SliceMode.COLUMN, ps4.row, ps4.col,
-            lane_ok4, outs[plan[-1].bits.e]))
+            psq.valid & (psq.kind == _Job.OUTPUT_ERROR), SliceMode.COLUMN, psq.row, psq.col,
+            lane_okq, outs[plan[-1].bits.e]))
         for j in range(1, n_layers):
             qs = outs[plan[j - 1].bits.e]
             s.writes[id(s.e_mems[j - 1])].append((
-                ps4.valid & (ps4.kind == _Job.ERROR) & (layer == j), *self._error_write(s, j, ps4),
-                lane_ok4, [Mux(relu4[k], qs[k], 0) for k in range(lanes)]))
+                psq.valid & (psq.kind == _Job.ERROR) & (layer == j), *self._error_write(s, j, psq),
+                lane_okq, [Mux(relu_q[k], qs[k], 0) for k in range(lanes)]))
 
     def _build_apt(self, s, x, relu_in, k_run, on_out):
         """APT mode: the :class:`ErrorWidths` of every layer and the width in force for the QE
@@ -1309,7 +1315,7 @@ class Engine(wiring.Component):
                 w_in[k].eq(select(layer, [(j, w_mems[j].read_data.payload[k])
                                            for j in range(n_layers)])),
             ]
-        w5 = delay(m, w_in, 3, "up_w")
+        w_r = delay(m, w_in, StochasticRounder.LATENCY, "up_w")   # with the rounders' results
         # Lanes ``k >= rng_lanes`` never update (their mask bit is 0): no rounder, no updater.
         up_lanes = min(lanes, rng_lanes)
         rounders = []
@@ -1324,7 +1330,7 @@ class Engine(wiring.Component):
                 rnd.o.ready.eq(1),
             ]
             rounders.append(rnd)
-        up7 = delay(m, up2, 5, "up")
+        up_wr = delay(m, up2, geo.update_latency, "up")   # with the updated weights
         updaters = {}
         for p in plan:
             key = (p.w_max, p.t_shift, p.t_max)
@@ -1336,7 +1342,7 @@ class Engine(wiring.Component):
                 m.submodules[f"update_{len(updaters)}_{k}"] = upd
                 m.d.comb += [
                     upd.i.valid.eq(rounders[k].o.valid),
-                    upd.i.payload.w.eq(w5[k]),
+                    upd.i.payload.w.eq(w_r[k]),
                     upd.i.payload.dw.eq(rounders[k].o.payload),
                     upd.o.ready.eq(1),
                 ]
@@ -1346,15 +1352,15 @@ class Engine(wiring.Component):
             outs = updaters[(p.w_max, p.t_shift, p.t_max)]
             if g_mems[j] is None:
                 writes[id(w_mems[j])].append((
-                    rg.w7.valid & (rg.w7.kind == _Job.REGRAD) & (layer == j), SliceMode.ROW,
-                    rg.w7.r, rg.w7.c, rg.w7.mask, outs))
+                    rg.wr.valid & (rg.wr.kind == _Job.REGRAD) & (layer == j), SliceMode.ROW,
+                    rg.wr.r, rg.wr.c, rg.wr.mask, outs))
             else:
                 writes[id(w_mems[j])].append((
-                    up7.valid & (job == _Job.UPDATE) & (layer == j), SliceMode.ROW, up7.row,
-                    up7.col, up7.mask, outs))
+                    up_wr.valid & (job == _Job.UPDATE) & (layer == j), SliceMode.ROW, up_wr.row,
+                    up_wr.col, up_wr.mask, outs))
 
         s.__dict__.update(
-            up7=up7, regrad_final=rg.w7.final & (rg.w7.kind == _Job.REGRAD),
+            up_wr=up_wr, regrad_final=rg.wr.final & (rg.wr.kind == _Job.REGRAD),
         )
 
     def _build_regrad(self, s):
@@ -1362,10 +1368,10 @@ class Engine(wiring.Component):
         valid row ``(o, c0 .. c0 + C - 1)`` of a tile reads ``W_l``'s row slice as it leaves the
         array (``ev``) and meets its data ``rl`` cycles later (``dm``), with one draw of every
         lane (lane ``c`` for column ``c``). Returns ``active`` (a row enters the rounders),
-        ``g`` (its ``C`` values) and ``w7`` (its flags when the updated row is written)."""
+        ``g`` (its ``C`` values) and ``wr`` (its flags when the updated row is written)."""
         m, rl = s.m, s.rl
         if not self._geo.recomputed:
-            return SimpleNamespace(active=Const(0), g=[], w7=s.dm)
+            return SimpleNamespace(active=Const(0), g=[], wr=s.dm)
         for j in range(s.n_layers):
             if s.g_mems[j] is None:
                 s.reads[id(s.w_mems[j])].append((
@@ -1374,8 +1380,8 @@ class Engine(wiring.Component):
         g_row = delay(m, s.out1, rl - 1, "regrad_g")   # ``out.values`` delayed ``rl``
         active = Signal(name="regrad_active")
         m.d.comb += active.eq(s.dm.valid & (s.dm.kind == _Job.REGRAD))
-        w7 = delay(m, s.dm, 5, "regrad")   # the rounder's 3 cycles and the updater's 2
-        return SimpleNamespace(active=active, g=[g_row[c] for c in range(s.cols)], w7=w7)
+        wr = delay(m, s.dm, s.geo.update_latency, "regrad")   # the rounder's and the updater's
+        return SimpleNamespace(active=active, g=[g_row[c] for c in range(s.cols)], wr=wr)
 
     def _build_faults(self, s):
         """Memory faults (``bit_error_rate``, :mod:`intrain.fault_spec`): after the last update,
@@ -1590,7 +1596,7 @@ class Engine(wiring.Component):
     def _build_run(self, s):
         """The run: start, jobs, done; counters."""
         batch_size = s.batch_size
-        d2 = s.d2
+        dq = s.dq
         dm = s.dm
         ev = s.ev
         finished = s.finished
@@ -1607,10 +1613,10 @@ class Engine(wiring.Component):
         r_max = s.r_max
         state = s.state
         training = s.training
-        up7 = s.up7
+        up_wr = s.up_wr
         wr_kind = s.wr_kind
         m.d.comb += finished.eq(select(job, [
-            (_Job.FORWARD, Mux((layer == last_layer) | s.layer_pooled, ev.final, d2.final)),
+            (_Job.FORWARD, Mux((layer == last_layer) | s.layer_pooled, ev.final, dq.final)),
             (_Job.POOL, s.pool_final),
             (_Job.UNPOOL, s.unpool_final),
             (_Job.GRADIENT, ev.final & (ev.kind == _Job.GRADIENT)),
@@ -1618,7 +1624,7 @@ class Engine(wiring.Component):
             (_Job.ARGMAX, ps_finished),
             (_Job.OUTPUT_ERROR, ps_finished),
             (_Job.ERROR, ps_finished),
-            (_Job.UPDATE, up7.final),
+            (_Job.UPDATE, up_wr.final),
             (_Job.REGRAD, s.regrad_final),
             (_Job.FAULT, s.fault_final),
         ]))
