@@ -5,7 +5,8 @@ one systolic array, with its geometry (shapes, memory map, cycle model) apart fr
 - :mod:`.top`: :class:`Engine`, the hardware.
 - :mod:`.conv`, :mod:`.pool`: the block loops, kernel taps and lane masks of convolution layers,
   and the pool and unpool passes of max-pools.
-- :mod:`.global_max`, :mod:`.crc`: its post-processing blocks.
+- :mod:`.global_max`, :mod:`.crc`, :mod:`.update`, :mod:`.counters`: its stages as components
+  (the maxima, the tensor CRCs, the update lanes, the run counters).
 """
 
 from .geometry import EngineGeometry, MemorySpec

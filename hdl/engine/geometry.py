@@ -31,9 +31,8 @@ from ..max_abs import MaxAbs
 from ..multiplier import dsp_family, product_cycles
 from ..shift_quantizer import ShiftQuantizer
 from ..single_port import spram_blocks
-from ..stochastic_rounder import StochasticRounder
 from ..transpose_memory import SliceMode
-from ..weight_updater import WeightUpdater
+from .update import UpdateLanes
 
 __all__ = ["ConvDims", "EngineGeometry", "HostTarget", "MemorySpec", "Phase", "READ_LATENCY",
            "CRC_TENSOR_KINDS", "bank_blocks", "LINK_BLOCKS", "plan_recompute", "recompute_cost"]
@@ -731,9 +730,9 @@ class EngineGeometry:
 
     @property
     def update_latency(self) -> int:
-        """Cycles from a gradient slice's data to its updated weights: QG's
-        :class:`StochasticRounder`, then the :class:`WeightUpdater`."""
-        return StochasticRounder.LATENCY + WeightUpdater.LATENCY
+        """Cycles from a gradient slice's data to its updated weights (:class:`UpdateLanes`:
+        QG's :class:`StochasticRounder`, then the :class:`WeightUpdater`)."""
+        return UpdateLanes.cycles()
 
     @property
     def pool_latency(self) -> int:

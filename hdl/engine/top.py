@@ -18,16 +18,16 @@ from intrain.fault_spec import FAULT_LFSR
 from .._util import const_mux, delay, first, select
 from ..lfsr_bank import LfsrBank
 from ..shift_quantizer import ShiftQuantizer, round_shift, saturate
-from ..stochastic_rounder import StochasticRounder
 from ..systolic_array import SystolicArray
 from ..transpose_memory import SliceMode, TransposeMemory, mul_const
-from ..weight_updater import WeightUpdater
 from .apt import ErrorWidths
 from .conv import BlockLoop, Taps, inside, lane_positions, layer_const, layer_consts
+from .counters import RunCounters
 from .crc import TensorCrc
 from .geometry import EngineGeometry, HostTarget, Phase
 from .global_max import GlobalMaxLog2
 from .pool import build_pool_passes
+from .update import UpdateLanes
 
 __all__ = ["Engine", "HostTarget", "Phase"]
 
@@ -1244,15 +1244,7 @@ class Engine(wiring.Component):
         lfsr = m.submodules.lfsr = LfsrBank.from_config(cfg)
         m.d.comb += lfsr.load.valid.eq(0)
         n_sub = -(-rng_lanes // lanes)
-        w_bits = max(p.w_max.bit_length() for p in plan)
         d_bits = cfg.lfsr.draw_bits
-        min_shift, max_shift = -(w_bits + 1), geo.g_width + d_bits
-        qg_shift = Signal(range(min_shift, max_shift + 1), name="qg_shift")
-        wide = Signal(signed(max(geo.g_width.bit_length(), 8) + 2), name="qg_shift_wide")
-        m.d.comb += [
-            wide.eq(g_max.rl2 - lam),
-            qg_shift.eq(Mux(wide < min_shift, min_shift, Mux(wide > max_shift, max_shift, wide))),
-        ]
         up_o = Signal(range(max(p.n_out for p in plan)), name="up_o")
         up_cb = Signal(range(max(p.n_in for p in plan) + rng_lanes), name="up_chunk")
         up_j = Signal(range(n_sub), name="up_sub")
@@ -1315,41 +1307,21 @@ class Engine(wiring.Component):
                 w_in[k].eq(select(layer, [(j, w_mems[j].read_data.payload[k])
                                            for j in range(n_layers)])),
             ]
-        w_r = delay(m, w_in, StochasticRounder.LATENCY, "up_w")   # with the rounders' results
         # Lanes ``k >= rng_lanes`` never update (their mask bit is 0): no rounder, no updater.
         up_lanes = min(lanes, rng_lanes)
-        rounders = []
-        for k in range(up_lanes):
-            rnd = StochasticRounder(geo.g_width, d_bits, max_shift, min_shift)
-            m.submodules[f"qg_{k}"] = rnd
-            m.d.comb += [
-                rnd.i.valid.eq(up2.valid | rg.active),
-                rnd.i.payload.g.eq(g_in[k]),
-                rnd.i.payload.u.eq(words2[k]),
-                rnd.shift.eq(qg_shift),
-                rnd.o.ready.eq(1),
-            ]
-            rounders.append(rnd)
+        unit = m.submodules.update = UpdateLanes(
+            up_lanes, geo.g_width, d_bits, len(w_in[0]), plan, len(g_max.rl2))
+        m.d.comb += [
+            unit.valid.eq(up2.valid | rg.active),
+            unit.rl2.eq(g_max.rl2),
+            unit.lam.eq(lam),
+            *[unit.g[k].eq(g_in[k]) for k in range(up_lanes)],
+            *[unit.u[k].eq(words2[k]) for k in range(up_lanes)],
+            *[unit.w[k].eq(w_in[k]) for k in range(up_lanes)],
+        ]
         up_wr = delay(m, up2, geo.update_latency, "up")   # with the updated weights
-        updaters = {}
-        for p in plan:
-            key = (p.w_max, p.t_shift, p.t_max)
-            if key in updaters:
-                continue
-            outs = []
-            for k in range(up_lanes):
-                upd = WeightUpdater.for_layer(p, rounders[k].out_width)
-                m.submodules[f"update_{len(updaters)}_{k}"] = upd
-                m.d.comb += [
-                    upd.i.valid.eq(rounders[k].o.valid),
-                    upd.i.payload.w.eq(w_r[k]),
-                    upd.i.payload.dw.eq(rounders[k].o.payload),
-                    upd.o.ready.eq(1),
-                ]
-                outs.append(upd.o.payload.w)
-            updaters[key] = outs
         for j, p in enumerate(plan):
-            outs = updaters[(p.w_max, p.t_shift, p.t_max)]
+            outs = unit.w_new[unit.format_of(p)]
             if g_mems[j] is None:
                 writes[id(w_mems[j])].append((
                     rg.wr.valid & (rg.wr.kind == _Job.REGRAD) & (layer == j), SliceMode.ROW,
@@ -1561,37 +1533,23 @@ class Engine(wiring.Component):
                 *[port.values[k].eq(w.payload.data[k]) for k in range(lanes)],
             ]
 
-    def _build_counters(self, s):
+    def _build_counters(self, s, run_start):
         """The cycle and MAC-cycle counters of a run, in all and (``config.phase_counters``) per
-        :class:`Phase`."""
-        m, array, busy = s.m, s.array, s.busy
-        # The array's ``mac_count`` (late in the cycle: it depends on the array's stall logic)
-        # is registered and added one cycle later; 0 outside a run.
-        macs = Signal.like(array.mac_count, name="mac_count_reg")
-        m.d.sync += [macs.eq(Mux(busy, array.mac_count, 0)),
-                     self.mac_cycles.eq(self.mac_cycles + macs)]
-        with m.If(busy):
-            m.d.sync += self.cycles.eq(self.cycles + 1)
-        if not self._config.phase_counters:
-            return
-        phase = Signal(Phase, name="phase")
-        m.d.comb += Value.cast(phase).eq(select(s.job, [(kind, ph.value)
-                                                         for kind, ph in _PHASE_OF_JOB.items()]))
-        macs_phase = Signal(Phase, name="mac_count_phase")   # the phase of ``macs``
-        m.d.sync += macs_phase.eq(phase)
-        for ph in Phase:
-            with m.If(macs_phase == ph):
-                m.d.sync += self.phase_mac_cycles[ph.value].eq(
-                    self.phase_mac_cycles[ph.value] + macs)
-            with m.If(busy & (phase == ph)):
-                m.d.sync += self.phase_cycles[ph.value].eq(self.phase_cycles[ph.value] + 1)
-
-    def _phase_counters_reset(self) -> list:
-        """Statements that clear the per-phase counters (none without them)."""
-        if not self._config.phase_counters:
-            return []
-        return [counter[ph.value].eq(0) for counter in (self.phase_cycles, self.phase_mac_cycles)
-                for ph in Phase]
+        :class:`Phase` (:class:`RunCounters`), cleared when a run starts."""
+        m, per_phase = s.m, self._config.phase_counters
+        cnt = m.submodules.counters = RunCounters(
+            len(self.cycles), len(self.mac_cycles), s.array.mac_count.shape(),
+            per_phase=per_phase)
+        m.d.comb += [cnt.clear.eq(run_start), cnt.busy.eq(s.busy),
+                     cnt.macs.eq(s.array.mac_count),
+                     self.cycles.eq(cnt.cycles), self.mac_cycles.eq(cnt.mac_cycles)]
+        if per_phase:
+            m.d.comb += [
+                Value.cast(cnt.phase).eq(select(s.job, [(kind, ph.value)
+                                                        for kind, ph in _PHASE_OF_JOB.items()])),
+                self.phase_cycles.eq(cnt.phase_cycles),
+                self.phase_mac_cycles.eq(cnt.phase_mac_cycles),
+            ]
 
     def _build_run(self, s):
         """The run: start, jobs, done; counters."""
@@ -1630,12 +1588,12 @@ class Engine(wiring.Component):
         ]))
 
         m.d.sync += self.done.eq(0)
-        self._build_counters(s)
 
         # The maxima restart with a run and with every layer's gradient job (the transitions
         # below that set ``job`` to GRADIENT).
         clear_layer = Signal(name="clear_layer_max")
         run_start = (state == _State.IDLE) & self.start
+        self._build_counters(s, run_start)
         m.d.comb += [
             clear_layer.eq(run_start | ((state == _State.DRAIN) & finished & (
                 (job == _Job.OUTPUT_ERROR)
@@ -1668,9 +1626,6 @@ class Engine(wiring.Component):
                         training.eq(self.train),
                         lam.eq(self.lam),
                         *s.loop_resets, *s.wr_resets,
-                        self.cycles.eq(0),
-                        self.mac_cycles.eq(0),
-                        *self._phase_counters_reset(),
                     ]
                     with m.If(self.batch == 0):
                         m.d.sync += n_batch.eq(1)
