@@ -25,6 +25,7 @@ from amaranth.lib import data
 from .._util import delay, select
 from ..shift_quantizer import ShiftQuantizer
 from ..transpose_memory import SliceMode, mul_const
+from .control import State
 from .conv import layer_consts
 
 __all__ = ["build_pool_passes"]
@@ -74,7 +75,7 @@ def _loop(m, s, pc, issue):
             if n + 1 < len(steps):
                 level(n + 1)
             else:
-                m.d.sync += s.state.eq(s.drain)
+                m.d.comb += s.end_issue("pl")
         with m.Else():
             m.d.sync += counter.eq(counter + (pc.step if counter is r.xb else 1))
             m.d.sync += [base.eq(base + inc) for base, inc in bases]
@@ -100,7 +101,7 @@ def build_pool_passes(s, pool_job, unpool_job):
     m, lanes, layer, job, rl = s.m, s.lanes, s.layer, s.job, s.rl
     pc = _consts(m, s, layer)
     issue = Signal(name="pl_issue")
-    m.d.comb += issue.eq((s.state == s.issue_state) & ((job == pool_job) | (job == unpool_job)))
+    m.d.comb += issue.eq((s.state == State.ISSUE) & ((job == pool_job) | (job == unpool_job)))
     r = _loop(m, s, pc, issue)
     max_pool = max(d.pool for d in pc.dims if d)
     fields = {"valid": 1, "final": 1, "unpool": 1, "dy": r.dy.shape(), "last_dy": 1,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
-from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
@@ -21,6 +21,7 @@ from ..shift_quantizer import ShiftQuantizer, round_shift, saturate
 from ..systolic_array import SystolicArray
 from ..transpose_memory import SliceMode, TransposeMemory, mul_const
 from .apt import ErrorWidths
+from .control import Job, Sequencer, State
 from .conv import BlockLoop, Taps, inside, lane_positions, layer_const, layer_consts
 from .counters import RunCounters
 from .crc import TensorCrc
@@ -32,31 +33,11 @@ from .update import UpdateLanes
 __all__ = ["Engine", "HostTarget", "Phase"]
 
 
-class _State(enum.Enum, shape=2):
-    IDLE = 0
-    ISSUE = 1
-    DRAIN = 2
-
-
-class _Job(enum.Enum, shape=4):
-    FORWARD = 0
-    GRADIENT = 1
-    BACKWARD = 2
-    ARGMAX = 3
-    OUTPUT_ERROR = 4
-    ERROR = 5
-    UPDATE = 6
-    FAULT = 7
-    REGRAD = 8   # a recomputed gradient job: its rows go straight into the update
-    POOL = 9     # a pooled convolution's pool pass (after its forward job)
-    UNPOOL = 10  # its error routed back to the pool's inputs (before its gradient job)
-
-
 _PHASE_OF_JOB = {
-    _Job.FORWARD: Phase.FORWARD, _Job.ARGMAX: Phase.FORWARD,
-    _Job.OUTPUT_ERROR: Phase.BACKWARD, _Job.BACKWARD: Phase.BACKWARD, _Job.ERROR: Phase.BACKWARD,
-    _Job.GRADIENT: Phase.GRADIENT, _Job.UPDATE: Phase.UPDATE, _Job.FAULT: Phase.UPDATE,
-    _Job.REGRAD: Phase.GRADIENT, _Job.POOL: Phase.FORWARD, _Job.UNPOOL: Phase.BACKWARD,
+    Job.FORWARD: Phase.FORWARD, Job.ARGMAX: Phase.FORWARD,
+    Job.OUTPUT_ERROR: Phase.BACKWARD, Job.BACKWARD: Phase.BACKWARD, Job.ERROR: Phase.BACKWARD,
+    Job.GRADIENT: Phase.GRADIENT, Job.UPDATE: Phase.UPDATE, Job.FAULT: Phase.UPDATE,
+    Job.REGRAD: Phase.GRADIENT, Job.POOL: Phase.FORWARD, Job.UNPOOL: Phase.BACKWARD,
 }
 
 
@@ -361,8 +342,7 @@ class Engine(wiring.Component):
         self._build_passes(s)
         s.pool_final = s.unpool_final = 0
         if self._geo.pooled:
-            s.issue_state, s.drain = _State.ISSUE, _State.DRAIN
-            s.pool_final, s.unpool_final = build_pool_passes(s, _Job.POOL, _Job.UNPOOL)
+            s.pool_final, s.unpool_final = build_pool_passes(s, Job.POOL, Job.UNPOOL)
         self._build_update(s)
         self._build_faults(s)
         self._build_host(s)
@@ -402,26 +382,29 @@ class Engine(wiring.Component):
         )
 
     def _build_control(self, s):
-        """Control."""
-        batch_size, m, mem, n_layers, plan = s.batch_size, s.m, s.mem, s.n_layers, s.plan
-        state = Signal(_State, name="state")
-        job = Signal(_Job, name="job")
-        layer = Signal(range(n_layers), name="layer")
-        n_batch = Signal(range(batch_size + 1), name="n_batch")
-        training = Signal(name="training")
-        lam = Signal(signed(8), name="lam_run")
+        """The sequencer (:class:`Sequencer`), the layer's sizes, the memories' access lists
+        and the array jobs' tile limits."""
+        batch_size, m, mem, plan = s.batch_size, s.m, s.mem, s.plan
+        seq = m.submodules.control = Sequencer(self._geo, self.COUNTER_BITS)
+        state, job, layer, n_batch = seq.state, seq.job, seq.layer, seq.n_batch
+        training, lam = seq.training, seq.lam_run
         busy = Signal(name="busy_int")
-        m.d.comb += [busy.eq(state != _State.IDLE), self.busy.eq(busy)]
+        m.d.comb += [busy.eq(state != State.IDLE), self.busy.eq(busy)]
         n_in = const_mux(m, layer, [p.n_in for p in plan], "n_in")
         n_out = const_mux(m, layer, [p.n_out for p in plan], "n_out")
         finished = Signal(name="job_finished")   # the job's last result is written
-        # The layer's gradient is recomputed (EngineGeometry.recomputed): REGRAD, not UPDATE.
-        regrad = Signal(name="layer_regrad")
-        m.d.comb += regrad.eq(select(layer, [(p.index - 1, 1) for p in plan
-                                             if p.index in self._geo.recomputed]))
-        # The layer's convolution is pooled; the layer below's is.
-        s.layer_pooled = select(layer, [(j, 1) for j in self._geo.pooled])
-        s.below_pooled = select(layer, [(j + 1, 1) for j in self._geo.pooled])
+        m.d.comb += seq.finished.eq(finished)
+        s.layer_pooled = seq.layer_pooled   # the layer's convolution is pooled
+        # The stages that issue a job's reads each flag its last read.
+        s.issue_ends = []
+
+        def end_issue(name):
+            """A (combinational) statement: stage ``name`` issues the job's last read."""
+            flag = Signal(name=f"{name}_issue_end")
+            s.issue_ends.append(flag)
+            return flag.eq(1)
+
+        s.end_issue = end_issue
 
         # Every memory access of the engine: (condition, mode, row, col) for reads and
         # (condition, mode, row, col, mask, data) for writes, per memory.
@@ -443,8 +426,8 @@ class Engine(wiring.Component):
             nr = Signal(range(max_r + 1), name=f"{prefix}_rows")
             nc = Signal(range(max_c + 1), name=f"{prefix}_cols")
             nk = Signal(range(max_k + 1), name=f"{prefix}_k")
-            fwd = kind == _Job.FORWARD
-            grad = (kind == _Job.GRADIENT) | (kind == _Job.REGRAD)
+            fwd = kind == Job.FORWARD
+            grad = (kind == Job.GRADIENT) | (kind == Job.REGRAD)
             m.d.comb += [
                 nr.eq(Mux(fwd | grad, n_out, n_batch)),
                 nc.eq(Mux(fwd, n_batch, n_in)),
@@ -454,8 +437,7 @@ class Engine(wiring.Component):
 
         s.__dict__.update(
             busy=busy, cv=cv, finished=finished, job=job, lam=lam, layer=layer, limits=limits,
-            regrad=regrad,
-            max_c=max_c, max_k=max_k, max_r=max_r, n_batch=n_batch, n_in=n_in, n_out=n_out,
+            seq=seq, max_c=max_c, max_k=max_k, max_r=max_r, n_batch=n_batch, n_in=n_in, n_out=n_out,
             reads=reads, state=state, training=training, writes=writes,
         )
 
@@ -491,8 +473,8 @@ class Engine(wiring.Component):
             c_min=Signal(range(max_c + 1), name=f"{prefix}_c_minor"),
             nk=Signal(range(max_k + 1), name=f"{prefix}_k"),
             n_ch=Signal(range(cv.max_ch + 1), name=f"{prefix}_channels"))
-        fwd = kind == _Job.FORWARD
-        grad = (kind == _Job.GRADIENT) | (kind == _Job.REGRAD)
+        fwd = kind == Job.FORWARD
+        grad = (kind == Job.GRADIENT) | (kind == Job.REGRAD)
         c = cv.is_conv
         m.d.comb += [
             lim.r_maj.eq(Mux(c & ~fwd & ~grad, n_batch, 1)),
@@ -531,21 +513,19 @@ class Engine(wiring.Component):
         outstanding = Signal(range(self._geo.fifo_depth + 1), name="outstanding")
         issue = Signal(name="issue")
         pop = Signal(name="pop")
-        array_job = (job == _Job.FORWARD) | (job == _Job.GRADIENT) | (job == _Job.BACKWARD) \
-            | (job == _Job.REGRAD)
+        array_job = (job == Job.FORWARD) | (job == Job.GRADIENT) | (job == Job.BACKWARD) \
+            | (job == Job.REGRAD)
         # A recomputed gradient's rows are rounded with RL2(max |G|): wait for it (the results
         # side drives the gate).
         regrad_ready = Signal(init=1, name="regrad_ready")
-        m.d.comb += issue.eq((state == _State.ISSUE) & array_job
+        m.d.comb += issue.eq((state == State.ISSUE) & array_job
                              & (outstanding < self._geo.fifo_depth) & regrad_ready)
         m.d.sync += outstanding.eq(outstanding + issue - pop)
 
         def on_end():
-            """After the job's last tile: the backward job of the layer, or drain."""
-            with m.If((job == _Job.GRADIENT) & (layer != 0)):
-                m.d.sync += job.eq(_Job.BACKWARD)
-            with m.Else():
-                m.d.sync += state.eq(_State.DRAIN)
+            """After the job's last tile (the sequencer turns a gradient job into the layer's
+            backward job, or drains)."""
+            m.d.comb += s.end_issue("iss")
 
         if s.cv is None:
             i_nr, i_nc, i_nk = lim
@@ -573,23 +553,23 @@ class Engine(wiring.Component):
 
         for j in range(n_layers):
             on = issue & (layer == j)
-            grad = (job == _Job.GRADIENT) | (job == _Job.REGRAD)
+            grad = (job == Job.GRADIENT) | (job == Job.REGRAD)
             if s.cv is not None and s.cv.dims[j] is not None:
                 self._conv_reads(s, j, on, grad, iss_k, conv_at)
                 continue
             reads[id(w_mems[j])] += [
-                (on & (job == _Job.FORWARD), SliceMode.COLUMN, iss_r, iss_k),
-                (on & (job == _Job.BACKWARD), SliceMode.ROW, iss_k, iss_c)]
+                (on & (job == Job.FORWARD), SliceMode.COLUMN, iss_r, iss_k),
+                (on & (job == Job.BACKWARD), SliceMode.ROW, iss_k, iss_c)]
             reads[id(a_mems[j])] += [
-                (on & (job == _Job.FORWARD), SliceMode.COLUMN, iss_c, iss_k),
+                (on & (job == Job.FORWARD), SliceMode.COLUMN, iss_c, iss_k),
                 (on & grad, SliceMode.ROW, iss_k, iss_c)]
             reads[id(e_mems[j])] += [
                 (on & grad, SliceMode.ROW, iss_k, iss_r),
-                (on & (job == _Job.BACKWARD), SliceMode.COLUMN, iss_r, iss_k)]
+                (on & (job == Job.BACKWARD), SliceMode.COLUMN, iss_r, iss_k)]
 
         # The beat's flags follow the reads through the memories' read stages: ``s2`` comes
         # with the data.
-        fields = {"valid": 1, "first": 1, "last": 1, "kind": _Job}
+        fields = {"valid": 1, "first": 1, "last": 1, "kind": Job}
         if masks is not None:   # the lanes of a convolution's operands that leave the image
             fields.update(a_mask=rows, b_mask=cols)
         s1 = Signal(data.StructLayout(fields), name="rd_s1")
@@ -616,9 +596,9 @@ class Engine(wiring.Component):
                 return saturate(round_shift(w, p.t_shift), p.t_max)
 
             on = layer == j
-            fwd = on & (s2.kind == _Job.FORWARD)
-            grad = on & ((s2.kind == _Job.GRADIENT) | (s2.kind == _Job.REGRAD))
-            bwd = on & (s2.kind == _Job.BACKWARD)
+            fwd = on & (s2.kind == Job.FORWARD)
+            grad = on & ((s2.kind == Job.GRADIENT) | (s2.kind == Job.REGRAD))
+            bwd = on & (s2.kind == Job.BACKWARD)
             for r in range(rows):
                 beat_a[r] += [(fwd, to_t(w_data[r])), (grad | bwd, e_data[r])]
             for c in range(cols):
@@ -692,9 +672,9 @@ class Engine(wiring.Component):
         # each row's position shifted back; gradient, the beat's position shifted by the
         # column block's tap (every lane alike).
         conv_job = cv.is_conv
-        fwd = conv_job & (job == _Job.FORWARD)
-        bwd = conv_job & (job == _Job.BACKWARD)
-        grad = conv_job & ((job == _Job.GRADIENT) | (job == _Job.REGRAD))
+        fwd = conv_job & (job == Job.FORWARD)
+        bwd = conv_job & (job == Job.BACKWARD)
+        grad = conv_job & ((job == Job.GRADIENT) | (job == Job.REGRAD))
         # (A layer of one input channel takes a kernel row's taps in a column block: lane c
         # is tap ``j = minor + c`` of the row.)
         grad_y = inside(ky + ctap.i, cv.p, cv.h + cv.p)
@@ -717,7 +697,7 @@ class Engine(wiring.Component):
         d, job = s.cv.dims[j], s.job
         guard = d.guard
         w_mem, a_mem, e_mem = s.w_mems[j], s.a_mems[j], s.d_mems.get(j, s.e_mems[j])
-        fwd, bwd = on & (job == _Job.FORWARD), on & (job == _Job.BACKWARD)
+        fwd, bwd = on & (job == Job.FORWARD), on & (job == Job.BACKWARD)
         s.reads[id(w_mem)] += [
             (fwd, SliceMode.COLUMN, at.ir.flat, iss_k),
             (bwd, SliceMode.ROW, at.ktap.ch, at.ktap.base + at.ic.flat)]
@@ -826,18 +806,17 @@ class Engine(wiring.Component):
         max_c, max_r, n_layers, out_mem, plan = s.max_c, s.max_r, s.n_layers, s.out_mem, s.plan
         reads, rl, rows, writes = s.reads, s.rl, s.rows, s.writes
         out_valid, out = self._array_rows(s)
-        wr_kind = Signal(_Job, name="wr_kind")
+        wr_kind = s.seq.wr_kind
         fields = {"out": 1, "valid": 1, "r": range(max_r + rows), "c": range(max_c + cols),
-                  "mask": lanes, "final": 1, "kind": _Job}
+                  "mask": lanes, "final": 1, "kind": Job}
         if s.cv is not None:   # a convolution's column block: the sample and its first position
             fields.update(cmaj=range(s.batch_size + 1), cmin=range(max_c + cols))
         row_event = data.StructLayout(fields)
         ev = Signal(row_event, name="wr_ev")
         m.d.comb += [ev.out.eq(out_valid), ev.kind.eq(wr_kind)]
 
-        def on_end():
-            with m.If((wr_kind == _Job.GRADIENT) & (layer != 0)):
-                m.d.sync += wr_kind.eq(_Job.BACKWARD)
+        def on_end():   # the sequencer turns a gradient stream's kind into BACKWARD
+            m.d.comb += s.seq.wr_end.eq(1)
 
         if s.cv is None:
             wr_r, wr_c = self._result_tiles(s, limits(wr_kind, "wr"), out_valid, out, ev, on_end)
@@ -873,10 +852,10 @@ class Engine(wiring.Component):
             fwd = layer == j
             if j == last_layer or j in s.z_mems:   # the raw accumulators: OUT, or Z to pool
                 writes[id(out_mem if j == last_layer else s.z_mems[j])].append((
-                    fwd & ev.valid & (ev.kind == _Job.FORWARD), SliceMode.COLUMN, ev.c, ev.r,
+                    fwd & ev.valid & (ev.kind == Job.FORWARD), SliceMode.COLUMN, ev.c, ev.r,
                     ev.mask, [out.values[c] for c in range(cols)]))
             else:
-                cond = fwd & dq.valid & (dq.kind == _Job.FORWARD)
+                cond = fwd & dq.valid & (dq.kind == Job.FORWARD)
                 qs = quantized[j]
                 at = self._activation_write(s, j, dq)
                 writes[id(a_mems[j + 1])].append((
@@ -896,14 +875,14 @@ class Engine(wiring.Component):
         # max |G| (used by the update): the first is spent before the gradient job starts.
         g_max = m.submodules.g_max = GlobalMaxLog2(max(geo.g_width, geo.err_width), lanes)
         err_max = g_max
-        is_g = ev.kind == _Job.GRADIENT
-        is_g1 = d1.kind == _Job.GRADIENT
+        is_g = ev.kind == Job.GRADIENT
+        is_g1 = d1.kind == Job.GRADIENT
         for j in range(n_layers):
             if g_mems[j] is not None:
                 writes[id(g_mems[j])].append((
                     (layer == j) & ev.valid & is_g, SliceMode.ROW, ev.r, ev.c, ev.mask,
                     [out.values[c] for c in range(cols)]))
-        m.d.comb += s.regrad_ready.eq((s.job != _Job.REGRAD) | g_max.done)
+        m.d.comb += s.regrad_ready.eq((s.job != Job.REGRAD) | g_max.done)
 
         # Backward: R times the clip mask of the layer below, read while the row waits ``rl``
         # cycles (``dm`` is the row's event then).
@@ -915,12 +894,12 @@ class Engine(wiring.Component):
             values = Signal(data.ArrayLayout(signed(geo.r_width), cols), name="r_values")
             m.d.comb += [values[c].eq(out1[c]) for c in range(cols)]
             values2 = delay(m, values, rl - 1, "r_values")
-            is_r = dm.kind == _Job.BACKWARD
+            is_r = dm.kind == Job.BACKWARD
             clip2 = Signal(cols, name="clip2")
             for j in range(1, n_layers):
                 guard = self._geo.memories[f"M{j}"].row_offset
                 reads[id(mask_mems[j - 1])].append((
-                    (layer == j) & ev.valid & (ev.kind == _Job.BACKWARD),
+                    (layer == j) & ev.valid & (ev.kind == Job.BACKWARD),
                     SliceMode.ROW, ev.r + guard if guard else ev.r, ev.c))
             m.d.comb += [clip2[c].eq(select(layer, [
                 (j, mask_mems[j - 1].read_data.payload[c][1]) for j in range(1, n_layers)]))
@@ -961,14 +940,14 @@ class Engine(wiring.Component):
         reads = s.reads
         rl = s.rl
         state = s.state
-        on_out = (job == _Job.ARGMAX) | (job == _Job.OUTPUT_ERROR)
+        on_out = (job == Job.ARGMAX) | (job == Job.OUTPUT_ERROR)
         gate = Signal(name="ps_gate")
-        gates = [(_Job.ARGMAX, 1), (_Job.OUTPUT_ERROR, err_max.done)]
+        gates = [(Job.ARGMAX, 1), (Job.OUTPUT_ERROR, err_max.done)]
         if n_layers > 1:
-            gates.append((_Job.ERROR, r_max.done))
+            gates.append((Job.ERROR, r_max.done))
         m.d.comb += gate.eq(select(job, gates))
         ps_issue = Signal(name="ps_issue")
-        m.d.comb += ps_issue.eq((state == _State.ISSUE) & gate)
+        m.d.comb += ps_issue.eq((state == State.ISSUE) & gate)
         if s.cv is None:
             ps, n_inner = self._pass_loop(s, on_out, ps_issue)
         else:
@@ -977,7 +956,7 @@ class Engine(wiring.Component):
         reads[id(label_mem)].append((ps_issue & on_out, SliceMode.COLUMN, ps.row, 0))
         m.d.comb += [
             ps.kind.eq(job),
-            ps.valid.eq(ps_issue & (on_out | (job == _Job.ERROR))),
+            ps.valid.eq(ps_issue & (on_out | (job == Job.ERROR))),
         ]
         ps2 = delay(m, ps, rl, "ps")   # with the data read
         qe_lat = geo.qe_latency
@@ -994,7 +973,7 @@ class Engine(wiring.Component):
             value = out_mem.read_data.payload[k]
             hit = label_mem.read_data.payload[k] == ps2.col
             m.d.comb += err[k].eq(value - Mux(hit, label, 0))
-        in_argmax = job == _Job.ARGMAX
+        in_argmax = job == Job.ARGMAX
         m.d.comb += [
             g_max.valid.eq(Mux(in_argmax, ps2.valid, d1.out & is_g1)),
             g_max.last.eq(Mux(in_argmax, ps2.final, d1.final & is_g1)),
@@ -1008,7 +987,7 @@ class Engine(wiring.Component):
         self._build_argmax(s)
 
         self._build_qe(s, err, on_out, psq, lane_okq)
-        ps_finished = Mux(job == _Job.ARGMAX, ps2.final, psq.final)
+        ps_finished = Mux(job == Job.ARGMAX, ps2.final, psq.final)
 
         s.__dict__.update(
             ps_finished=ps_finished,
@@ -1031,13 +1010,14 @@ class Engine(wiring.Component):
             with m.If(inner_end):
                 m.d.sync += ps_col.eq(0)
                 with m.If(outer_end):
-                    m.d.sync += [ps_row.eq(0), s.state.eq(_State.DRAIN)]
+                    m.d.sync += ps_row.eq(0)
+                    m.d.comb += s.end_issue("ps")
                 with m.Else():
                     m.d.sync += ps_row.eq(ps_row + Mux(on_out, lanes, 1))
             with m.Else():
                 m.d.sync += ps_col.eq(ps_col + Mux(on_out, 1, lanes))
         if s.n_layers > 1:
-            on_r = ps_issue & (s.job == _Job.ERROR)
+            on_r = ps_issue & (s.job == Job.ERROR)
             s.reads[id(s.r_mem_of[1])].append((on_r, SliceMode.ROW, ps_row, ps_col))
             for j in range(1, s.n_layers):
                 s.reads[id(s.mask_mems[j - 1])].append(
@@ -1045,7 +1025,7 @@ class Engine(wiring.Component):
         # ``kind``: the job that issued the read. Writes follow it, not the current job: the
         # argmax pass's last reads arrive after its job has ended.
         ps = Signal(data.StructLayout({"valid": 1, "row": range(s.batch_size + lanes),
-                                       "col": ps_col.shape(), "final": 1, "kind": _Job}),
+                                       "col": ps_col.shape(), "final": 1, "kind": Job}),
                     name="ps_0")
         m.d.comb += [ps.row.eq(ps_row), ps.col.eq(ps_col),
                      ps.final.eq(ps.valid & inner_end & outer_end)]
@@ -1082,7 +1062,8 @@ class Engine(wiring.Component):
                 with m.If(mid_end):
                     m.d.sync += [ps_mid.eq(0), ps_mbase.eq(0)]
                     with m.If(outer_end):
-                        m.d.sync += [ps_row.eq(0), ps_pbase.eq(0), s.state.eq(_State.DRAIN)]
+                        m.d.sync += [ps_row.eq(0), ps_pbase.eq(0)]
+                        m.d.comb += s.end_issue("ps")
                     with m.Else():
                         m.d.sync += [ps_row.eq(ps_row + Mux(on_out, lanes, 1)),
                                      ps_pbase.eq(ps_pbase + hw_below)]
@@ -1090,7 +1071,7 @@ class Engine(wiring.Component):
                     m.d.sync += [ps_mid.eq(ps_mid + 1), ps_mbase.eq(ps_mbase + hw_below)]
             with m.Else():
                 m.d.sync += ps_col.eq(ps_col + Mux(on_out, 1, lanes))
-        on_r = ps_issue & (s.job == _Job.ERROR)
+        on_r = ps_issue & (s.job == Job.ERROR)
         for j in range(1, s.n_layers):
             on = on_r & (layer == j)
             guard = s.geo.memories[f"M{j}"].row_offset
@@ -1098,7 +1079,7 @@ class Engine(wiring.Component):
             s.reads[id(s.mask_mems[j - 1])].append(
                 (on, SliceMode.ROW, ps_row + guard if guard else ps_row, ps_mbase + ps_col))
         ps = Signal(data.StructLayout({
-            "valid": 1, "row": ps_row.shape(), "col": ps_col.shape(), "final": 1, "kind": _Job,
+            "valid": 1, "row": ps_row.shape(), "col": ps_col.shape(), "final": 1, "kind": Job,
             "mid": ps_mid.shape(), "pbase": ps_pbase.shape()}), name="ps_0")
         m.d.comb += [ps.row.eq(ps_row), ps.col.eq(ps_col), ps.mid.eq(ps_mid),
                      ps.pbase.eq(ps_pbase),
@@ -1150,7 +1131,7 @@ class Engine(wiring.Component):
             for k in range(lanes):
                 q = m.submodules[f"qe_{w}_{k}"] = ShiftQuantizer.for_qe(p, qe_width)
                 m.d.comb += [
-                    q.i.valid.eq(ps2.valid & (job != _Job.ARGMAX)),
+                    q.i.valid.eq(ps2.valid & (job != Job.ARGMAX)),
                     q.i.payload.eq(x[k]),
                     q.shift.eq(k_run - (w - 1)),
                     q.o.ready.eq(1),
@@ -1160,8 +1141,8 @@ class Engine(wiring.Component):
             apt, width = self._build_apt(s, x, relu_in, k_run, on_out)
             chosen = [select(width, [(w, outs[w][k]) for w in widths]) for k in range(lanes)]
             outs = {w: chosen for w in widths}
-            qe_q = psq.valid & (psq.kind != _Job.ARGMAX)
-            is_out_q = psq.kind == _Job.OUTPUT_ERROR
+            qe_q = psq.valid & (psq.kind != Job.ARGMAX)
+            is_out_q = psq.kind == Job.OUTPUT_ERROR
             m.d.comb += [
                 apt.e_valid.eq(qe_q),
                 *[apt.e[k].eq(Mux(is_out_q | relu_q[k], chosen[k], 0)) for k in range(lanes)],
@@ -1170,12 +1151,12 @@ class Engine(wiring.Component):
                 apt.layer.eq(Mux(is_out_q, n_layers - 1, layer - 1)),
             ]
         s.writes[id(s.e_mems[-1])].append((
-            psq.valid & (psq.kind == _Job.OUTPUT_ERROR), SliceMode.COLUMN, psq.row, psq.col,
+            psq.valid & (psq.kind == Job.OUTPUT_ERROR), SliceMode.COLUMN, psq.row, psq.col,
             lane_okq, outs[plan[-1].bits.e]))
         for j in range(1, n_layers):
             qs = outs[plan[j - 1].bits.e]
             s.writes[id(s.e_mems[j - 1])].append((
-                psq.valid & (psq.kind == _Job.ERROR) & (layer == j), *self._error_write(s, j, psq),
+                psq.valid & (psq.kind == Job.ERROR) & (layer == j), *self._error_write(s, j, psq),
                 lane_okq, [Mux(relu_q[k], qs[k], 0) for k in range(lanes)]))
 
     def _build_apt(self, s, x, relu_in, k_run, on_out):
@@ -1193,7 +1174,7 @@ class Engine(wiring.Component):
         m.d.comb += [
             width.eq(Mux(on_out, apt.widths[n_layers - 1], select(
                 layer, [(j, apt.widths[j - 1]) for j in range(1, n_layers)]))),
-            apt.x_valid.eq(ps2.valid & (ps2.kind != _Job.ARGMAX)),
+            apt.x_valid.eq(ps2.valid & (ps2.kind != Job.ARGMAX)),
             *[apt.x[k].eq(x[k]) for k in range(lanes)],
             *[apt.x_mask[k].eq(s.lane_ok2[k] & (on_out | relu_in[k])) for k in range(lanes)],
             apt.shift.eq(k_run - (width - 1)),
@@ -1209,7 +1190,7 @@ class Engine(wiring.Component):
         best = [Signal(signed(cfg.acc_bits), name=f"am_best_{k}") for k in range(lanes)]
         best_class = [Signal(geo.prediction_shape, name=f"am_best_class_{k}") for k in range(lanes)]
         p_data = []
-        argmax = ps2.valid & (job == _Job.ARGMAX)
+        argmax = ps2.valid & (job == Job.ARGMAX)
         for k in range(lanes):
             value = out_mem.read_data.payload[k]
             take = Signal(name=f"am_take_{k}")
@@ -1249,7 +1230,7 @@ class Engine(wiring.Component):
         up_cb = Signal(range(max(p.n_in for p in plan) + rng_lanes), name="up_chunk")
         up_j = Signal(range(n_sub), name="up_sub")
         up_issue = Signal(name="up_issue")
-        m.d.comb += up_issue.eq((state == _State.ISSUE) & (job == _Job.UPDATE) & g_max.done)
+        m.d.comb += up_issue.eq((state == State.ISSUE) & (job == Job.UPDATE) & g_max.done)
         sub_end = up_j == n_sub - 1
         up_final = Signal(name="up_final")
         m.d.comb += up_final.eq(
@@ -1260,7 +1241,8 @@ class Engine(wiring.Component):
                 with m.If(up_cb + rng_lanes >= n_in):
                     m.d.sync += up_cb.eq(0)
                     with m.If(up_o + 1 >= n_out):
-                        m.d.sync += [up_o.eq(0), state.eq(_State.DRAIN)]
+                        m.d.sync += up_o.eq(0)
+                        m.d.comb += s.end_issue("up")
                     with m.Else():
                         m.d.sync += up_o.eq(up_o + 1)
                 with m.Else():
@@ -1324,15 +1306,15 @@ class Engine(wiring.Component):
             outs = unit.w_new[unit.format_of(p)]
             if g_mems[j] is None:
                 writes[id(w_mems[j])].append((
-                    rg.wr.valid & (rg.wr.kind == _Job.REGRAD) & (layer == j), SliceMode.ROW,
+                    rg.wr.valid & (rg.wr.kind == Job.REGRAD) & (layer == j), SliceMode.ROW,
                     rg.wr.r, rg.wr.c, rg.wr.mask, outs))
             else:
                 writes[id(w_mems[j])].append((
-                    up_wr.valid & (job == _Job.UPDATE) & (layer == j), SliceMode.ROW, up_wr.row,
+                    up_wr.valid & (job == Job.UPDATE) & (layer == j), SliceMode.ROW, up_wr.row,
                     up_wr.col, up_wr.mask, outs))
 
         s.__dict__.update(
-            up_wr=up_wr, regrad_final=rg.wr.final & (rg.wr.kind == _Job.REGRAD),
+            up_wr=up_wr, regrad_final=rg.wr.final & (rg.wr.kind == Job.REGRAD),
         )
 
     def _build_regrad(self, s):
@@ -1347,11 +1329,11 @@ class Engine(wiring.Component):
         for j in range(s.n_layers):
             if s.g_mems[j] is None:
                 s.reads[id(s.w_mems[j])].append((
-                    s.ev.valid & (s.ev.kind == _Job.REGRAD) & (s.layer == j), SliceMode.ROW,
+                    s.ev.valid & (s.ev.kind == Job.REGRAD) & (s.layer == j), SliceMode.ROW,
                     s.ev.r, s.ev.c))
         g_row = delay(m, s.out1, rl - 1, "regrad_g")   # ``out.values`` delayed ``rl``
         active = Signal(name="regrad_active")
-        m.d.comb += active.eq(s.dm.valid & (s.dm.kind == _Job.REGRAD))
+        m.d.comb += active.eq(s.dm.valid & (s.dm.kind == Job.REGRAD))
         wr = delay(m, s.dm, s.geo.update_latency, "regrad")   # the rounder's and the updater's
         return SimpleNamespace(active=active, g=[g_row[c] for c in range(s.cols)], wr=wr)
 
@@ -1372,13 +1354,13 @@ class Engine(wiring.Component):
         f_i = Signal(range(max(p.n_in for p in s.plan)), name="fault_i")
         issue = Signal(name="fault_issue")
         end_i, end_o = f_i + 1 >= n_in, f_o + 1 >= n_out
-        m.d.comb += issue.eq((state == _State.ISSUE) & (job == _Job.FAULT))
+        m.d.comb += issue.eq((state == State.ISSUE) & (job == Job.FAULT))
         with m.If(issue):
             m.d.sync += f_i.eq(Mux(end_i, 0, f_i + 1))
             with m.If(end_i):
                 m.d.sync += f_o.eq(Mux(end_o, 0, f_o + 1))
                 with m.If(end_o):
-                    m.d.sync += state.eq(_State.DRAIN)
+                    m.d.comb += s.end_issue("fault")
         for j in range(s.n_layers):
             s.reads[id(s.w_mems[j])].append((issue & (layer == j), SliceMode.ROW, f_o, f_i))
         flags = data.StructLayout({"valid": 1, "row": f_o.shape(), "col": f_i.shape(),
@@ -1552,130 +1534,41 @@ class Engine(wiring.Component):
             ]
 
     def _build_run(self, s):
-        """The run: start, jobs, done; counters."""
-        batch_size = s.batch_size
-        dq = s.dq
-        dm = s.dm
-        ev = s.ev
-        finished = s.finished
-        g_max = s.g_max
-        geo = s.geo
-        job = s.job
-        lam = s.lam
-        last_layer = s.last_layer
-        layer = s.layer
-        m = s.m
-        n_batch = s.n_batch
-        n_layers = s.n_layers
-        ps_finished = s.ps_finished
-        r_max = s.r_max
-        state = s.state
-        training = s.training
-        up_wr = s.up_wr
-        wr_kind = s.wr_kind
-        m.d.comb += finished.eq(select(job, [
-            (_Job.FORWARD, Mux((layer == last_layer) | s.layer_pooled, ev.final, dq.final)),
-            (_Job.POOL, s.pool_final),
-            (_Job.UNPOOL, s.unpool_final),
-            (_Job.GRADIENT, ev.final & (ev.kind == _Job.GRADIENT)),
-            (_Job.BACKWARD, dm.final & (dm.kind == _Job.BACKWARD)),
-            (_Job.ARGMAX, ps_finished),
-            (_Job.OUTPUT_ERROR, ps_finished),
-            (_Job.ERROR, ps_finished),
-            (_Job.UPDATE, up_wr.final),
-            (_Job.REGRAD, s.regrad_final),
-            (_Job.FAULT, s.fault_final),
+        """The run: the sequencer's inputs (start, the ends of each job's reads and writes),
+        the maxima's restarts, the counters and the CRCs."""
+        m, seq, job, layer, ev, dm = s.m, s.seq, s.job, s.layer, s.ev, s.dm
+        m.d.comb += s.finished.eq(select(job, [
+            (Job.FORWARD, Mux((layer == s.last_layer) | seq.layer_pooled, ev.final, s.dq.final)),
+            (Job.POOL, s.pool_final),
+            (Job.UNPOOL, s.unpool_final),
+            (Job.GRADIENT, ev.final & (ev.kind == Job.GRADIENT)),
+            (Job.BACKWARD, dm.final & (dm.kind == Job.BACKWARD)),
+            (Job.ARGMAX, s.ps_finished),
+            (Job.OUTPUT_ERROR, s.ps_finished),
+            (Job.ERROR, s.ps_finished),
+            (Job.UPDATE, s.up_wr.final),
+            (Job.REGRAD, s.regrad_final),
+            (Job.FAULT, s.fault_final),
         ]))
-
-        m.d.sync += self.done.eq(0)
+        m.d.comb += [
+            seq.start.eq(self.start), seq.batch.eq(self.batch), seq.train.eq(self.train),
+            seq.lam.eq(self.lam), seq.issue_end.eq(Cat(*s.issue_ends).any()),
+            self.done.eq(seq.done), self.steps.eq(seq.steps),
+        ]
+        run_start = seq.run_start
+        with m.If(run_start):
+            m.d.sync += [*s.loop_resets, *s.wr_resets]
+        self._build_counters(s, run_start)
 
         # The maxima restart with a run and with every layer's gradient job (the transitions
-        # below that set ``job`` to GRADIENT).
+        # that enter GRADIENT: after the output error and after a layer's update).
         clear_layer = Signal(name="clear_layer_max")
-        run_start = (state == _State.IDLE) & self.start
-        self._build_counters(s, run_start)
         m.d.comb += [
-            clear_layer.eq(run_start | ((state == _State.DRAIN) & finished & (
-                (job == _Job.OUTPUT_ERROR)
-                | (((job == _Job.UPDATE) | (job == _Job.REGRAD)) & (layer != 0))))),
-            g_max.clear.eq(clear_layer),
+            clear_layer.eq(run_start | (seq.advance & (
+                (job == Job.OUTPUT_ERROR)
+                | (((job == Job.UPDATE) | (job == Job.REGRAD)) & (layer != 0))))),
+            s.g_max.clear.eq(clear_layer),
         ]
-        if n_layers > 1:
-            m.d.comb += r_max.clear.eq(clear_layer)
-
+        if s.n_layers > 1:
+            m.d.comb += s.r_max.clear.eq(clear_layer)
         self._build_crc(s, run_start)
-
-        def begin_gradient(j):
-            m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.GRADIENT),
-                         wr_kind.eq(_Job.GRADIENT), layer.eq(j)]
-
-        def begin_update():
-            """The update pass, or for a recomputed gradient the second gradient job."""
-            m.d.sync += [state.eq(_State.ISSUE), job.eq(Mux(s.regrad, _Job.REGRAD, _Job.UPDATE)),
-                         wr_kind.eq(_Job.REGRAD)]
-
-        with m.Switch(state):
-            with m.Case(_State.IDLE):
-                with m.If(self.start):
-                    m.d.sync += [
-                        state.eq(_State.ISSUE),
-                        job.eq(_Job.FORWARD),
-                        wr_kind.eq(_Job.FORWARD),
-                        layer.eq(0),
-                        n_batch.eq(self.batch),
-                        training.eq(self.train),
-                        lam.eq(self.lam),
-                        *s.loop_resets, *s.wr_resets,
-                    ]
-                    with m.If(self.batch == 0):
-                        m.d.sync += n_batch.eq(1)
-                    with m.If(self.batch > batch_size):
-                        m.d.sync += n_batch.eq(batch_size)
-            with m.Case(_State.DRAIN):
-                # Every read of the job has been issued; wait for its last write.
-                with m.If(finished):
-                    with m.Switch(job):
-                        with m.Case(_Job.FORWARD):
-                            with m.If(layer == last_layer):
-                                m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.ARGMAX)]
-                            with m.Elif(s.layer_pooled):
-                                m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.POOL)]
-                            with m.Else():
-                                m.d.sync += [state.eq(_State.ISSUE), layer.eq(layer + 1)]
-                        with m.Case(_Job.POOL):
-                            m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.FORWARD),
-                                         layer.eq(layer + 1)]
-                        with m.Case(_Job.UNPOOL):
-                            begin_gradient(layer)
-                        with m.Case(_Job.ARGMAX):
-                            with m.If(training):
-                                m.d.sync += [state.eq(_State.ISSUE),
-                                             job.eq(_Job.OUTPUT_ERROR)]
-                            with m.Else():
-                                m.d.sync += [state.eq(_State.IDLE), self.done.eq(1)]
-                        with m.Case(_Job.OUTPUT_ERROR):
-                            begin_gradient(last_layer)
-                        with m.Case(_Job.GRADIENT, _Job.ERROR):
-                            begin_update()
-                        with m.Case(_Job.BACKWARD):
-                            m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.ERROR)]
-                        with m.Case(_Job.UPDATE, _Job.REGRAD):
-                            with m.If(layer != 0):
-                                m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.GRADIENT),
-                                             wr_kind.eq(_Job.GRADIENT), layer.eq(layer - 1)]
-                                with m.If(s.below_pooled):
-                                    m.d.sync += job.eq(_Job.UNPOOL)
-                            with m.Else():
-                                if geo.fault_plan is None:
-                                    m.d.sync += [state.eq(_State.IDLE), self.done.eq(1),
-                                                 self.steps.eq(self.steps + 1)]
-                                else:
-                                    m.d.sync += [state.eq(_State.ISSUE), job.eq(_Job.FAULT),
-                                                 layer.eq(last_layer)]
-                        if geo.fault_plan is not None:
-                            with m.Case(_Job.FAULT):
-                                with m.If(layer != 0):
-                                    m.d.sync += [state.eq(_State.ISSUE), layer.eq(layer - 1)]
-                                with m.Else():
-                                    m.d.sync += [state.eq(_State.IDLE), self.done.eq(1),
-                                                 self.steps.eq(self.steps + 1)]
