@@ -66,7 +66,8 @@ async def run_forward(ctx, dut, batch):
 
 def simulate(dut, testbench):
     """Run ``testbench`` on ``dut``; an :class:`Engine` must then never have read a memory word
-    on the edge it wrote it (the board builds treat such reads as undefined)."""
+    on the edge it wrote it (the board builds treat such reads as undefined), nor have given one
+    memory port two accesses in a cycle (:attr:`Engine.port_conflict`)."""
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     memories = dut.memories if isinstance(dut, Engine) else {}
@@ -75,6 +76,8 @@ def simulate(dut, testbench):
         await testbench(ctx)
         collided = [name for name, mem in memories.items() if ctx.get(mem.collided)]
         assert not collided, f"read and written on the same edge: {collided}"
+        if isinstance(dut, Engine):
+            assert not ctx.get(dut.port_conflict), "two accesses to one memory port at once"
 
     sim.add_testbench(checked)
     sim.run()

@@ -74,8 +74,6 @@ def _loop(m, s, pc, issue):
             m.d.sync += [counter.eq(0), *[base.eq(0) for base, _ in bases]]
             if n + 1 < len(steps):
                 level(n + 1)
-            else:
-                m.d.comb += s.end_issue("pl")
         with m.Else():
             m.d.sync += counter.eq(counter + (pc.step if counter is r.xb else 1))
             m.d.sync += [base.eq(base + inc) for base, inc in bases]
@@ -103,6 +101,7 @@ def build_pool_passes(s, pool_job, unpool_job):
     issue = Signal(name="pl_issue")
     m.d.comb += issue.eq((s.state == State.ISSUE) & ((job == pool_job) | (job == unpool_job)))
     r = _loop(m, s, pc, issue)
+    s.issue_ends.append(r.final)   # (``final`` includes ``issue``)
     max_pool = max(d.pool for d in pc.dims if d)
     fields = {"valid": 1, "final": 1, "unpool": 1, "dy": r.dy.shape(), "last_dy": 1,
               "zrow": range(s.batch_size * max(d.hw for d in pc.dims if d) + 1),
@@ -122,11 +121,9 @@ def build_pool_passes(s, pool_job, unpool_job):
         if d is None:
             continue
         on = issue & (layer == j)
-        s.reads[id(s.z_mems[j])].append((on & (job == pool_job), SliceMode.COLUMN, r.zrow, r.o))
-        s.reads[id(s.e_mems[j])].append((on & (job == unpool_job), SliceMode.COLUMN, r.prow,
-                                         r.o))
-        s.reads[id(s.ch_mems[j])].append((on & (job == unpool_job), SliceMode.COLUMN, r.prow,
-                                          r.o))
+        s.ports.read(s.z_mems[j], on & (job == pool_job), SliceMode.COLUMN, r.zrow, r.o)
+        s.ports.read(s.e_mems[j], on & (job == unpool_job), SliceMode.COLUMN, r.prow, r.o)
+        s.ports.read(s.ch_mems[j], on & (job == unpool_job), SliceMode.COLUMN, r.prow, r.o)
     f2 = delay(m, f0, rl, "pl")   # with the slices read
     pool_final = _pool_data(s, pc, f2, max_pool)
     unpool_final = _unpool_data(s, f2)
@@ -204,12 +201,12 @@ def _pool_data(s, pc, f2, max_pool):
         cond = fq.valid & (layer == j)
         mode, row, col = _pooled_write(s, j, fq)
         mask = fq.pok[:n_win]
-        s.writes[id(s.a_mems[j + 1])].append((cond, mode, row, col, mask,
-                                              [qa.o.payload.value for qa in qs]))
-        s.writes[id(s.mask_mems[j])].append((cond, mode, row, col, mask, [
-            Cat(relu_q[q], qs[q].o.payload.mask) for q in range(n_win)]))
-        s.writes[id(s.ch_mems[j])].append((cond, SliceMode.COLUMN, fq.prow, fq.o, mask,
-                                           [cq[q] for q in range(n_win)]))
+        s.ports.write(s.a_mems[j + 1], cond, mode, row, col, mask,
+                      [qa.o.payload.value for qa in qs])
+        s.ports.write(s.mask_mems[j], cond, mode, row, col, mask, [
+            Cat(relu_q[q], qs[q].o.payload.mask) for q in range(n_win)])
+        s.ports.write(s.ch_mems[j], cond, SliceMode.COLUMN, fq.prow, fq.o, mask,
+                      [cq[q] for q in range(n_win)])
     return fq.valid & fq.final
 
 
@@ -239,6 +236,6 @@ def _unpool_data(s, f2):
                 continue
             hit = ch[q] == mul_const(f2.dy, d.pool) + dx
             values.append(Mux(hit, e[q], 0))
-        s.writes[id(s.d_mems[j])].append((on & (layer == j), SliceMode.COLUMN,
-                                          f2.zrow + d.guard, f2.o, f2.ok, values))
+        s.ports.write(s.d_mems[j], on & (layer == j), SliceMode.COLUMN, f2.zrow + d.guard, f2.o,
+                      f2.ok, values)
     return on & f2.final

@@ -27,6 +27,7 @@ from .counters import RunCounters
 from .crc import TensorCrc
 from .geometry import EngineGeometry, HostTarget, Phase
 from .global_max import GlobalMaxLog2
+from .memory_map import MemoryPorts, Read, Write
 from .pool import build_pool_passes
 from .update import UpdateLanes
 
@@ -265,6 +266,12 @@ class Engine(wiring.Component):
         return dict(getattr(self, "_memories", {}))
 
     @property
+    def port_conflict(self):
+        """A simulation check from the last elaboration (None before): set once two stages'
+        accesses to one memory port held in the same cycle (:class:`MemoryPorts`)."""
+        return getattr(self, "_port_conflict", None)
+
+    @property
     def lanes(self) -> int:
         """Elements per memory slice: ``max(array_rows, array_cols)``."""
         return self._lanes
@@ -395,21 +402,12 @@ class Engine(wiring.Component):
         finished = Signal(name="job_finished")   # the job's last result is written
         m.d.comb += seq.finished.eq(finished)
         s.layer_pooled = seq.layer_pooled   # the layer's convolution is pooled
-        # The stages that issue a job's reads each flag its last read.
+        # The stages that issue a job's reads each add the condition of its last read (as an
+        # expression: a flag set inside their loops' ``m.If`` would be an ``always @*`` block).
         s.issue_ends = []
 
-        def end_issue(name):
-            """A (combinational) statement: stage ``name`` issues the job's last read."""
-            flag = Signal(name=f"{name}_issue_end")
-            s.issue_ends.append(flag)
-            return flag.eq(1)
-
-        s.end_issue = end_issue
-
-        # Every memory access of the engine: (condition, mode, row, col) for reads and
-        # (condition, mode, row, col, mask, data) for writes, per memory.
-        reads = {id(x): [] for x in mem.values()}
-        writes = {id(x): [] for x in mem.values()}
+        # Every memory access of the engine, per memory (:class:`MemoryPorts`).
+        ports = MemoryPorts(mem.values())
 
         max_r = max([batch_size] + [p.n_out for p in plan])
         max_c = max([batch_size] + [p.n_in for p in plan])
@@ -438,7 +436,7 @@ class Engine(wiring.Component):
         s.__dict__.update(
             busy=busy, cv=cv, finished=finished, job=job, lam=lam, layer=layer, limits=limits,
             seq=seq, max_c=max_c, max_k=max_k, max_r=max_r, n_batch=n_batch, n_in=n_in, n_out=n_out,
-            reads=reads, state=state, training=training, writes=writes,
+            ports=ports, state=state, training=training,
         )
 
     def _conv_constants(self, s, layer, n_batch):
@@ -503,7 +501,7 @@ class Engine(wiring.Component):
         max_r = s.max_r
         n_layers = s.n_layers
         plan = s.plan
-        reads = s.reads
+        ports = s.ports
         rl = s.rl
         rows = s.rows
         state = s.state
@@ -522,11 +520,6 @@ class Engine(wiring.Component):
                              & (outstanding < self._geo.fifo_depth) & regrad_ready)
         m.d.sync += outstanding.eq(outstanding + issue - pop)
 
-        def on_end():
-            """After the job's last tile (the sequencer turns a gradient job into the layer's
-            backward job, or drains)."""
-            m.d.comb += s.end_issue("iss")
-
         if s.cv is None:
             i_nr, i_nc, i_nk = lim
             iss_r = Signal(range(max_r + rows), name="iss_r0")
@@ -538,7 +531,6 @@ class Engine(wiring.Component):
                         m.d.sync += iss_c.eq(0)
                         with m.If(iss_r + rows >= i_nr):
                             m.d.sync += iss_r.eq(0)
-                            on_end()
                         with m.Else():
                             m.d.sync += iss_r.eq(iss_r + rows)
                     with m.Else():
@@ -546,10 +538,14 @@ class Engine(wiring.Component):
                 with m.Else():
                     m.d.sync += iss_k.eq(iss_k + 1)
             s.loop_resets = [iss_k.eq(0), iss_r.eq(0), iss_c.eq(0)]
+            # The job's last beat (the sequencer then turns a gradient job into the layer's
+            # backward job, or drains).
+            s.issue_ends.append(issue & (iss_k == i_nk - 1) & (iss_c + cols >= i_nc)
+                                & (iss_r + rows >= i_nr))
             masks = None
         else:
             i_nk = lim.nk
-            iss_r, iss_c, masks, conv_at = self._conv_issue(s, lim, issue, iss_k, on_end)
+            iss_r, iss_c, masks, conv_at = self._conv_issue(s, lim, issue, iss_k)
 
         for j in range(n_layers):
             on = issue & (layer == j)
@@ -557,15 +553,12 @@ class Engine(wiring.Component):
             if s.cv is not None and s.cv.dims[j] is not None:
                 self._conv_reads(s, j, on, grad, iss_k, conv_at)
                 continue
-            reads[id(w_mems[j])] += [
-                (on & (job == Job.FORWARD), SliceMode.COLUMN, iss_r, iss_k),
-                (on & (job == Job.BACKWARD), SliceMode.ROW, iss_k, iss_c)]
-            reads[id(a_mems[j])] += [
-                (on & (job == Job.FORWARD), SliceMode.COLUMN, iss_c, iss_k),
-                (on & grad, SliceMode.ROW, iss_k, iss_c)]
-            reads[id(e_mems[j])] += [
-                (on & grad, SliceMode.ROW, iss_k, iss_r),
-                (on & (job == Job.BACKWARD), SliceMode.COLUMN, iss_r, iss_k)]
+            ports.read(w_mems[j], on & (job == Job.FORWARD), SliceMode.COLUMN, iss_r, iss_k)
+            ports.read(w_mems[j], on & (job == Job.BACKWARD), SliceMode.ROW, iss_k, iss_c)
+            ports.read(a_mems[j], on & (job == Job.FORWARD), SliceMode.COLUMN, iss_c, iss_k)
+            ports.read(a_mems[j], on & grad, SliceMode.ROW, iss_k, iss_c)
+            ports.read(e_mems[j], on & grad, SliceMode.ROW, iss_k, iss_r)
+            ports.read(e_mems[j], on & (job == Job.BACKWARD), SliceMode.COLUMN, iss_r, iss_k)
 
         # The beat's flags follow the reads through the memories' read stages: ``s2`` comes
         # with the data.
@@ -626,7 +619,7 @@ class Engine(wiring.Component):
             iss_c=iss_c, iss_k=iss_k, iss_r=iss_r, regrad_ready=regrad_ready,
         )
 
-    def _conv_issue(self, s, lim, issue, iss_k, on_end):
+    def _conv_issue(self, s, lim, issue, iss_k):
         """The issue side's blocks in an engine with convolutions: the loops over K and the
         tiles' row and column blocks, the kernel taps, and the lanes of the beat's operands that
         stay on the image (``(a_mask, b_mask)``)."""
@@ -650,7 +643,7 @@ class Engine(wiring.Component):
 
                 def next_rows():
                     m.d.sync += ctap.reset()
-                    ir.advance(m, lim.r_maj, lim.r_min, on_end)
+                    ir.advance(m, lim.r_maj, lim.r_min, lambda: None)
 
                 with m.If(ic.minor_end(lim.c_min) & ~ic.major_end(lim.c_maj)):
                     with m.If(cv.rt):   # a gradient column block per kernel row
@@ -667,6 +660,9 @@ class Engine(wiring.Component):
                     m.d.sync += kx.eq(kx + 1)
         s.loop_resets = [iss_k.eq(0), *ir.reset(), *ic.reset(), *ktap.reset(), *ctap.reset(),
                          kx.eq(0), ky.eq(0)]
+        s.issue_ends.append(issue & (iss_k == lim.nk - 1) & ic.minor_end(lim.c_min)
+                            & ic.major_end(lim.c_maj) & ir.minor_end(lim.r_min)
+                            & ir.major_end(lim.r_maj))
 
         # Lanes on the image: forward, each column's position shifted by the tap; backward,
         # each row's position shifted back; gradient, the beat's position shifted by the
@@ -698,16 +694,16 @@ class Engine(wiring.Component):
         guard = d.guard
         w_mem, a_mem, e_mem = s.w_mems[j], s.a_mems[j], s.d_mems.get(j, s.e_mems[j])
         fwd, bwd = on & (job == Job.FORWARD), on & (job == Job.BACKWARD)
-        s.reads[id(w_mem)] += [
-            (fwd, SliceMode.COLUMN, at.ir.flat, iss_k),
-            (bwd, SliceMode.ROW, at.ktap.ch, at.ktap.base + at.ic.flat)]
-        s.reads[id(a_mem)] += [
-            (fwd, SliceMode.COLUMN, at.ic.flat + at.ktap.offg, at.ktap.ch),
-            (on & grad, SliceMode.COLUMN, iss_k + at.ctap.offg + at.ic.minor, 0) if d.row_taps
-            else (on & grad, SliceMode.ROW, iss_k + at.ctap.offg, at.ic.minor)]
-        s.reads[id(e_mem)] += [
-            (on & grad, SliceMode.ROW, iss_k + guard, at.ir.flat),
-            (bwd, SliceMode.COLUMN, at.ir.flat + 2 * guard - at.ktap.offg, at.ktap.ch)]
+        s.ports.read(w_mem, fwd, SliceMode.COLUMN, at.ir.flat, iss_k)
+        s.ports.read(w_mem, bwd, SliceMode.ROW, at.ktap.ch, at.ktap.base + at.ic.flat)
+        s.ports.read(a_mem, fwd, SliceMode.COLUMN, at.ic.flat + at.ktap.offg, at.ktap.ch)
+        if d.row_taps:
+            s.ports.read(a_mem, on & grad, SliceMode.COLUMN, iss_k + at.ctap.offg + at.ic.minor, 0)
+        else:
+            s.ports.read(a_mem, on & grad, SliceMode.ROW, iss_k + at.ctap.offg, at.ic.minor)
+        s.ports.read(e_mem, on & grad, SliceMode.ROW, iss_k + guard, at.ir.flat)
+        s.ports.read(e_mem, bwd, SliceMode.COLUMN, at.ir.flat + 2 * guard - at.ktap.offg,
+                     at.ktap.ch)
 
     def _array_rows(self, s):
         """``(valid, payload)`` of the array's result rows, through a register with
@@ -735,7 +731,7 @@ class Engine(wiring.Component):
             return SliceMode.ROW, dq.cmaj, mul_const(dq.r, d.hw) + dq.cmin
         return SliceMode.COLUMN, dq.c, dq.r
 
-    def _result_tiles(self, s, lim, out_valid, out, ev, on_end):
+    def _result_tiles(self, s, lim, out_valid, out, ev):
         """The tile of each result row: ``ev``'s row, columns and flags; returns the registers
         of the tile's first row and column."""
         m, rows, cols = s.m, s.rows, s.cols
@@ -764,7 +760,6 @@ class Engine(wiring.Component):
                 m.d.sync += wr_c.eq(0)
                 with m.If(end_r):
                     m.d.sync += wr_r.eq(0)
-                    on_end()
                 with m.Else():
                     m.d.sync += wr_r.eq(wr_r + rows)
             with m.Else():
@@ -772,7 +767,7 @@ class Engine(wiring.Component):
         s.wr_resets = [wr_r.eq(0), wr_c.eq(0)]
         return wr_r, wr_c
 
-    def _conv_result_tiles(self, s, lim, out_valid, out, ev, on_end):
+    def _conv_result_tiles(self, s, lim, out_valid, out, ev):
         """:meth:`_result_tiles` in an engine with convolutions: rows and columns as
         :class:`BlockLoop`."""
         m, rows, cols = s.m, s.rows, s.cols
@@ -794,7 +789,7 @@ class Engine(wiring.Component):
         m.d.comb += [ev.mask[c].eq(wc.minor + c < lim.c_min) for c in range(cols)]
         with m.If(out_valid & out.last):
             wc.advance(m, lim.c_maj, lim.c_min,
-                       lambda: wr.advance(m, lim.r_maj, lim.r_min, on_end))
+                       lambda: wr.advance(m, lim.r_maj, lim.r_min, lambda: None))
         s.wr_resets = [*wr.reset(), *wc.reset()]
         return wr.flat, wc.flat
 
@@ -804,7 +799,7 @@ class Engine(wiring.Component):
         lanes, last_layer, layer, limits, m = s.lanes, s.last_layer, s.layer, s.limits, s.m
         mask_mems = s.mask_mems
         max_c, max_r, n_layers, out_mem, plan = s.max_c, s.max_r, s.n_layers, s.out_mem, s.plan
-        reads, rl, rows, writes = s.reads, s.rl, s.rows, s.writes
+        ports, rl, rows = s.ports, s.rl, s.rows
         out_valid, out = self._array_rows(s)
         wr_kind = s.seq.wr_kind
         fields = {"out": 1, "valid": 1, "r": range(max_r + rows), "c": range(max_c + cols),
@@ -815,14 +810,13 @@ class Engine(wiring.Component):
         ev = Signal(row_event, name="wr_ev")
         m.d.comb += [ev.out.eq(out_valid), ev.kind.eq(wr_kind)]
 
-        def on_end():   # the sequencer turns a gradient stream's kind into BACKWARD
-            m.d.comb += s.seq.wr_end.eq(1)
-
+        # The last row of the job's tiles (the sequencer turns a gradient stream's kind into
+        # BACKWARD).
+        m.d.comb += s.seq.wr_end.eq(ev.final)
         if s.cv is None:
-            wr_r, wr_c = self._result_tiles(s, limits(wr_kind, "wr"), out_valid, out, ev, on_end)
+            wr_r, wr_c = self._result_tiles(s, limits(wr_kind, "wr"), out_valid, out, ev)
         else:
-            wr_r, wr_c = self._conv_result_tiles(s, limits(wr_kind, "wr"), out_valid, out, ev,
-                                                 on_end)
+            wr_r, wr_c = self._conv_result_tiles(s, limits(wr_kind, "wr"), out_valid, out, ev)
         d1 = Signal(row_event, name="wr_d1")
         m.d.sync += d1.eq(ev)
         qa_lat = geo.qa_latency
@@ -851,18 +845,16 @@ class Engine(wiring.Component):
         for j in range(n_layers):
             fwd = layer == j
             if j == last_layer or j in s.z_mems:   # the raw accumulators: OUT, or Z to pool
-                writes[id(out_mem if j == last_layer else s.z_mems[j])].append((
-                    fwd & ev.valid & (ev.kind == Job.FORWARD), SliceMode.COLUMN, ev.c, ev.r,
-                    ev.mask, [out.values[c] for c in range(cols)]))
+                ports.write(out_mem if j == last_layer else s.z_mems[j],
+                            fwd & ev.valid & (ev.kind == Job.FORWARD), SliceMode.COLUMN, ev.c,
+                            ev.r, ev.mask, [out.values[c] for c in range(cols)])
             else:
                 cond = fwd & dq.valid & (dq.kind == Job.FORWARD)
                 qs = quantized[j]
                 at = self._activation_write(s, j, dq)
-                writes[id(a_mems[j + 1])].append((
-                    cond, *at, dq.mask, [q.o.payload.value for q in qs]))
-                writes[id(mask_mems[j])].append((
-                    cond, *at, dq.mask, [Cat(relu_q[c], qs[c].o.payload.mask)
-                                         for c in range(cols)]))
+                ports.write(a_mems[j + 1], cond, *at, dq.mask, [q.o.payload.value for q in qs])
+                ports.write(mask_mems[j], cond, *at, dq.mask,
+                            [Cat(relu_q[c], qs[c].o.payload.mask) for c in range(cols)])
 
         # The array's row, one cycle later (with ``d1``): the maxima of G and R start from
         # registers, away from the row's address arithmetic.
@@ -879,9 +871,8 @@ class Engine(wiring.Component):
         is_g1 = d1.kind == Job.GRADIENT
         for j in range(n_layers):
             if g_mems[j] is not None:
-                writes[id(g_mems[j])].append((
-                    (layer == j) & ev.valid & is_g, SliceMode.ROW, ev.r, ev.c, ev.mask,
-                    [out.values[c] for c in range(cols)]))
+                ports.write(g_mems[j], (layer == j) & ev.valid & is_g, SliceMode.ROW, ev.r, ev.c,
+                            ev.mask, [out.values[c] for c in range(cols)])
         m.d.comb += s.regrad_ready.eq((s.job != Job.REGRAD) | g_max.done)
 
         # Backward: R times the clip mask of the layer below, read while the row waits ``rl``
@@ -898,9 +889,8 @@ class Engine(wiring.Component):
             clip2 = Signal(cols, name="clip2")
             for j in range(1, n_layers):
                 guard = self._geo.memories[f"M{j}"].row_offset
-                reads[id(mask_mems[j - 1])].append((
-                    (layer == j) & ev.valid & (ev.kind == Job.BACKWARD),
-                    SliceMode.ROW, ev.r + guard if guard else ev.r, ev.c))
+                ports.read(mask_mems[j - 1], (layer == j) & ev.valid & (ev.kind == Job.BACKWARD),
+                           SliceMode.ROW, ev.r + guard if guard else ev.r, ev.c)
             m.d.comb += [clip2[c].eq(select(layer, [
                 (j, mask_mems[j - 1].read_data.payload[c][1]) for j in range(1, n_layers)]))
                 for c in range(cols)]
@@ -911,8 +901,8 @@ class Engine(wiring.Component):
                 *[r_max.values[c].eq(masked[c]) for c in range(cols)],
             ]
             for j in range(1, n_layers):
-                writes[id(s.r_mem_of[j])].append((
-                    dm.valid & is_r & (layer == j), SliceMode.ROW, dm.r, dm.c, dm.mask, masked))
+                ports.write(s.r_mem_of[j], dm.valid & is_r & (layer == j), SliceMode.ROW, dm.r,
+                            dm.c, dm.mask, masked)
 
         s.__dict__.update(
             d1=d1, dq=dq, dm=dm, err_max=err_max, ev=ev, g_max=g_max, is_g1=is_g1, out1=out1,
@@ -937,7 +927,7 @@ class Engine(wiring.Component):
         out_mem = s.out_mem
         plan = s.plan
         r_max = s.r_max
-        reads = s.reads
+        ports = s.ports
         rl = s.rl
         state = s.state
         on_out = (job == Job.ARGMAX) | (job == Job.OUTPUT_ERROR)
@@ -952,8 +942,8 @@ class Engine(wiring.Component):
             ps, n_inner = self._pass_loop(s, on_out, ps_issue)
         else:
             ps, n_inner = self._conv_pass_loop(s, on_out, ps_issue)
-        reads[id(out_mem)].append((ps_issue & on_out, SliceMode.COLUMN, ps.row, ps.col))
-        reads[id(label_mem)].append((ps_issue & on_out, SliceMode.COLUMN, ps.row, 0))
+        ports.read(out_mem, ps_issue & on_out, SliceMode.COLUMN, ps.row, ps.col)
+        ports.read(label_mem, ps_issue & on_out, SliceMode.COLUMN, ps.row, 0)
         m.d.comb += [
             ps.kind.eq(job),
             ps.valid.eq(ps_issue & (on_out | (job == Job.ERROR))),
@@ -1006,22 +996,22 @@ class Engine(wiring.Component):
             inner_end.eq(Mux(on_out, ps_col + 1 >= s.n_classes, ps_col + lanes >= n_in)),
             outer_end.eq(Mux(on_out, ps_row + lanes >= n_batch, ps_row + 1 >= n_batch)),
         ]
+        s.issue_ends.append(ps_issue & inner_end & outer_end)
         with m.If(ps_issue):
             with m.If(inner_end):
                 m.d.sync += ps_col.eq(0)
                 with m.If(outer_end):
                     m.d.sync += ps_row.eq(0)
-                    m.d.comb += s.end_issue("ps")
                 with m.Else():
                     m.d.sync += ps_row.eq(ps_row + Mux(on_out, lanes, 1))
             with m.Else():
                 m.d.sync += ps_col.eq(ps_col + Mux(on_out, 1, lanes))
         if s.n_layers > 1:
             on_r = ps_issue & (s.job == Job.ERROR)
-            s.reads[id(s.r_mem_of[1])].append((on_r, SliceMode.ROW, ps_row, ps_col))
+            s.ports.read(s.r_mem_of[1], on_r, SliceMode.ROW, ps_row, ps_col)
             for j in range(1, s.n_layers):
-                s.reads[id(s.mask_mems[j - 1])].append(
-                    (on_r & (s.layer == j), SliceMode.ROW, ps_row, ps_col))
+                s.ports.read(s.mask_mems[j - 1], on_r & (s.layer == j), SliceMode.ROW, ps_row,
+                             ps_col)
         # ``kind``: the job that issued the read. Writes follow it, not the current job: the
         # argmax pass's last reads arrive after its job has ended.
         ps = Signal(data.StructLayout({"valid": 1, "row": range(s.batch_size + lanes),
@@ -1056,6 +1046,7 @@ class Engine(wiring.Component):
         mid_end = on_out | (ps_mid + 1 >= n_mid)
         outer_end = Mux(on_out, ps_row + lanes >= n_batch,
                         ps_row + 1 >= Mux(cv.is_conv, cv.n_pos, n_batch))
+        s.issue_ends.append(ps_issue & inner_end & mid_end & outer_end)
         with m.If(ps_issue):
             with m.If(inner_end):
                 m.d.sync += ps_col.eq(0)
@@ -1063,7 +1054,6 @@ class Engine(wiring.Component):
                     m.d.sync += [ps_mid.eq(0), ps_mbase.eq(0)]
                     with m.If(outer_end):
                         m.d.sync += [ps_row.eq(0), ps_pbase.eq(0)]
-                        m.d.comb += s.end_issue("ps")
                     with m.Else():
                         m.d.sync += [ps_row.eq(ps_row + Mux(on_out, lanes, 1)),
                                      ps_pbase.eq(ps_pbase + hw_below)]
@@ -1075,9 +1065,9 @@ class Engine(wiring.Component):
         for j in range(1, s.n_layers):
             on = on_r & (layer == j)
             guard = s.geo.memories[f"M{j}"].row_offset
-            s.reads[id(s.r_mem_of[j])].append((on, SliceMode.ROW, ps_row, ps_mbase + ps_col))
-            s.reads[id(s.mask_mems[j - 1])].append(
-                (on, SliceMode.ROW, ps_row + guard if guard else ps_row, ps_mbase + ps_col))
+            s.ports.read(s.r_mem_of[j], on, SliceMode.ROW, ps_row, ps_mbase + ps_col)
+            s.ports.read(s.mask_mems[j - 1], on, SliceMode.ROW,
+                         ps_row + guard if guard else ps_row, ps_mbase + ps_col)
         ps = Signal(data.StructLayout({
             "valid": 1, "row": ps_row.shape(), "col": ps_col.shape(), "final": 1, "kind": Job,
             "mid": ps_mid.shape(), "pbase": ps_pbase.shape()}), name="ps_0")
@@ -1150,14 +1140,13 @@ class Engine(wiring.Component):
                 apt.end.eq(qe_q & psq.final),
                 apt.layer.eq(Mux(is_out_q, n_layers - 1, layer - 1)),
             ]
-        s.writes[id(s.e_mems[-1])].append((
-            psq.valid & (psq.kind == Job.OUTPUT_ERROR), SliceMode.COLUMN, psq.row, psq.col,
-            lane_okq, outs[plan[-1].bits.e]))
+        s.ports.write(s.e_mems[-1], psq.valid & (psq.kind == Job.OUTPUT_ERROR), SliceMode.COLUMN,
+                      psq.row, psq.col, lane_okq, outs[plan[-1].bits.e])
         for j in range(1, n_layers):
             qs = outs[plan[j - 1].bits.e]
-            s.writes[id(s.e_mems[j - 1])].append((
-                psq.valid & (psq.kind == Job.ERROR) & (layer == j), *self._error_write(s, j, psq),
-                lane_okq, [Mux(relu_q[k], qs[k], 0) for k in range(lanes)]))
+            s.ports.write(s.e_mems[j - 1], psq.valid & (psq.kind == Job.ERROR) & (layer == j),
+                          *self._error_write(s, j, psq), lane_okq,
+                          [Mux(relu_q[k], qs[k], 0) for k in range(lanes)])
 
     def _build_apt(self, s, x, relu_in, k_run, on_out):
         """APT mode: the :class:`ErrorWidths` of every layer and the width in force for the QE
@@ -1186,7 +1175,7 @@ class Engine(wiring.Component):
         cfg, geo, job, lanes, m = s.cfg, s.geo, s.job, s.lanes, s.m
         lane_ok2, n_classes, out_mem, p_mem, ps2 = s.lane_ok2, s.n_classes, s.out_mem, s.p_mem, \
             s.ps2
-        writes = s.writes
+        ports = s.ports
         best = [Signal(signed(cfg.acc_bits), name=f"am_best_{k}") for k in range(lanes)]
         best_class = [Signal(geo.prediction_shape, name=f"am_best_class_{k}") for k in range(lanes)]
         p_data = []
@@ -1198,8 +1187,8 @@ class Engine(wiring.Component):
             with m.If(argmax & take):
                 m.d.sync += [best[k].eq(value), best_class[k].eq(ps2.col)]
             p_data.append(Mux(take, ps2.col, best_class[k]))
-        writes[id(p_mem)].append((argmax & (ps2.col == n_classes - 1), SliceMode.COLUMN,
-                                  ps2.row, 0, lane_ok2, p_data))
+        ports.write(p_mem, argmax & (ps2.col == n_classes - 1), SliceMode.COLUMN, ps2.row, 0,
+                    lane_ok2, p_data)
 
     def _build_update(self, s):
         """Update: W = clip(W - QG(G)), row slices of chunks of rng_lanes columns."""
@@ -1216,11 +1205,11 @@ class Engine(wiring.Component):
         n_layers = s.n_layers
         n_out = s.n_out
         plan = s.plan
-        reads = s.reads
+        ports = s.ports
         rl = s.rl
         state = s.state
         w_mems = s.w_mems
-        writes = s.writes
+        ports = s.ports
         rng_lanes = cfg.rng_lanes
         lfsr = m.submodules.lfsr = LfsrBank.from_config(cfg)
         m.d.comb += lfsr.load.valid.eq(0)
@@ -1235,6 +1224,7 @@ class Engine(wiring.Component):
         up_final = Signal(name="up_final")
         m.d.comb += up_final.eq(
             up_issue & sub_end & (up_cb + rng_lanes >= n_in) & (up_o + 1 >= n_out))
+        s.issue_ends.append(up_final)
         with m.If(up_issue):
             with m.If(sub_end):
                 m.d.sync += up_j.eq(0)
@@ -1242,7 +1232,6 @@ class Engine(wiring.Component):
                     m.d.sync += up_cb.eq(0)
                     with m.If(up_o + 1 >= n_out):
                         m.d.sync += up_o.eq(0)
-                        m.d.comb += s.end_issue("up")
                     with m.Else():
                         m.d.sync += up_o.eq(up_o + 1)
                 with m.Else():
@@ -1262,8 +1251,8 @@ class Engine(wiring.Component):
         for j in range(n_layers):
             if g_mems[j] is not None:
                 on = up_issue & (layer == j)
-                reads[id(w_mems[j])].append((on, SliceMode.ROW, up_o, up_i))
-                reads[id(g_mems[j])].append((on, SliceMode.ROW, up_o, up_i))
+                ports.read(w_mems[j], on, SliceMode.ROW, up_o, up_i)
+                ports.read(g_mems[j], on, SliceMode.ROW, up_o, up_i)
         up2 = delay(m, up, rl, "up")   # with the data read
         rg = self._build_regrad(s)
         # The draws are taken when the data arrive, ``rl`` cycles after the read: the bank only
@@ -1305,13 +1294,11 @@ class Engine(wiring.Component):
         for j, p in enumerate(plan):
             outs = unit.w_new[unit.format_of(p)]
             if g_mems[j] is None:
-                writes[id(w_mems[j])].append((
-                    rg.wr.valid & (rg.wr.kind == Job.REGRAD) & (layer == j), SliceMode.ROW,
-                    rg.wr.r, rg.wr.c, rg.wr.mask, outs))
+                ports.write(w_mems[j], rg.wr.valid & (rg.wr.kind == Job.REGRAD) & (layer == j),
+                            SliceMode.ROW, rg.wr.r, rg.wr.c, rg.wr.mask, outs)
             else:
-                writes[id(w_mems[j])].append((
-                    up_wr.valid & (job == Job.UPDATE) & (layer == j), SliceMode.ROW, up_wr.row,
-                    up_wr.col, up_wr.mask, outs))
+                ports.write(w_mems[j], up_wr.valid & (job == Job.UPDATE) & (layer == j),
+                            SliceMode.ROW, up_wr.row, up_wr.col, up_wr.mask, outs)
 
         s.__dict__.update(
             up_wr=up_wr, regrad_final=rg.wr.final & (rg.wr.kind == Job.REGRAD),
@@ -1328,9 +1315,8 @@ class Engine(wiring.Component):
             return SimpleNamespace(active=Const(0), g=[], wr=s.dm)
         for j in range(s.n_layers):
             if s.g_mems[j] is None:
-                s.reads[id(s.w_mems[j])].append((
-                    s.ev.valid & (s.ev.kind == Job.REGRAD) & (s.layer == j), SliceMode.ROW,
-                    s.ev.r, s.ev.c))
+                s.ports.read(s.w_mems[j], s.ev.valid & (s.ev.kind == Job.REGRAD) & (s.layer == j),
+                             SliceMode.ROW, s.ev.r, s.ev.c)
         g_row = delay(m, s.out1, rl - 1, "regrad_g")   # ``out.values`` delayed ``rl``
         active = Signal(name="regrad_active")
         m.d.comb += active.eq(s.dm.valid & (s.dm.kind == Job.REGRAD))
@@ -1359,10 +1345,9 @@ class Engine(wiring.Component):
             m.d.sync += f_i.eq(Mux(end_i, 0, f_i + 1))
             with m.If(end_i):
                 m.d.sync += f_o.eq(Mux(end_o, 0, f_o + 1))
-                with m.If(end_o):
-                    m.d.comb += s.end_issue("fault")
+        s.issue_ends.append(issue & end_i & end_o)
         for j in range(s.n_layers):
-            s.reads[id(s.w_mems[j])].append((issue & (layer == j), SliceMode.ROW, f_o, f_i))
+            s.ports.read(s.w_mems[j], issue & (layer == j), SliceMode.ROW, f_o, f_i)
         flags = data.StructLayout({"valid": 1, "row": f_o.shape(), "col": f_i.shape(),
                                    "first": 1, "final": 1})
         f0 = Signal(flags, name="fault_0")
@@ -1376,8 +1361,8 @@ class Engine(wiring.Component):
             hit = Cat(*[bank.o.payload[k] <= plan.threshold for k in range(bits)])
             flipped = Signal(signed(bits), name=f"fault_w{j + 1}")
             m.d.sync += flipped.eq(word.as_unsigned() ^ hit)
-            s.writes[id(s.w_mems[j])].append((f3.valid & (layer == j), SliceMode.ROW, f3.row,
-                                               f3.col, Const(1, s.lanes), [flipped]))
+            s.ports.write(s.w_mems[j], f3.valid & (layer == j), SliceMode.ROW, f3.row, f3.col,
+                          Const(1, s.lanes), [flipped])
         s.fault_final, s.fault_first = f3.final, f3.valid & f3.first
 
     def _build_host(self, s):
@@ -1390,10 +1375,10 @@ class Engine(wiring.Component):
         m = s.m
         mem = s.mem
         n_layers = s.n_layers
-        reads = s.reads
+        ports = s.ports
         rl = s.rl
         w_mems = s.w_mems
-        writes = s.writes
+        ports = s.ports
         p_mem = s.p_mem
         host_mems = w_mems + a_mems + [p_mem, label_mem] + e_mems
         # A convolution's position matrices start after their guard rows.
@@ -1433,48 +1418,24 @@ class Engine(wiring.Component):
         m.d.comb += h_sel.eq(first([(host_select(hr, index), index)
                                      for index in range(len(host_mems))], len(host_mems)))
 
-        def access(target, host):
-            """The ports of ``target``: the engine's first access whose condition holds while
-            ``busy``, else the host's (``host``: the index in ``host_mems``, or None)."""
-            rd, wr = reads[id(target)], writes[id(target)]
-            rd_port, wr_port = target.read.payload, target.write.payload
+        def host_access(target, host):
+            """The host's read and write of ``target`` (``host``: its index in ``host_mems``,
+            or None: the host has no access)."""
             if host is None:
-                rd_valid = wr_valid = rd_mode = rd_row = rd_col = 0
-                wr_mode = wr_row = wr_col = wr_mask = 0
-                wr_data = [0] * lanes
-            else:
-                rd_valid, wr_valid = h_issue & (h_sel == host), \
-                    self.host_write.valid & host_select(hw, host)
-                rd_mode, rd_row, rd_col = hr.mode, hr.row, hr.col
-                wr_mode, wr_row, wr_col, wr_mask = hw.mode, hw.row, hw.col, hw.mask
-                if id(target) in guards:
-                    rd_row, wr_row = rd_row + guards[id(target)], wr_row + guards[id(target)]
-                wr_data = [hw.data[k] for k in range(lanes)]
-
-            def pick(accesses, field, other):
-                return Mux(busy, first((a[0], a[field]) for a in accesses), other)
-
-            m.d.comb += [
-                target.read.valid.eq(
-                    Mux(busy, first((cond, 1) for cond, *_ in rd), rd_valid)),
-                Value.cast(rd_port.mode).eq(pick(rd, 1, rd_mode)),
-                rd_port.row.eq(pick(rd, 2, rd_row)),
-                rd_port.col.eq(pick(rd, 3, rd_col)),
-                target.write.valid.eq(
-                    Mux(busy, first((cond, 1) for cond, *_ in wr), wr_valid)),
-                Value.cast(wr_port.mode).eq(pick(wr, 1, wr_mode)),
-                wr_port.row.eq(pick(wr, 2, wr_row)),
-                wr_port.col.eq(pick(wr, 3, wr_col)),
-                wr_port.mask.eq(pick(wr, 4, wr_mask)),
-                *[wr_port.data[k].eq(Mux(busy, first(
-                    (a[0], a[5][k] if k < len(a[5]) else 0) for a in wr), wr_data[k]))
-                  for k in range(lanes)],
-                target.read_data.ready.eq(1),
-            ]
+                return None, None
+            guard = guards.get(id(target), 0)
+            read = Read(h_issue & (h_sel == host), hr.mode, hr.row + guard if guard else hr.row,
+                        hr.col)
+            write = Write(self.host_write.valid & host_select(hw, host), hw.mode,
+                          hw.row + guard if guard else hw.row, hw.col, hw.mask,
+                          [hw.data[k] for k in range(lanes)])
+            return read, write
 
         for target in mem.values():
-            access(target, next((index for index, h in enumerate(host_mems) if h is target),
-                                None))
+            host = next((index for index, h in enumerate(host_mems) if h is target), None)
+            ports.connect(m, target, busy, *host_access(target, host))
+        ports.build_conflict(m)
+        self._port_conflict = ports.conflict
 
         # Host responses: the memory's slice ``rl`` cycles later, extended, into a FIFO.
         h2_valid = delay(m, h_issue, rl, "host_valid")
