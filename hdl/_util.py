@@ -8,9 +8,11 @@ of their inputs changes, so a selection whose inputs keep their initial values w
 
 from __future__ import annotations
 
-from amaranth import Mux, Signal
+from typing import NamedTuple
 
-__all__ = ["check_int", "const_mux", "delay", "first", "select"]
+from amaranth import Mux, Signal, Value
+
+__all__ = ["Level", "check_int", "const_mux", "delay", "first", "nested_count", "select"]
 
 
 def check_int(what, value, minimum=None):
@@ -51,3 +53,38 @@ def delay(m, sig, cycles, name):
         m.d.sync += reg.eq(sig)
         sig = reg
     return sig
+
+
+class Level(NamedTuple):
+    """One counter of a :func:`nested_count`: it adds ``step`` until ``end`` holds, then returns
+    to 0 and carries into the next level. ``bases`` are ``(signal, increment)`` pairs that
+    follow it: each adds its increment with every step and returns to 0 with the counter."""
+    counter: Value
+    step: object
+    end: Value
+    bases: tuple = ()
+
+
+def nested_count(m, enable, levels) -> Value:
+    """Advance the ``levels`` (:class:`Level`, innermost first) by one count when ``enable``
+    holds; returns the condition of the last count (``enable`` and every level at its end),
+    an expression, so that a caller can act on it without a statement inside the counters'
+    ``m.If`` (which Verilog would get as an ``always @*`` block)."""
+    levels = list(levels)
+
+    def level(n):
+        lv = levels[n]
+        with m.If(lv.end):
+            m.d.sync += [lv.counter.eq(0), *[base.eq(0) for base, _ in lv.bases]]
+            if n + 1 < len(levels):
+                level(n + 1)
+        with m.Else():
+            m.d.sync += [lv.counter.eq(lv.counter + lv.step),
+                         *[base.eq(base + inc) for base, inc in lv.bases]]
+
+    with m.If(enable):
+        level(0)
+    last = Value.cast(enable)
+    for lv in levels:
+        last = last & lv.end
+    return last

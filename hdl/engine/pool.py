@@ -22,7 +22,7 @@ from types import SimpleNamespace
 from amaranth import Cat, Mux, Signal, signed
 from amaranth.lib import data
 
-from .._util import delay, select
+from .._util import Level, delay, nested_count, select
 from ..shift_quantizer import ShiftQuantizer
 from ..transpose_memory import SliceMode, mul_const
 from .control import State
@@ -67,22 +67,9 @@ def _loop(m, s, pc, issue):
     steps = [  # (counter, its bases with their steps)
         (r.dy, [(r.r_dy, pc.w)]), (r.xb, []), (r.y, [(r.r_y, pc.pw), (r.p_y, pc.wp)]),
         (r.o, [(r.p_o, pc.hwp)]), (r.b, [(r.r_b, pc.hw), (r.p_b, pc.hwp)])]
-
-    def level(n):
-        counter, bases = steps[n]
-        with m.If(ends[n]):
-            m.d.sync += [counter.eq(0), *[base.eq(0) for base, _ in bases]]
-            if n + 1 < len(steps):
-                level(n + 1)
-        with m.Else():
-            m.d.sync += counter.eq(counter + (pc.step if counter is r.xb else 1))
-            m.d.sync += [base.eq(base + inc) for base, inc in bases]
-
-    with m.If(issue):
-        level(0)
-    final = issue
-    for e in ends:
-        final = final & e
+    final = nested_count(m, issue, [
+        Level(counter, pc.step if counter is r.xb else 1, end, tuple(bases))
+        for (counter, bases), end in zip(steps, ends, strict=True)])
     x0 = Signal(range(max(d.w for d in pooled) + max_pool * s.lanes), name="pl_x0")
     m.d.comb += x0.eq(select(s.layer, [(j, mul_const(r.xb, d.pool))
                                        for j, d in enumerate(pc.dims) if d]))

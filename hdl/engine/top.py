@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from intrain.config import Config
 from intrain.fault_spec import FAULT_LFSR
 
-from .._util import const_mux, delay, first, select
+from .._util import Level, const_mux, delay, first, nested_count, select
 from ..lfsr_bank import LfsrBank
 from ..shift_quantizer import ShiftQuantizer, round_shift, saturate
 from ..systolic_array import SystolicArray
@@ -524,24 +524,12 @@ class Engine(wiring.Component):
             i_nr, i_nc, i_nk = lim
             iss_r = Signal(range(max_r + rows), name="iss_r0")
             iss_c = Signal(range(max_c + cols), name="iss_c0")
-            with m.If(issue):
-                with m.If(iss_k == i_nk - 1):
-                    m.d.sync += iss_k.eq(0)
-                    with m.If(iss_c + cols >= i_nc):
-                        m.d.sync += iss_c.eq(0)
-                        with m.If(iss_r + rows >= i_nr):
-                            m.d.sync += iss_r.eq(0)
-                        with m.Else():
-                            m.d.sync += iss_r.eq(iss_r + rows)
-                    with m.Else():
-                        m.d.sync += iss_c.eq(iss_c + cols)
-                with m.Else():
-                    m.d.sync += iss_k.eq(iss_k + 1)
+            # After the job's last beat the sequencer turns a gradient job into the layer's
+            # backward job, or drains.
+            s.issue_ends.append(nested_count(m, issue, [
+                Level(iss_k, 1, iss_k == i_nk - 1), Level(iss_c, cols, iss_c + cols >= i_nc),
+                Level(iss_r, rows, iss_r + rows >= i_nr)]))
             s.loop_resets = [iss_k.eq(0), iss_r.eq(0), iss_c.eq(0)]
-            # The job's last beat (the sequencer then turns a gradient job into the layer's
-            # backward job, or drains).
-            s.issue_ends.append(issue & (iss_k == i_nk - 1) & (iss_c + cols >= i_nc)
-                                & (iss_r + rows >= i_nr))
             masks = None
         else:
             i_nk = lim.nk
@@ -752,18 +740,10 @@ class Engine(wiring.Component):
             ev.r.eq(wr_r + out.row),
             ev.valid.eq(out_valid & (out.row < rows_left)),
             ev.c.eq(wr_c),
-            ev.final.eq(out_valid & out.last & end_c & end_r),
+            ev.final.eq(nested_count(m, out_valid & out.last,
+                                     [Level(wr_c, cols, end_c), Level(wr_r, rows, end_r)])),
         ]
         m.d.comb += [ev.mask[c].eq(wr_c + c < w_nc) for c in range(cols)]
-        with m.If(out_valid & out.last):
-            with m.If(end_c):
-                m.d.sync += wr_c.eq(0)
-                with m.If(end_r):
-                    m.d.sync += wr_r.eq(0)
-                with m.Else():
-                    m.d.sync += wr_r.eq(wr_r + rows)
-            with m.Else():
-                m.d.sync += wr_c.eq(wr_c + cols)
         s.wr_resets = [wr_r.eq(0), wr_c.eq(0)]
         return wr_r, wr_c
 
@@ -996,16 +976,9 @@ class Engine(wiring.Component):
             inner_end.eq(Mux(on_out, ps_col + 1 >= s.n_classes, ps_col + lanes >= n_in)),
             outer_end.eq(Mux(on_out, ps_row + lanes >= n_batch, ps_row + 1 >= n_batch)),
         ]
-        s.issue_ends.append(ps_issue & inner_end & outer_end)
-        with m.If(ps_issue):
-            with m.If(inner_end):
-                m.d.sync += ps_col.eq(0)
-                with m.If(outer_end):
-                    m.d.sync += ps_row.eq(0)
-                with m.Else():
-                    m.d.sync += ps_row.eq(ps_row + Mux(on_out, lanes, 1))
-            with m.Else():
-                m.d.sync += ps_col.eq(ps_col + Mux(on_out, 1, lanes))
+        s.issue_ends.append(nested_count(m, ps_issue, [
+            Level(ps_col, Mux(on_out, 1, lanes), inner_end),
+            Level(ps_row, Mux(on_out, lanes, 1), outer_end)]))
         if s.n_layers > 1:
             on_r = ps_issue & (s.job == Job.ERROR)
             s.ports.read(s.r_mem_of[1], on_r, SliceMode.ROW, ps_row, ps_col)
@@ -1046,21 +1019,10 @@ class Engine(wiring.Component):
         mid_end = on_out | (ps_mid + 1 >= n_mid)
         outer_end = Mux(on_out, ps_row + lanes >= n_batch,
                         ps_row + 1 >= Mux(cv.is_conv, cv.n_pos, n_batch))
-        s.issue_ends.append(ps_issue & inner_end & mid_end & outer_end)
-        with m.If(ps_issue):
-            with m.If(inner_end):
-                m.d.sync += ps_col.eq(0)
-                with m.If(mid_end):
-                    m.d.sync += [ps_mid.eq(0), ps_mbase.eq(0)]
-                    with m.If(outer_end):
-                        m.d.sync += [ps_row.eq(0), ps_pbase.eq(0)]
-                    with m.Else():
-                        m.d.sync += [ps_row.eq(ps_row + Mux(on_out, lanes, 1)),
-                                     ps_pbase.eq(ps_pbase + hw_below)]
-                with m.Else():
-                    m.d.sync += [ps_mid.eq(ps_mid + 1), ps_mbase.eq(ps_mbase + hw_below)]
-            with m.Else():
-                m.d.sync += ps_col.eq(ps_col + Mux(on_out, 1, lanes))
+        s.issue_ends.append(nested_count(m, ps_issue, [
+            Level(ps_col, Mux(on_out, 1, lanes), inner_end),
+            Level(ps_mid, 1, mid_end, ((ps_mbase, hw_below),)),
+            Level(ps_row, Mux(on_out, lanes, 1), outer_end, ((ps_pbase, hw_below),))]))
         on_r = ps_issue & (s.job == Job.ERROR)
         for j in range(1, s.n_layers):
             on = on_r & (layer == j)
@@ -1220,24 +1182,11 @@ class Engine(wiring.Component):
         up_j = Signal(range(n_sub), name="up_sub")
         up_issue = Signal(name="up_issue")
         m.d.comb += up_issue.eq((state == State.ISSUE) & (job == Job.UPDATE) & g_max.done)
-        sub_end = up_j == n_sub - 1
         up_final = Signal(name="up_final")
-        m.d.comb += up_final.eq(
-            up_issue & sub_end & (up_cb + rng_lanes >= n_in) & (up_o + 1 >= n_out))
+        m.d.comb += up_final.eq(nested_count(m, up_issue, [
+            Level(up_j, 1, up_j == n_sub - 1), Level(up_cb, rng_lanes, up_cb + rng_lanes >= n_in),
+            Level(up_o, 1, up_o + 1 >= n_out)]))
         s.issue_ends.append(up_final)
-        with m.If(up_issue):
-            with m.If(sub_end):
-                m.d.sync += up_j.eq(0)
-                with m.If(up_cb + rng_lanes >= n_in):
-                    m.d.sync += up_cb.eq(0)
-                    with m.If(up_o + 1 >= n_out):
-                        m.d.sync += up_o.eq(0)
-                    with m.Else():
-                        m.d.sync += up_o.eq(up_o + 1)
-                with m.Else():
-                    m.d.sync += up_cb.eq(up_cb + rng_lanes)
-            with m.Else():
-                m.d.sync += up_j.eq(up_j + 1)
         up_i = Signal.like(up_cb, name="up_i0")
         m.d.comb += up_i.eq(up_cb + mul_const(up_j, lanes))
         up_layout = data.StructLayout({"valid": 1, "row": up_o.shape(), "col": up_i.shape(),
@@ -1339,20 +1288,17 @@ class Engine(wiring.Component):
         f_o = Signal(range(max(p.n_out for p in s.plan)), name="fault_o")
         f_i = Signal(range(max(p.n_in for p in s.plan)), name="fault_i")
         issue = Signal(name="fault_issue")
-        end_i, end_o = f_i + 1 >= n_in, f_o + 1 >= n_out
         m.d.comb += issue.eq((state == State.ISSUE) & (job == Job.FAULT))
-        with m.If(issue):
-            m.d.sync += f_i.eq(Mux(end_i, 0, f_i + 1))
-            with m.If(end_i):
-                m.d.sync += f_o.eq(Mux(end_o, 0, f_o + 1))
-        s.issue_ends.append(issue & end_i & end_o)
+        last = nested_count(m, issue, [Level(f_i, 1, f_i + 1 >= n_in),
+                                       Level(f_o, 1, f_o + 1 >= n_out)])
+        s.issue_ends.append(last)
         for j in range(s.n_layers):
             s.ports.read(s.w_mems[j], issue & (layer == j), SliceMode.ROW, f_o, f_i)
         flags = data.StructLayout({"valid": 1, "row": f_o.shape(), "col": f_i.shape(),
                                    "first": 1, "final": 1})
         f0 = Signal(flags, name="fault_0")
         m.d.comb += [f0.valid.eq(issue), f0.row.eq(f_o), f0.col.eq(f_i),
-                     f0.first.eq((f_o == 0) & (f_i == 0)), f0.final.eq(issue & end_i & end_o)]
+                     f0.first.eq((f_o == 0) & (f_i == 0)), f0.final.eq(last)]
         f2 = delay(m, f0, rl, "fault")   # with the word read
         m.d.comb += bank.o.ready.eq(f2.valid)
         f3 = delay(m, f2, self._geo.fault_latency - rl, "fault")
