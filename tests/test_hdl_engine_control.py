@@ -41,6 +41,8 @@ def run_jobs(config, *, train, batch, limit=500):
                 if key[0] == State.ISSUE:
                     jobs.append(key[1:])
                     kinds.append(ctx.get(dut.wr_kind))
+                p = config.plan[key[2]]   # the layer's sizes come with it
+                assert (ctx.get(dut.n_in), ctx.get(dut.n_out)) == (p.n_in, p.n_out), key
             # A job's reads end 2 cycles after it starts, its writes 3 cycles into its drain.
             ctx.set(dut.issue_end, key[0] == State.ISSUE and since == 2)
             ctx.set(dut.finished, key[0] == State.DRAIN and since == 3)

@@ -32,6 +32,7 @@ from ..multiplier import dsp_family, product_cycles
 from ..shift_quantizer import ShiftQuantizer
 from ..single_port import spram_blocks
 from ..transpose_memory import SliceMode
+from .control import Sequencer
 from .update import UpdateLanes
 
 __all__ = ["ConvDims", "EngineGeometry", "HostTarget", "MemorySpec", "Phase", "READ_LATENCY",
@@ -735,6 +736,12 @@ class EngineGeometry:
         return UpdateLanes.cycles()
 
     @property
+    def switch_latency(self) -> int:
+        """Cycles from a job's last write to the switch to the next job
+        (:attr:`Sequencer.SWITCH_LATENCY`)."""
+        return Sequencer.SWITCH_LATENCY
+
+    @property
     def pool_latency(self) -> int:
         """Cycles of the pool pass past its reads and their read latency:
         :data:`POOL_MAX_REGISTERS`, then QA."""
@@ -775,14 +782,16 @@ class EngineGeometry:
         """Busy cycles of a forward pass of ``batch`` samples (the ``cycles`` counter): every
         layer's stream of tiles (:attr:`qa_latency` more in hidden layers), then the argmax pass
         (one read per class and block of ``lanes`` samples, then the read latency)."""
-        total = 0
+        switch, total = self.switch_latency, 0
         for j, (n_tiles, p) in enumerate(zip(self.tiles(batch), self.plan)):
-            total += self.stream_cycles([p.n_in] * n_tiles)
+            total += self.stream_cycles([p.n_in] * n_tiles) + switch
             if j in self.pooled:   # the stream wrote Z with the array's rows; then the pool pass
-                total += self.pool_reads(j, batch) + self.read_latency + self.pool_latency
+                total += self.pool_reads(j, batch) + self.read_latency + self.pool_latency \
+                    + switch
             elif not p.last:
                 total += self.qa_latency
-        return total + _ceil(batch, self.lanes) * self.plan[-1].n_out + self.read_latency
+        return total + _ceil(batch, self.lanes) * self.plan[-1].n_out + self.read_latency \
+            + switch
 
     def train_phase_cycles(self, batch) -> dict[str, int]:
         """Busy cycles of a training step by part: ``forward`` (:meth:`forward_cycles`),
@@ -795,28 +804,33 @@ class EngineGeometry:
         weight and :attr:`fault_latency`)."""
         cfg, lanes, rl, wait = self.config, self.lanes, self.read_latency, self.max_wait
         qe, up = self.qe_latency, self.update_latency
-        parts = {"forward": self.forward_cycles(batch),
-                 "output_error": _ceil(batch, lanes) * self.plan[-1].n_out + wait + rl + qe}
+        # Every part below ends with one job's switch, but a switch into a job that waits for a
+        # maximum (the output error's QE pass, R's, the update of layer 1) hides in that wait.
+        switch = self.switch_latency
+        parts = {"forward": self.forward_cycles(batch) - switch,
+                 "output_error": _ceil(batch, lanes) * self.plan[-1].n_out + wait + rl + qe
+                 + switch}
         n_sub = _ceil(cfg.rng_lanes, lanes)
         for p, job in zip(reversed(self.plan), self.array_jobs(batch)):
             n = p.index
             if n - 1 in self.pooled:   # the error routed back to the pool's inputs
                 parts[f"unpool_{n}"] = self.pool_reads(n - 1, batch) + self.read_latency \
-                    + UNPOOL_LATENCY
+                    + UNPOOL_LATENCY + switch
             parts[f"gradient_backward_{n}"] = self.stream_cycles(
                 [k for tiles, k in job for _ in range(tiles)])
             if n > 1:
-                parts[f"error_{n}"] = rl + wait + self.error_reads(n, batch) + rl + qe
+                parts[f"error_{n}"] = rl + wait + self.error_reads(n, batch) + rl + qe + switch
             else:
                 parts[f"error_{n}"] = wait + 1
             if n in self.recomputed:
                 parts[f"regrad_{n}"] = self.stream_cycles(
-                    [batch] * self.regrad_tiles(n)) + rl + up
+                    [batch] * self.regrad_tiles(n)) + rl + up + switch
             else:
-                parts[f"update_{n}"] = p.n_out * _ceil(p.n_in, cfg.rng_lanes) * n_sub + rl + up
+                parts[f"update_{n}"] = p.n_out * _ceil(p.n_in, cfg.rng_lanes) * n_sub + rl + up \
+                    + switch
         if self.fault_plan is not None:
             for p in reversed(self.plan):
-                parts[f"faults_{p.index}"] = p.n_out * p.n_in + self.fault_latency
+                parts[f"faults_{p.index}"] = p.n_out * p.n_in + self.fault_latency + switch
         return parts
 
     def pool_span(self, j: int) -> int:

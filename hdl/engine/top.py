@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from intrain.config import Config
 from intrain.fault_spec import FAULT_LFSR
 
-from .._util import Level, const_mux, delay, first, nested_count, select
+from .._util import Level, delay, first, nested_count, select
 from ..lfsr_bank import LfsrBank
 from ..shift_quantizer import ShiftQuantizer, round_shift, saturate
 from ..systolic_array import SystolicArray
@@ -397,8 +397,7 @@ class Engine(wiring.Component):
         training, lam = seq.training, seq.lam_run
         busy = Signal(name="busy_int")
         m.d.comb += [busy.eq(state != State.IDLE), self.busy.eq(busy)]
-        n_in = const_mux(m, layer, [p.n_in for p in plan], "n_in")
-        n_out = const_mux(m, layer, [p.n_out for p in plan], "n_out")
+        n_in, n_out = seq.n_in, seq.n_out   # registered with the layer
         finished = Signal(name="job_finished")   # the job's last result is written
         m.d.comb += seq.finished.eq(finished)
         s.layer_pooled = seq.layer_pooled   # the layer's convolution is pooled
@@ -418,20 +417,13 @@ class Engine(wiring.Component):
             max_k = max(max_k, cv.max_pos, cv.max_kb)
 
         def limits(kind, prefix):
-            """Rows, columns and K of the tiles of an array job."""
+            """Rows, columns and K of the tiles of the array job ``kind`` being issued
+            (``prefix`` "iss") or written back ("wr"): the sequencer's registers (its
+            ``TILE_LIMITS``), or with convolutions, from the layer's constants."""
             if cv is not None:
                 return self._conv_limits(s, cv, kind, prefix, max_r, max_c, max_k)
-            nr = Signal(range(max_r + 1), name=f"{prefix}_rows")
-            nc = Signal(range(max_c + 1), name=f"{prefix}_cols")
-            nk = Signal(range(max_k + 1), name=f"{prefix}_k")
-            fwd = kind == Job.FORWARD
-            grad = (kind == Job.GRADIENT) | (kind == Job.REGRAD)
-            m.d.comb += [
-                nr.eq(Mux(fwd | grad, n_out, n_batch)),
-                nc.eq(Mux(fwd, n_batch, n_in)),
-                nk.eq(Mux(fwd, n_in, Mux(grad, n_batch, n_out))),
-            ]
-            return nr, nc, nk
+            lim = seq.iss_limits if prefix == "iss" else seq.wr_limits
+            return lim.nr, lim.nc, lim.nk
 
         s.__dict__.update(
             busy=busy, cv=cv, finished=finished, job=job, lam=lam, layer=layer, limits=limits,
