@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from amaranth import Module, Mux, signed
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
@@ -226,14 +228,26 @@ class Sequencer(wiring.Component):
         with m.Switch(self.job):
             for kind, rules in self.transitions().items():
                 with m.Case(kind):
-                    for n, (cond, nxt, where) in enumerate(rules):
-                        with (m.If(cond) if n == 0 else m.Elif(cond)):
-                            if nxt is None:
-                                m.d.sync += [self.state.eq(State.IDLE), self.done.eq(1)]
-                                if kind is not Job.ARGMAX:   # the end of a training step
-                                    m.d.sync += self.steps.eq(self.steps + 1)
-                            else:
-                                self._enter(m, nxt, where)
+                    self._apply_rules(m, kind, rules)
+
+    def _apply_rules(self, m, kind, rules):
+        """``m.If``/``m.Elif`` per rule; the last, which always applies, as ``m.Else`` (or
+        alone), so that no case of the Verilog is a constant."""
+        *guarded, (_, last_next, last_where) = rules
+        for n, (cond, nxt, where) in enumerate(guarded):
+            with (m.If(cond) if n == 0 else m.Elif(cond)):
+                self._follow(m, kind, nxt, where)
+        with (m.Else() if guarded else contextlib.nullcontext()):
+            self._follow(m, kind, last_next, last_where)
+
+    def _follow(self, m, kind, nxt, where):
+        """Statements of one rule: the next job, or the end of the run."""
+        if nxt is None:
+            m.d.sync += [self.state.eq(State.IDLE), self.done.eq(1)]
+            if kind is not Job.ARGMAX:   # the end of a training step
+                m.d.sync += self.steps.eq(self.steps + 1)
+        else:
+            self._enter(m, nxt, where)
 
     def _enter(self, m, kind, where, n_batch=None):
         """Statements that start job ``kind`` on the layer ``where`` (``"same"``, ``"up"``,
