@@ -400,7 +400,6 @@ class Engine(wiring.Component):
         n_in, n_out = seq.n_in, seq.n_out   # registered with the layer
         finished = Signal(name="job_finished")   # the job's last result is written
         m.d.comb += seq.finished.eq(finished)
-        s.layer_pooled = seq.layer_pooled   # the layer's convolution is pooled
         # The stages that issue a job's reads each add the condition of its last read (as an
         # expression: a flag set inside their loops' ``m.If`` would be an ``always @*`` block).
         s.issue_ends = []
